@@ -1,3 +1,39 @@
-"""repspace: compare the information content of probabilistic representation spaces."""
+"""repspace: compare the information content of probabilistic representation spaces.
+
+The public API::
+
+    bhattacharyya(mu, logvar)              BC matrices (..., image, image)
+    compare(bc) / compare(bc_a, bc_b)      information, NMI and VI of units from BC matrices
+    compare_channels(mu, logvar)           the same, blockwise from posteriors
+    compare_factors(mu, logvar, labels)    units against ground-truth factors
+    label_coefficients(labels)             factors as BC matrices
+    mc_information(mu, logvar, ...)        Monte Carlo I(U;X) of a whole space
+    mc_compare(mu_a, logvar_a, mu_b, logvar_b, ...)
+"""
+
+from .api import (
+    bhattacharyya,
+    compare,
+    compare_channels,
+    compare_factors,
+    label_coefficients,
+    mc_compare,
+    mc_information,
+)
+from .kernels import BlockOptions, MCOptions, inverse_variance_mean
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "bhattacharyya",
+    "compare",
+    "compare_channels",
+    "compare_factors",
+    "label_coefficients",
+    "mc_compare",
+    "mc_information",
+    "inverse_variance_mean",
+    "BlockOptions",
+    "MCOptions",
+    "__version__",
+]

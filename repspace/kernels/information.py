@@ -1,0 +1,287 @@
+"""Information carried by units, and all pairs of units at once, from BC matrices.
+
+A unit's BC matrix over the fingerprint set gives (Kolchinsky & Tracey lower bounds, bits)
+
+    I(U)    = -1/N sum_i log2( 1/N sum_j BC_ij )
+    I(U,U') = -1/N sum_i log2( 1/N sum_j BC_ij^2 )
+    I(U,V)  = -1/N sum_i log2( 1/N sum_j BC^U_ij BC^V_ij )
+
+For a fixed row i, S_i[a, b] = sum_j BC^a_ij BC^b_ij is entry (a, b) of X_i X_i^T, where X_i
+stacks row i of every unit's BC matrix; every I(U,V) comes from a batched matrix product
+and one log per (i, a, b). Rows of BC are generated block by block from a *row source*
+(posteriors, ground-truth labels or explicit BC matrices), so memory stays bounded for any
+number of units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._array import check_posteriors, float_dtype, namespace
+from .bhattacharyya import bhattacharyya_coefficients
+
+__all__ = [
+    "BlockOptions",
+    "RowSource",
+    "PosteriorRows",
+    "LabelRows",
+    "MatrixRows",
+    "PairwiseInformation",
+    "pairwise_information",
+    "label_coefficients",
+    "nmi_vi",
+]
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """Block sizes of the all-pairs computation.
+
+    Attributes
+    ----------
+    unit_block : int
+        Units per side of one matrix-product block.
+    row_block : int or None
+        Fingerprint rows per block; chosen from ``memory_bytes`` when None.
+    memory_bytes : int
+        Budget for the generated BC rows and one block of products.
+    """
+
+    unit_block: int = 256
+    row_block: int | None = None
+    memory_bytes: int = 256 * 2**20
+
+    def rows_for(self, n_units: int, n_images: int, itemsize: int) -> int:
+        if self.row_block is not None:
+            return max(1, min(self.row_block, n_images))
+        ub = min(self.unit_block, n_units)
+        per_row = n_units * n_images * itemsize + ub * ub * (itemsize + 8)
+        return max(1, min(n_images, self.memory_bytes // max(per_row, 1)))
+
+
+class RowSource(Protocol):
+    """Anything that yields rows of the BC matrices of a stack of units."""
+
+    n_units: int
+    n_images: int
+    xp: Any
+    dtype: Any
+
+    def rows(self, start: int, stop: int) -> Any:
+        """BC rows ``start:stop`` of every unit: array (stop - start, n_units, n_images)."""
+        ...
+
+
+class PosteriorRows:
+    """BC rows generated from diagonal-Gaussian posteriors.
+
+    Parameters
+    ----------
+    mu, logvar : array, shape (unit, image) or (unit, image, dim)
+    """
+
+    def __init__(self, mu: Any, logvar: Any) -> None:
+        xp = namespace(mu, logvar)
+        if mu.ndim == 2:
+            mu, logvar = mu[..., None], logvar[..., None]
+        if mu.ndim != 3:
+            raise ValueError(f"posteriors need shape (unit, image) or (unit, image, dim), got {tuple(mu.shape)}")
+        check_posteriors(mu, logvar, unit_axis=0, image_axis=1)
+        self.xp, self.dtype = xp, float_dtype(xp, mu, logvar)
+        self.n_units, self.n_images = int(mu.shape[0]), int(mu.shape[1])
+        self._mu = xp.astype(mu, self.dtype)  # (unit, image, d)
+        self._logvar = xp.astype(logvar, self.dtype)
+        self._mu_rows = xp.permute_dims(self._mu, (1, 0, 2))  # (image, unit, d)
+        self._logvar_rows = xp.permute_dims(self._logvar, (1, 0, 2))
+
+    def rows(self, start: int, stop: int) -> Any:
+        # rows: (rows, unit, 1, d) against columns (1, unit, image, d) -> (rows, unit, 1, image)
+        bc = bhattacharyya_coefficients(
+            self._mu_rows[start:stop, :, None, :],
+            self._logvar_rows[start:stop, :, None, :],
+            self._mu[None, ...],
+            self._logvar[None, ...],
+            check=False,
+        )
+        return bc[:, :, 0, :]
+
+
+class LabelRows:
+    """Ground-truth factors as units: BC_ij = 1 where f_i = f_j, else 0.
+
+    Parameters
+    ----------
+    labels : integer array, shape (image, factor)
+    dtype : the float dtype of the generated rows
+    """
+
+    def __init__(self, labels: Any, dtype: Any = None) -> None:
+        xp = namespace(labels)
+        if labels.ndim == 1:
+            labels = labels[:, None]
+        if labels.ndim != 2:
+            raise ValueError(f"labels need shape (image, factor), got {tuple(labels.shape)}")
+        if labels.shape[0] < 2:
+            raise ValueError(f"need at least 2 images to compare, got {labels.shape[0]}")
+        self.xp = xp
+        self.dtype = xp.float64 if dtype is None else dtype
+        self.n_images, self.n_units = int(labels.shape[0]), int(labels.shape[1])
+        self._labels_t = xp.permute_dims(labels, (1, 0))  # (factor, image)
+
+    def rows(self, start: int, stop: int) -> Any:
+        xp = self.xp
+        row_labels = xp.permute_dims(self._labels_t[:, start:stop], (1, 0))[:, :, None]  # (rows, factor, 1)
+        return xp.astype(row_labels == self._labels_t[None, :, :], self.dtype)
+
+
+class MatrixRows:
+    """Rows of explicit BC matrices, shape (unit, image, image)."""
+
+    def __init__(self, bc: Any) -> None:
+        xp = namespace(bc)
+        if bc.ndim == 2:
+            bc = bc[None, ...]
+        if bc.ndim != 3 or bc.shape[1] != bc.shape[2]:
+            raise ValueError(f"BC matrices need shape (unit, image, image), got {tuple(bc.shape)}")
+        if bc.shape[1] < 2:
+            raise ValueError(f"need at least 2 images to compare, got {bc.shape[1]}")
+        check_posteriors(bc, bc, unit_axis=0, image_axis=1)
+        self.xp, self.dtype = xp, float_dtype(xp, bc)
+        self.n_units, self.n_images = int(bc.shape[0]), int(bc.shape[1])
+        self._bc = bc
+
+    def rows(self, start: int, stop: int) -> Any:
+        return self.xp.permute_dims(self._bc[:, start:stop, :], (1, 0, 2))
+
+
+@dataclass
+class PairwiseInformation:
+    """Per-unit and pairwise information, in bits (arrays of the inputs' module, float64).
+
+    Attributes
+    ----------
+    info_a, self_info_a : (A,)  I(U) and I(U,U') of the first set
+    info_b, self_info_b : (B,)  the same for the second set (the first again when there is one set)
+    joint : (A, B)  I(U,V)
+    """
+
+    info_a: Any
+    self_info_a: Any
+    info_b: Any
+    self_info_b: Any
+    joint: Any
+
+    def nmi_vi(self) -> tuple[Any, Any]:
+        return nmi_vi(self.info_a, self.self_info_a, self.info_b, self.self_info_b, self.joint)
+
+
+def nmi_vi(info_a: Any, self_a: Any, info_b: Any, self_b: Any, joint: Any) -> tuple[Any, Any]:
+    """NMI and VI (bits) of every pair from the five information quantities.
+
+    NMI(U,V) = (I(U) + I(V) - I(U,V)) / sqrt((2 I(U) - I(U,U')) (2 I(V) - I(V,V')))
+    VI(U,V)  = 2 I(U,V) - I(U,U') - I(V,V')
+
+    NMI is NaN where a unit carries no information (a zero denominator).
+    """
+    xp = namespace(info_a)
+    ia, ib = info_a[:, None], info_b[None, :]
+    sa, sb = self_a[:, None], self_b[None, :]
+    denom = (2.0 * ia - sa) * (2.0 * ib - sb)
+    positive = denom > 0
+    safe = xp.where(positive, denom, xp.ones_like(denom))
+    nmi = xp.where(positive, (ia + ib - joint) / xp.sqrt(safe), xp.full_like(denom, math.nan))
+    vi = 2.0 * joint - sa - sb
+    return nmi, vi
+
+
+def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
+    """sum over axis 0 of log2(sums / n), accumulated in float64."""
+    return xp.sum(xp.astype(xp.log2(sums), xp.float64), axis=0) - sums.shape[0] * math.log2(n)
+
+
+def pairwise_information(
+    a: RowSource, b: RowSource | None = None, *, options: BlockOptions | None = None, progress: Any = None
+) -> PairwiseInformation:
+    """I(U), I(U,U') per unit and I(U,V) for every pair of units, blockwise.
+
+    Parameters
+    ----------
+    a : RowSource
+        The first stack of units (A units over N images).
+    b : RowSource, optional
+        A second stack over the same N images; when omitted, all pairs within ``a``
+        are computed once each (the symmetry is used) and ``joint`` is (A, A).
+    options : BlockOptions
+    progress : callable(done_rows, total_rows), optional
+
+    Returns
+    -------
+    PairwiseInformation
+        float64 arrays in bits.
+    """
+    options = options or BlockOptions()
+    xp = a.xp
+    same = b is None
+    if b is None:
+        b = a
+    elif b.n_images != a.n_images:
+        raise ValueError(f"unit sets cover different numbers of images: {a.n_images} vs {b.n_images}")
+    if namespace(xp.zeros(1)) is not namespace(b.xp.zeros(1)):
+        raise TypeError("both unit sets must use the same array module")
+    n = a.n_images
+    dtype = xp.float64 if (a.dtype == xp.float64 or b.dtype == xp.float64) else xp.float32
+    itemsize = 8 if dtype == xp.float64 else 4
+    n_a, n_b = a.n_units, b.n_units
+    units_per_row = n_a if same else n_a + n_b
+    rb = options.rows_for(units_per_row, n, itemsize)
+    ub = max(1, options.unit_block)
+
+    acc = xp.zeros((n_a, n_b), dtype=xp.float64)
+    info = [xp.zeros((s.n_units,), dtype=xp.float64) for s in ((a,) if same else (a, b))]
+    self_info = [xp.zeros((s.n_units,), dtype=xp.float64) for s in ((a,) if same else (a, b))]
+
+    for r0 in range(0, n, rb):
+        r1 = min(n, r0 + rb)
+        xa = xp.astype(a.rows(r0, r1), dtype)  # (rows, A, N)
+        xb = xa if same else xp.astype(b.rows(r0, r1), dtype)
+        for k, x in enumerate((xa,) if same else (xa, xb)):
+            info[k] = info[k] + _sum_log2_mean(xp, xp.sum(x, axis=2), n)
+            self_info[k] = self_info[k] + _sum_log2_mean(xp, xp.sum(x * x, axis=2), n)
+        for p0 in range(0, n_a, ub):
+            p1 = min(n_a, p0 + ub)
+            left = xa[:, p0:p1, :]
+            for q0 in range(p0 if same else 0, n_b, ub):
+                q1 = min(n_b, q0 + ub)
+                right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
+                acc[p0:p1, q0:q1] = acc[p0:p1, q0:q1] + _sum_log2_mean(xp, xp.matmul(left, right), n)
+        if progress is not None:
+            progress(r1, n)
+
+    if same:
+        # only blocks on or above the block diagonal were computed: mirror the rest,
+        # then average with the transpose so the result is exactly symmetric
+        block_of = xp.arange(n_a) // ub
+        lower = xp.reshape(block_of, (n_a, 1)) > xp.reshape(block_of, (1, n_a))
+        acc = xp.where(lower, xp.permute_dims(acc, (1, 0)), acc)
+        acc = 0.5 * (acc + xp.permute_dims(acc, (1, 0)))
+    joint = -acc / n
+    ia, sa = -info[0] / n, -self_info[0] / n
+    ib, sb = (ia, sa) if same else (-info[1] / n, -self_info[1] / n)
+    return PairwiseInformation(ia, sa, ib, sb, joint)
+
+
+def label_coefficients(labels: Any, dtype: Any = None) -> Any:
+    """BC matrices of ground-truth factors: 1 where two images share the factor's class.
+
+    Parameters
+    ----------
+    labels : integer array, shape (image, factor)
+
+    Returns
+    -------
+    array, shape (factor, image, image)
+    """
+    src = LabelRows(labels, dtype)
+    return src.xp.permute_dims(src.rows(0, src.n_images), (1, 0, 2))
