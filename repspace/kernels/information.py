@@ -228,7 +228,7 @@ def pairwise_information(
         b = a
     elif b.n_images != a.n_images:
         raise ValueError(f"unit sets cover different numbers of images: {a.n_images} vs {b.n_images}")
-    if namespace(xp.zeros(1)) is not namespace(b.xp.zeros(1)):
+    if b.xp is not xp:
         raise TypeError("both unit sets must use the same array module")
     n = a.n_images
     dtype = xp.float64 if (a.dtype == xp.float64 or b.dtype == xp.float64) else xp.float32

@@ -108,7 +108,7 @@ def log_mean_likelihood(u: Any, mu: Any, logvar: Any, *, image_block: int | None
     running_sum = None
     for j0 in range(0, m, block):
         j1 = min(m, j0 + block)
-        loglik = -0.5 * xp.matmul(feats, xp.permute_dims(_weights(xp, mu[j0:j1], logvar[j0:j1]), (1, 0)))
+        loglik = -0.5 * xp.matmul(feats, xp.permute_dims(_weights(xp, mu[j0:j1, :], logvar[j0:j1, :]), (1, 0)))
         block_max = xp.max(loglik, axis=1)
         if running_max is None:
             running_max = block_max
