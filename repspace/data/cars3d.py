@@ -19,7 +19,7 @@ import numpy as np
 
 from .base import IndexedFactorsDataset, grid_factors, lanczos_uint8, missing_file_error
 
-__all__ = ["Cars3D", "load_cars3d", "read_mesh"]
+__all__ = ["Cars3D", "check_mesh", "load_cars3d", "read_mesh"]
 
 _GET_IT = (
     "Download nips2015-analogy-data.tar.gz (Reed et al. 2015, linked from "
@@ -28,19 +28,40 @@ _GET_IT = (
 )
 
 
+def _bad_im(path: Path, dtype: object, shape: tuple[int, ...]) -> ValueError:
+    return ValueError(f"{path}: im is {dtype} {shape}; expected uint8 (128, 128, 3, 24, 4)")
+
+
+def check_mesh(path: Path) -> None:
+    """Check a mesh file's header (without reading its data): ``im`` uint8 (s, s, 3, 24, 4)."""
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    try:
+        entries = {name: (shape, cls) for name, shape, cls in scipy.io.whosmat(path)}
+    except (ValueError, OSError, TypeError, MatReadError) as err:
+        raise ValueError(f"{path}: not a MATLAB .mat file ({err})") from err
+    if "im" not in entries:
+        raise ValueError(f"{path}: has no variable 'im'; a Cars3D mesh file holds im (128, 128, 3, 24, 4)")
+    shape, cls = entries["im"]
+    if len(shape) != 5 or tuple(shape[2:]) != (3, 24, 4) or shape[0] != shape[1] or cls != "uint8":
+        raise _bad_im(path, cls, tuple(shape))
+
+
 def read_mesh(path: Path) -> np.ndarray:
     """Read one mesh file's ``im`` as uint8 (elevation 4, azimuth 24, height, width, 3)."""
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     try:
         mat = scipy.io.loadmat(path, variable_names=["im"])
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, MatReadError) as err:
         raise ValueError(f"{path}: not a MATLAB .mat file ({err})") from err
     if "im" not in mat:
         raise ValueError(f"{path}: has no variable 'im'; a Cars3D mesh file holds im (128, 128, 3, 24, 4)")
     im = mat["im"]
     if im.ndim != 5 or im.shape[2:] != (3, 24, 4) or im.shape[0] != im.shape[1] or im.dtype != np.uint8:
-        raise ValueError(f"{path}: im is {im.dtype} {im.shape}; expected uint8 (128, 128, 3, 24, 4)")
+        raise _bad_im(path, im.dtype, im.shape)
     return np.transpose(im, (4, 3, 0, 1, 2))
 
 
@@ -71,6 +92,8 @@ class Cars3D(IndexedFactorsDataset):
                 f"{listing} not found: numbering the {len(files)} Cars3D objects in sorted file-name order",
                 stacklevel=3,
             )
+        for f in files:
+            check_mesh(f)
         self.files = files
         self.name = name
         self.factor_names = ("elevation", "azimuth", "object")
