@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["namespace", "to_numpy", "float_dtype", "check_posteriors"]
+__all__ = ["namespace", "to_numpy", "float_dtype", "check_posteriors", "contiguous"]
 
 
 def namespace(*arrays: Any) -> Any:
@@ -81,3 +81,13 @@ def check_posteriors(mu: Any, logvar: Any, *, unit_axis: int | None, image_axis:
         bad_units = np.flatnonzero(~finite.all(axis=axes))
         listed = ", ".join(str(int(u)) for u in bad_units[:10]) + (" ..." if bad_units.size > 10 else "")
         raise ValueError(f"{name} has NaN or infinite values in {what} {listed}")
+
+
+def contiguous(xp: Any, x: Any) -> Any:
+    """A C-contiguous copy where the module can make one (numpy, cupy), else ``x``.
+
+    Broadcasting against transposed views otherwise yields strided results that make
+    every later elementwise pass slower.
+    """
+    make = getattr(xp, "ascontiguousarray", None)
+    return make(x) if make is not None else x

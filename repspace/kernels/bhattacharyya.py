@@ -5,9 +5,15 @@ For posteriors N(mu_i, diag(s2_i)) and N(mu_j, diag(s2_j)) with sb2 = (s2_i + s2
     D_ij = 1/8 sum_k (mu_ik - mu_jk)^2 / sb2_k + 1/2 sum_k [log sb2_k - (log s2_ik + log s2_jk) / 2]
     BC_ij = exp(-D_ij)
 
-Written with delta = (logvar_i - logvar_j) / 2 and m = (logvar_i + logvar_j) / 2 the
-second term is log cosh(delta) and 1/sb2 = exp(-m) / cosh(delta): no variance is ever
-exponentiated on its own, so extreme log-variances neither overflow nor underflow.
+Each dimension contributes a factor
+
+    BC_ij,k = exp(-1/4 (mu_ik - mu_jk)^2 / (s2_ik + s2_jk)) * sqrt(2) (s2_ik s2_jk)^(1/4) / sqrt(s2_ik + s2_jk)
+
+whose second part is invariant to a common scale of the variances. Variances are
+therefore formed as exp(logvar - shift) with a shift per unit and dimension (the largest
+log-variance), and the means scaled to match: no log or exp is taken per pair except one
+exp, and log-variances far outside float range are harmless. (Variances more than
+e^87 (float32) or e^708 (float64) below a unit's largest are floored there.)
 """
 
 from __future__ import annotations
@@ -17,19 +23,31 @@ from typing import Any
 
 from ._array import check_posteriors, float_dtype, namespace
 
-__all__ = ["bhattacharyya_coefficients"]
+__all__ = ["bhattacharyya_coefficients", "scaled_posteriors"]
 
-_LOG2 = math.log(2.0)
-
-
-def _log_cosh(xp: Any, x: Any) -> Any:
-    ax = xp.abs(x)
-    return ax + xp.log1p(xp.exp(-2.0 * ax)) - _LOG2
+_QUARTER_ROOT_2 = 2.0**0.25
 
 
-def _sech(xp: Any, x: Any) -> Any:
-    e = xp.exp(-xp.abs(x))
-    return 2.0 * e / (1.0 + e * e)
+def scaled_posteriors(xp: Any, mu: Any, logvar: Any, shift: Any) -> tuple[Any, Any, Any]:
+    """Per-image pieces of the BC factor of each dimension, from (mu, logvar) and a shift.
+
+    Returns (m, v, q) with m = mu exp(-shift/2) / 2, v = exp(logvar - shift) (floored at the
+    smallest normal number) and q = 2^(1/4) v^(1/4), so that
+
+        BC_ij,k = exp(-(m_i - m_j)^2 / (v_i + v_j)) q_i q_j / sqrt(v_i + v_j)
+    """
+    tiny = xp.finfo(mu.dtype).smallest_normal
+    v = xp.maximum(xp.exp(logvar - shift), xp.asarray(tiny, dtype=mu.dtype))
+    m = mu * (0.5 * xp.exp(-0.5 * shift))
+    q = _QUARTER_ROOT_2 * xp.sqrt(xp.sqrt(v))
+    return m, v, q
+
+
+def bc_factor(xp: Any, m_r: Any, v_r: Any, q_r: Any, m_c: Any, v_c: Any, q_c: Any) -> Any:
+    """One dimension's BC factor from pieces broadcast against each other."""
+    diff = m_r - m_c
+    s = v_r + v_c
+    return xp.exp(-(diff * diff) / s) / xp.sqrt(s) * q_r * q_c
 
 
 def bhattacharyya_coefficients(
@@ -49,7 +67,7 @@ def bhattacharyya_coefficients(
     Returns
     -------
     array, shape (..., n_rows, n_cols)
-        BC in (0, 1], in the inputs' float dtype.
+        BC in [0, 1], in the inputs' float dtype.
     """
     if mu_cols is None:
         mu_cols, logvar_cols = mu_rows, logvar_rows
@@ -64,15 +82,17 @@ def bhattacharyya_coefficients(
             check_posteriors(mu, lv, unit_axis=0 if mu.ndim > 2 else None, image_axis=-2)
         if mu_rows.shape[-1] != mu_cols.shape[-1]:
             raise ValueError(f"row and column posteriors differ in dimension: {mu_rows.shape[-1]} vs {mu_cols.shape[-1]}")
-    d = mu_rows.shape[-1]
-    distance = None
-    for k in range(d):  # d is small; the loop keeps memory at one (n_rows, n_cols) block
-        mi = xp.astype(mu_rows[..., :, k : k + 1], dtype)
-        mj = xp.astype(mu_cols[..., None, :, k], dtype)
-        li = xp.astype(logvar_rows[..., :, k : k + 1], dtype)
-        lj = xp.astype(logvar_cols[..., None, :, k], dtype)
-        delta = 0.5 * (li - lj)
-        diff = mi - mj
-        term = 0.125 * diff * diff * xp.exp(-0.5 * (li + lj)) * _sech(xp, delta) + 0.5 * _log_cosh(xp, delta)
-        distance = term if distance is None else distance + term
-    return xp.exp(-distance)
+    mu_r, lv_r = xp.astype(mu_rows, dtype), xp.astype(logvar_rows, dtype)
+    mu_c, lv_c = xp.astype(mu_cols, dtype), xp.astype(logvar_cols, dtype)
+    shift = xp.maximum(xp.max(lv_r, axis=-2, keepdims=True), xp.max(lv_c, axis=-2, keepdims=True))  # (..., 1, d)
+    m_r, v_r, q_r = scaled_posteriors(xp, mu_r, lv_r, shift)
+    m_c, v_c, q_c = scaled_posteriors(xp, mu_c, lv_c, shift)
+    bc = None
+    for k in range(mu_r.shape[-1]):  # d is small; one (n_rows, n_cols) block at a time
+        factor = bc_factor(
+            xp,
+            m_r[..., :, k : k + 1], v_r[..., :, k : k + 1], q_r[..., :, k : k + 1],
+            m_c[..., None, :, k], v_c[..., None, :, k], q_c[..., None, :, k],
+        )
+        bc = factor if bc is None else bc * factor
+    return xp.minimum(bc, xp.asarray(1.0, dtype=dtype))  # rounding can leave the diagonal a hair above 1

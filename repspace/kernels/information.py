@@ -19,8 +19,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._array import check_posteriors, float_dtype, namespace
-from .bhattacharyya import bhattacharyya_coefficients
+import numpy as np
+
+from ._array import check_posteriors, contiguous, float_dtype, namespace
+from .bhattacharyya import bc_factor, bhattacharyya_coefficients, scaled_posteriors
 
 __all__ = [
     "BlockOptions",
@@ -82,7 +84,7 @@ class PosteriorRows:
     mu, logvar : array, shape (unit, image) or (unit, image, dim)
     """
 
-    def __init__(self, mu: Any, logvar: Any) -> None:
+    def __init__(self, mu: Any, logvar: Any, *, chunk_elements: int | None = -1) -> None:
         xp = namespace(mu, logvar)
         if mu.ndim == 2:
             mu, logvar = mu[..., None], logvar[..., None]
@@ -91,21 +93,42 @@ class PosteriorRows:
         check_posteriors(mu, logvar, unit_axis=0, image_axis=1)
         self.xp, self.dtype = xp, float_dtype(xp, mu, logvar)
         self.n_units, self.n_images = int(mu.shape[0]), int(mu.shape[1])
-        self._mu = xp.astype(mu, self.dtype)  # (unit, image, d)
-        self._logvar = xp.astype(logvar, self.dtype)
-        self._mu_rows = xp.permute_dims(self._mu, (1, 0, 2))  # (image, unit, d)
-        self._logvar_rows = xp.permute_dims(self._logvar, (1, 0, 2))
+        # on the CPU, blocks of about 64k elements keep every elementwise pass in cache;
+        # other modules (a GPU) get the whole block at once
+        if chunk_elements == -1:
+            chunk_elements = 65536 if xp is np else None
+        self.chunk_elements = chunk_elements
+        mu, logvar = xp.astype(mu, self.dtype), xp.astype(logvar, self.dtype)
+        shift = xp.max(logvar, axis=1, keepdims=True)  # (unit, 1, d)
+        m, v, q = scaled_posteriors(xp, mu, logvar, shift)
+        # per dimension: (unit, image) for the columns, (image, unit, 1) for the rows
+        self._cols = [tuple(contiguous(xp, p[:, :, k]) for p in (m, v, q)) for k in range(mu.shape[2])]
+        self._rows = [
+            tuple(contiguous(xp, xp.permute_dims(p[:, :, k], (1, 0)))[:, :, None] for p in (m, v, q))
+            for k in range(mu.shape[2])
+        ]
+
+    def _block(self, r0: int, r1: int, u0: int, u1: int) -> Any:
+        bc = None
+        for (m_r, v_r, q_r), (m_c, v_c, q_c) in zip(self._rows, self._cols):
+            rows = (slice(r0, r1), slice(u0, u1), slice(None))
+            cols = (slice(u0, u1), slice(None))
+            factor = bc_factor(self.xp, m_r[rows], v_r[rows], q_r[rows], m_c[cols], v_c[cols], q_c[cols])
+            bc = factor if bc is None else bc * factor
+        return bc
 
     def rows(self, start: int, stop: int) -> Any:
-        # rows: (rows, unit, 1, d) against columns (1, unit, image, d) -> (rows, unit, 1, image)
-        bc = bhattacharyya_coefficients(
-            self._mu_rows[start:stop, :, None, :],
-            self._logvar_rows[start:stop, :, None, :],
-            self._mu[None, ...],
-            self._logvar[None, ...],
-            check=False,
-        )
-        return bc[:, :, 0, :]
+        # values may exceed 1 by a rounding error on the diagonal; harmless here
+        if self.chunk_elements is None or (stop - start) * self.n_units * self.n_images <= self.chunk_elements:
+            return self._block(start, stop, 0, self.n_units)
+        xp = self.xp
+        out = xp.empty((stop - start, self.n_units, self.n_images), dtype=self.dtype)
+        step = max(1, self.chunk_elements // self.n_images)
+        for i in range(start, stop):
+            for u0 in range(0, self.n_units, step):
+                u1 = min(self.n_units, u0 + step)
+                out[i - start : i - start + 1, u0:u1, :] = self._block(i, i + 1, u0, u1)
+        return out
 
 
 class LabelRows:
