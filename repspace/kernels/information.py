@@ -196,25 +196,24 @@ class PairwiseInformation:
     self_info_b: Any
     joint: Any
 
-    def nmi_vi(self) -> tuple[Any, Any]:
-        return nmi_vi(self.info_a, self.self_info_a, self.info_b, self.self_info_b, self.joint)
-
-
-def nmi_vi(info_a: Any, self_a: Any, info_b: Any, self_b: Any, joint: Any) -> tuple[Any, Any]:
+    def nmi_vi(
+    info_a: Any, self_a: Any, info_b: Any, self_b: Any, joint: Any, *, min_information: float = 1e-6
+) -> tuple[Any, Any]:
     """NMI and VI (bits) of every pair from the five information quantities.
 
     NMI(U,V) = (I(U) + I(V) - I(U,V)) / sqrt((2 I(U) - I(U,U')) (2 I(V) - I(V,V')))
     VI(U,V)  = 2 I(U,V) - I(U,U') - I(V,V')
 
-    NMI is NaN where a unit carries no information (a zero denominator).
+    NMI is NaN where a unit carries (almost) no information: where 2 I(U) - I(U,U') is
+    below ``min_information`` bits the ratio would be rounding error over rounding error.
     """
     xp = namespace(info_a)
     ia, ib = info_a[:, None], info_b[None, :]
     sa, sb = self_a[:, None], self_b[None, :]
-    denom = (2.0 * ia - sa) * (2.0 * ib - sb)
-    positive = denom > 0
-    safe = xp.where(positive, denom, xp.ones_like(denom))
-    nmi = xp.where(positive, (ia + ib - joint) / xp.sqrt(safe), xp.full_like(denom, math.nan))
+    norm_a, norm_b = 2.0 * ia - sa, 2.0 * ib - sb
+    defined = (norm_a >= min_information) & (norm_b >= min_information)
+    denom = xp.where(defined, norm_a * norm_b, xp.ones_like(ia + ib))
+    nmi = xp.where(defined, (ia + ib - joint) / xp.sqrt(denom), xp.full_like(denom, math.nan))
     vi = 2.0 * joint - sa - sb
     return nmi, vi
 
