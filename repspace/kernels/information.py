@@ -196,7 +196,11 @@ class PairwiseInformation:
     self_info_b: Any
     joint: Any
 
-    def nmi_vi(
+    def nmi_vi(self) -> tuple[Any, Any]:
+        return nmi_vi(self.info_a, self.self_info_a, self.info_b, self.self_info_b, self.joint)
+
+
+def nmi_vi(
     info_a: Any, self_a: Any, info_b: Any, self_b: Any, joint: Any, *, min_information: float = 1e-6
 ) -> tuple[Any, Any]:
     """NMI and VI (bits) of every pair from the five information quantities.
