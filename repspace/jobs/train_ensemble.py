@@ -1,0 +1,91 @@
+"""Train an ensemble of VAEs and export each model in the zoo's layout.
+
+    python -m repspace.jobs.train_ensemble [--dest data/models/offline] [--steps 10000] ...
+
+Without options: the offline default (TrainConfig.offline_default(): ten beta-VAEs with
+beta 16, MLP, 32x32 dsprites_procedural, 10,000 steps, two trainings at once). Rerunning
+skips finished models. ``--scheduler ADDRESS`` runs on an existing Dask cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from repspace.models.training import ARCHITECTURES, TRAINABLE_FAMILIES, TrainConfig, train_ensemble
+from repspace.models.zoo import parse_model_numbers
+
+DEFAULT_DEST = Path("data/models/offline")
+
+
+def _values(text: str) -> tuple[str, tuple[float, ...]]:
+    family, _, vals = text.partition("=")
+    if family not in TRAINABLE_FAMILIES or not vals:
+        raise argparse.ArgumentTypeError(f"expected FAMILY=v1,v2,... with FAMILY in {', '.join(TRAINABLE_FAMILIES)}")
+    return family, tuple(float(v) for v in vals.split(","))
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | None]:
+    """(config, destination, scheduler address or None) from the command line."""
+    p = argparse.ArgumentParser(prog="python -m repspace.jobs.train_ensemble", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="ensemble directory (default %(default)s)")
+    p.add_argument("--config", type=Path, help="a JSON file of TrainConfig fields (options below override it)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
+    p.add_argument("--dataset")
+    p.add_argument("--data-dir")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--families", help=f"comma-separated, from {', '.join(TRAINABLE_FAMILIES)}")
+    p.add_argument("--values", type=_values, action="append", metavar="FAMILY=V1,V2",
+                   help="hyperparameter values of a family (repeatable)")
+    p.add_argument("--seeds", help="e.g. 0-9 or 0,3,5")
+    p.add_argument("--architecture", choices=ARCHITECTURES)
+    p.add_argument("--mlp-hidden", help="hidden widths of the MLP, e.g. 128,128")
+    p.add_argument("--latents", type=int, dest="n_latents")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--pool-size", type=int)
+    p.add_argument("--workers", type=int, help="trainings at once on the local cluster")
+    p.add_argument("--threads", type=int, help="TensorFlow threads per training")
+    a = p.parse_args(argv)
+
+    fields = json.loads(a.config.read_text()) if a.config else {}
+    for name in ("dataset", "data_dir", "image_size", "architecture", "n_latents", "batch_size",
+                 "learning_rate", "steps", "pool_size", "workers", "threads"):
+        if getattr(a, name) is not None:
+            fields[name] = getattr(a, name)
+    if a.families:
+        fields["families"] = tuple(f for f in a.families.split(",") if f)
+    if a.values:
+        fields["hyperparameters"] = {**fields.get("hyperparameters", {}), **dict(a.values)}
+    if a.seeds:
+        fields["seeds"] = tuple(parse_model_numbers(a.seeds))
+    if a.mlp_hidden:
+        fields["mlp_hidden"] = tuple(int(h) for h in a.mlp_hidden.split(","))
+    if "families" in fields and "hyperparameters" not in fields:
+        fields["hyperparameters"] = {}  # the zoo's six values for each named family
+    config = TrainConfig.offline_default(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items()})
+    return config, a.dest, a.scheduler
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, dest, address = parse_args(argv)
+    client = None
+    if address:
+        from distributed import Client
+
+        client = Client(address)
+    try:
+        paths = train_ensemble(config, dest, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    print(f"{len(paths)} models in {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

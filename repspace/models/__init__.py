@@ -1,0 +1,25 @@
+"""Model sources: the disentanglement_lib zoo, saved encoders, and ensembles trained here.
+
+Importing this package does not import TensorFlow; :func:`load_encoder` and
+:func:`train_ensemble` do, when called.
+"""
+
+from repspace.models.download import DownloadReport, download_models
+from repspace.models.encoders import Encoder, load_encoder
+from repspace.models.training import TrainConfig, train_ensemble, train_model
+from repspace.models.zoo import ModelInfo, ModelInfoWarning, parse_model_numbers, read_model_info, zoo_model_info
+
+__all__ = [
+    "DownloadReport",
+    "Encoder",
+    "ModelInfo",
+    "ModelInfoWarning",
+    "TrainConfig",
+    "download_models",
+    "load_encoder",
+    "parse_model_numbers",
+    "read_model_info",
+    "train_ensemble",
+    "train_model",
+    "zoo_model_info",
+]
