@@ -224,3 +224,13 @@ def test_variant_needs_base_files(tmp_path):
         load_dataset("color_dsprites", data_dir=tmp_path, source="auto", tfds_data_dir=tmp_path / "tfds")
     with pytest.raises(ValueError, match="base must be"):
         load_dataset("color_dsprites", base="smallnorb")
+
+
+def test_pickles_without_its_images(data_dir, subset):
+    import pickle
+
+    ds = load_dataset("dsprites", data_dir=data_dir)
+    ds.images([0])
+    blob = pickle.dumps(ds)
+    assert len(blob) < 20_000 + ds._factor_array.nbytes
+    np.testing.assert_array_equal(pickle.loads(blob).images([3, 1]), ds.images([3, 1]))

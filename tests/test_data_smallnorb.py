@@ -133,3 +133,13 @@ def test_truncated_and_wrong_shapes(norb, tmp_path):
     info.write_bytes(norb_bytes(odd))
     with pytest.raises(ValueError, match="azimuth in 0, 2"):
         load_dataset("smallnorb", data_dir=tmp_path)
+
+
+def test_pickles_without_its_images(norb):
+    import pickle
+
+    ds = load_dataset("smallnorb", data_dir=norb[0])
+    x = ds.images([1, 9])
+    blob = pickle.dumps(ds)
+    assert len(blob) < 10_000
+    np.testing.assert_array_equal(pickle.loads(blob).images([1, 9]), x)

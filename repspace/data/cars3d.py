@@ -103,6 +103,9 @@ class Cars3D(IndexedFactorsDataset):
         self.options = {}
         self._cache: dict[int, np.ndarray] = {}
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": {}}
+
     def _object(self, k: int) -> np.ndarray:
         """uint8 (4, 24, size, size, 3), resized, cached."""
         if k not in self._cache:

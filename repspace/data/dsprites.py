@@ -190,6 +190,10 @@ class DSpritesFile(Dataset):
         return rows[inverse]
 
     # -- Dataset -----------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        # images are reread from the file where the dataset is unpickled, not copied
+        return {**self.__dict__, "_packed": None, "_mapped": None}
+
     def __len__(self) -> int:
         return int(self._factor_array.shape[0])
 

@@ -125,8 +125,10 @@ class SmallNORB(Dataset):
         self._size = int(image_size or 64)
         self.image_shape = (self._size, self._size, 1)
         self.options = {}
-        self._dat: list[np.ndarray] = []
+        self._dat_paths: list[Path] = []
+        self._dat: list[np.ndarray] | None = None
         factors = []
+        lengths = []
         for split in SPLITS:
             paths = {kind: folder / f"smallnorb-{split}-{kind}.mat" for kind in ("dat", "cat", "info")}
             for p in paths.values():
@@ -145,10 +147,15 @@ class SmallNORB(Dataset):
                     f"{paths['info']}: factor values outside category < 5, elevation < 9, "
                     f"azimuth in 0, 2, ..., 34, lighting < 6"
                 )
-            self._dat.append(dat)
+            self._dat_paths.append(paths["dat"])
+            lengths.append(n)
             factors.append(f)
         self._factor_array = np.concatenate(factors)
-        self._split_start = np.cumsum([0] + [d.shape[0] for d in self._dat])
+        self._split_start = np.cumsum([0] + lengths)
+
+    def __getstate__(self) -> dict:
+        # memory maps are reopened where the dataset is unpickled, not copied
+        return {**self.__dict__, "_dat": None}
 
     def __len__(self) -> int:
         return int(self._factor_array.shape[0])
@@ -157,6 +164,8 @@ class SmallNORB(Dataset):
         return self._factor_array[indices]
 
     def _images(self, indices: np.ndarray) -> np.ndarray:
+        if self._dat is None:
+            self._dat = [read_norb(p, mmap=True) for p in self._dat_paths]
         out = np.empty((indices.size, self._size, self._size, 1), dtype=np.float32)
         split = np.searchsorted(self._split_start, indices, side="right") - 1
         for k, (s, i) in enumerate(zip(split, indices - self._split_start[split])):
