@@ -114,7 +114,7 @@ def write_keras_model(path, p, *, as_dict: bool = False) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         dm.set_weights([p["Wm"], p["bm"]])
         dv.set_weights([p["Wv"], p["bv"]])
-    model.save(str(path))
+        model.save(str(path))
 
 
 @pytest.fixture(scope="module")
