@@ -306,3 +306,15 @@ def test_train_ensemble_default_cluster_processes(tmp_path):
     before = {p: os.stat(p / "model" / "tfhub" / "saved_model.pb").st_mtime_ns for p in paths}
     assert train_ensemble(cfg, tmp_path, dataset=SquaresDataset()) == paths  # nothing to do
     assert before == {p: os.stat(p / "model" / "tfhub" / "saved_model.pb").st_mtime_ns for p in paths}
+
+
+def test_cli_main_calls_train_ensemble_once(tmp_path, monkeypatch, capsys):
+    from repspace.jobs import train_ensemble as job
+
+    calls = []
+    monkeypatch.setattr(job, "train_ensemble", lambda cfg, dest, client=None: calls.append((cfg, dest, client)) or [dest / "0"])
+    (tmp_path / "cfg.json").write_text(json.dumps({"steps": 77, "seeds": [4], "mlp_hidden": [16]}))
+    assert job.main(["--dest", str(tmp_path), "--config", str(tmp_path / "cfg.json"), "--lr", "0.001"]) == 0
+    (cfg, dest, client), = calls
+    assert (cfg.steps, cfg.seeds, cfg.mlp_hidden, cfg.learning_rate, client) == (77, (4,), (16,), 0.001, None)
+    assert "1 models in" in capsys.readouterr().out

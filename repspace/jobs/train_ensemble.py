@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
 
 def main(argv: list[str] | None = None) -> int:
     config, dest, address = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by local worker processes
     client = None
     if address:
         from distributed import Client
