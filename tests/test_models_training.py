@@ -268,7 +268,8 @@ def test_train_ensemble_on_a_dask_client(trained, tmp_path):
     import shutil
 
     shutil.copytree(results[0].path, tmp_path / "0")
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         paths = train_ensemble(cfg, tmp_path, client=client, dataset=ds)
     assert paths == [tmp_path / "0", tmp_path / "1"]
@@ -318,3 +319,26 @@ def test_cli_main_calls_train_ensemble_once(tmp_path, monkeypatch, capsys):
     (cfg, dest, client), = calls
     assert (cfg.steps, cfg.seeds, cfg.mlp_hidden, cfg.learning_rate, client) == (77, (4,), (16,), 0.001, None)
     assert "1 models in" in capsys.readouterr().out
+
+
+@pytest.mark.distributed
+def test_a_failed_model_is_reported_by_number_after_the_others(tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+
+    from repspace.models import training
+    from repspace.models.training import TrainedModel
+
+    def fake_train_model(spec, config, dest, *, dataset=None):
+        if spec.number == 1:
+            raise FloatingPointError("loss is nan")
+        (dest / f"ran-{spec.number}").touch()
+        return TrainedModel(dest / str(spec.number), spec, {"reconstruction_loss": 1.0, "kl_loss": 2.0}, False)
+
+    monkeypatch.setattr(training, "train_model", fake_train_model)
+    cfg = tiny_config(seeds=(0, 1))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        with pytest.raises(RuntimeError, match=r"1 of 4 models failed.*model 1: FloatingPointError: loss is nan"):
+            train_ensemble(cfg, tmp_path, client=client)
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == ["ran-0", "ran-2", "ran-3"]

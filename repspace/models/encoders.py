@@ -204,11 +204,10 @@ def _from_saved_model(path: Path, tf):
         n_latents = encode(probe)[0].shape[-1]
 
     decode = None
-    if "decoder" in sigs:
-        dec = sigs["decoder"]
-        dec_kwargs = dec.structured_input_signature[1]
-        (arg,) = dec_kwargs  # one input: latent_vectors
-        (out_key,) = [k for k in dec.structured_outputs][:1]
+    dec = sigs.get("decoder")
+    if dec is not None and len(dec.structured_input_signature[1]) == 1 and len(dec.structured_outputs) >= 1:
+        (arg,) = dec.structured_input_signature[1]  # latent_vectors
+        out_key = "images" if "images" in dec.structured_outputs else next(iter(dec.structured_outputs))
 
         def decode(z: np.ndarray):
             return dec(**{arg: tf.constant(z)})[out_key].numpy()

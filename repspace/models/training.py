@@ -638,6 +638,11 @@ def train_ensemble(
     -------
     list of Path
         The model directories, in grid order.
+
+    Raises
+    ------
+    RuntimeError
+        When any model failed, naming each by number, after the others finished.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -657,7 +662,7 @@ def train_ensemble(
 
             cluster = LocalCluster(
                 n_workers=min(config.workers, len(todo)), threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address=None,
+                host="127.0.0.1", dashboard_address="127.0.0.1:0",
             )
             client = Client(cluster)
         try:
@@ -667,11 +672,20 @@ def train_ensemble(
                 client.submit(train_model, s, config, dest, dataset=dataset, pure=False, key=f"train-{s.number}-{uuid.uuid4().hex[:6]}"): s
                 for s in todo
             }
+            failed: dict[int, str] = {}
             for k, fut in enumerate(as_completed(futures), 1):
-                trained: TrainedModel = fut.result()
-                r = trained.results
-                _log(f"[{k}/{len(todo)}] {trained.spec.label()}: recon {r['reconstruction_loss']:.2f} "
+                spec = futures[fut]
+                if fut.status != "finished":
+                    err = fut.exception()
+                    failed[spec.number] = f"{type(err).__name__}: {err}"
+                    _log(f"[{k}/{len(todo)}] {spec.label()}: FAILED {failed[spec.number]}")
+                    continue
+                r = fut.result().results
+                _log(f"[{k}/{len(todo)}] {spec.label()}: recon {r['reconstruction_loss']:.2f} "
                      f"kl {r['kl_loss']:.2f} ({r.get('elapsed_seconds', 0):.0f} s)")
+            if failed:
+                lines = "; ".join(f"model {n}: {why}" for n, why in sorted(failed.items()))
+                raise RuntimeError(f"{len(failed)} of {len(todo)} models failed to train ({lines})")
         finally:
             if own:
                 client.close()
