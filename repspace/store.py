@@ -118,7 +118,7 @@ def write_coordinate(group: zarr.Group, name: str, dim: str, values: Any, *, att
     """Write a whole 1-D coordinate (re-created when its length or dtype changes)."""
     values = np.asarray(values)
     if values.dtype.kind in "OUT":
-        values = values.astype(str)
+        values = np.array([str(v) for v in values.tolist()], dtype=str)
         dtype: Any = str
     else:
         dtype = values.dtype

@@ -129,11 +129,14 @@ def _check_keys(d: Mapping[str, Any], cls: type, where: str) -> None:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> SweepConfig:
+def load_config(
+    path: str | Path | None = None, *, train_overrides: Mapping[str, Any] | None = None, **overrides: Any
+) -> SweepConfig:
     """Read a sweep TOML file (the offline default when None), then apply ``overrides``.
 
     ``overrides`` are SweepConfig fields; ``models`` may be a partial mapping merged into
-    the file's. None values are ignored, so CLI flags that were not given change nothing.
+    the file's, and ``train_overrides`` into its ``[models.train]`` table. None values are
+    ignored, so CLI flags that were not given change nothing.
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
     if not path.is_file():
@@ -153,6 +156,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> SweepConfig
         else:
             raw[key] = value
     _check_keys(raw, SweepConfig, "overrides")
+    if train_overrides:
+        models["train"] = {**dict(models.get("train", {})), **train_overrides}
     if "train" in models:
         TrainConfig.offline_default(**models["train"])  # fail early on bad training options
     return SweepConfig(**raw, models=ModelsConfig(**models))

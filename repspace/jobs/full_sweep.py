@@ -1,0 +1,93 @@
+"""python -m repspace.jobs.full_sweep: the whole pipeline, from a fingerprint set to figures.
+
+With no arguments it runs the offline default (jobs/offline_default.toml): dsprites rendered
+here, ten beta-VAEs trained on first use and cached, 300 fingerprint images, an in-process
+LocalCluster. A TOML file (--config) sets everything; flags override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from ..pipeline import STAGES, load_config, run_sweep
+from ..pipeline.config import DEFAULT_CONFIG
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m repspace.jobs.full_sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help=f"sweep configuration (TOML); default {DEFAULT_CONFIG}")
+    p.add_argument("--run-dir", help="the run's folder: store.zarr and figures/ go inside; rerunning resumes it")
+    g = p.add_argument_group("fingerprint set")
+    g.add_argument("--dataset", help="dataset name (see data/README.md), e.g. dsprites_procedural, dsprites, smallnorb")
+    g.add_argument("--data-dir", help="folder of dataset files (default: $REPSPACE_DATA_DIR or data/)")
+    g.add_argument("--image-size", type=int, help="image height and width the models take")
+    g.add_argument("--n-images", type=int, help="number of fingerprint images N")
+    g.add_argument("--seed", type=int, help="seed that draws the fingerprint set")
+    g = p.add_argument_group("models")
+    g.add_argument("--models-source", choices=("trained", "directory", "zoo"),
+                   help="trained: train the [models.train] grid on first use; directory: every model in --models-dir; "
+                        "zoo: download --models numbers into --models-dir")
+    g.add_argument("--models-dir", help="folder of model folders <n>/model/tfhub")
+    g.add_argument("--models", nargs="+", help="model numbers or ranges, e.g. 0-49 300-349")
+    g.add_argument("--base-url", help="zoo mirror to download from")
+    g.add_argument("--train-steps", type=int, help="training steps per model (source = trained)")
+    g.add_argument("--train-seeds", type=int, help="number of seeds to train (source = trained)")
+    g = p.add_argument_group("computation")
+    g.add_argument("--encode-block", type=int, help="models per encode task")
+    g.add_argument("--pair-block-units", type=int, help="channels per side of one pairs task (bounds task memory)")
+    g.add_argument("--info-threshold", type=float, help="channels under this many bits are left out of the structure")
+    g.add_argument("--min-samples", type=int, help="OPTICS min_samples (default: min(20, half the models))")
+    g.add_argument("--stages", nargs="+", choices=STAGES, help="run only these stages")
+    g.add_argument("--no-figures", action="store_true", help="skip the figures")
+    g = p.add_argument_group("execution")
+    g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
+    g.add_argument("--workers", type=int, help="workers of the in-process LocalCluster")
+    g.add_argument("--threads-per-worker", type=int, help="threads per LocalCluster worker")
+    g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
+    g.add_argument("--gpu", action="store_true", help="run the kernels on cupy (GPU workers)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    train: dict = {}
+    if args.train_steps is not None:
+        train["steps"] = args.train_steps
+    if args.train_seeds is not None:
+        train["seeds"] = list(range(args.train_seeds))
+    try:
+        config = load_config(
+            args.config,
+            run_dir=args.run_dir, dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
+            n_images=args.n_images, seed=args.seed, encode_block=args.encode_block,
+            pair_block_units=args.pair_block_units, info_threshold=args.info_threshold, min_samples=args.min_samples,
+            stages=tuple(args.stages) if args.stages else None, scheduler_address=args.scheduler_address,
+            n_workers=args.workers, threads_per_worker=args.threads_per_worker,
+            figures=False if args.no_figures else None, dashboard=False if args.no_dashboard else None,
+            gpu=True if args.gpu else None,
+            models={"source": args.models_source, "dir": args.models_dir,
+                    "numbers": tuple(args.models) if args.models else None, "base_url": args.base_url},
+            train_overrides=train or None,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        try:
+            result = run_sweep(config)
+        except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
