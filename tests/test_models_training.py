@@ -269,7 +269,7 @@ def test_train_ensemble_on_a_dask_client(trained, tmp_path):
 
     shutil.copytree(results[0].path, tmp_path / "0")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address="127.0.0.1:0") as cluster, \
+                      dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         paths = train_ensemble(cfg, tmp_path, client=client, dataset=ds)
     assert paths == [tmp_path / "0", tmp_path / "1"]
@@ -337,7 +337,7 @@ def test_a_failed_model_is_reported_by_number_after_the_others(tmp_path, monkeyp
     monkeypatch.setattr(training, "train_model", fake_train_model)
     cfg = tiny_config(seeds=(0, 1))
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address="127.0.0.1:0") as cluster, \
+                      dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         with pytest.raises(RuntimeError, match=r"1 of 4 models failed.*model 1: FloatingPointError: loss is nan"):
             train_ensemble(cfg, tmp_path, client=client)
