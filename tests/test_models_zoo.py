@@ -163,3 +163,13 @@ def test_read_model_info_own_models_are_not_compared(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_model_info(d) == own
+
+
+def test_importing_the_package_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, repspace.models, repspace.jobs.download_models, repspace.jobs.train_ensemble; "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
