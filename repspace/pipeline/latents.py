@@ -28,7 +28,7 @@ Store layout (zarr format 3; open with ``xr.open_zarr(store, group=..., consolid
     dataset index of each image), ``latent``.
 ``latents``
     per model: ``info``, ``info_se``, ``info_fraction``, ``info_fraction_se``, coordinate
-    ``group``; per pair: ``estimate``, ``estimate_se`` (model_a, model_b, term), and
+    ``model_group`` (index of the model's group, -1 for a model left out); per pair: ``estimate``, ``estimate_se`` (model_a, model_b, term), and
     ``nmi``, ``nmi_se``, ``vi``, ``vi_se`` (model_a, model_b; NaN between groups and on the
     diagonal); per group: ``info_mean``, ``info_fraction_mean``, ``nmi_mean``, ``vi_mean``
     and their ``*_se``, ``n_models``, ``n_pairs``. Bits, with ``units`` attrs.
@@ -274,6 +274,10 @@ def _prepare_embeddings(
             f"the store's {EMBEDDINGS_GROUP!r} holds other images ({json.loads(emb.attrs['images'])}) than this run "
             f"({identity}); use a new store"
         )
+    recorded_block = emb.attrs.get("encode_block")
+    if recorded_block is not None and int(recorded_block) != block:
+        raise store.StoreError(f"the embeddings are chunked in blocks of {recorded_block} images, this run asks for "
+                               f"{block}; set encode_block = {recorded_block} or use a new store")
     if "mu" in emb and int(emb["mu"].shape[2]) != n_latents:
         raise store.StoreError(f"the store's latent spaces have {emb['mu'].shape[2]} dimensions, these models {n_latents}")
     existing = [str(x) for x in emb["model"][:]] if "model" in emb else []
@@ -421,10 +425,7 @@ def encode_latents(config: LatentsConfig, client: Any, *, log: Callable[[str], N
                 "n_images": len(index), "seed": config.seed if config.n_images is not None else None}
     emb, names = _prepare_embeddings(root, entries, index=index, n_latents=n_latents, block=config.encode_block,
                                      identity=identity)
-    block = int(emb.attrs["encode_block"])
-    if block != config.encode_block:
-        raise store.StoreError(f"the embeddings were encoded in blocks of {block} images, this run asks for "
-                               f"{config.encode_block}; set encode_block = {block} or use a new store")
+    block = config.encode_block
     done = np.asarray(emb["encoded"][:]) > 0
     paths = [str(_item(p)) for p in emb["path"][:]]
     wanted = {e.name for e in entries}
@@ -599,7 +600,7 @@ def _finalize(grp: zarr.Group, emb: zarr.Group, groups: list, valid: np.ndarray,
         ("vi_se", vi_se, {"units": BITS, "long_name": "standard error of VI (propagated)"}),
     ):
         _recreate(grp, name, values, pair_dims, {**attrs, "coordinates": pair_coords})
-    model_coords = "dataset family hyperparameter hyperparameter_value seed source group"
+    model_coords = "dataset family hyperparameter hyperparameter_value seed source model_group"
     _recreate(grp, "info_fraction", info / h_x, ("model",),
               {"units": "1", "long_name": "I(U;X)/H(X), H(X) = log2 M", "coordinates": model_coords})
     _recreate(grp, "info_fraction_se", info_se / h_x, ("model",),
@@ -623,7 +624,6 @@ def _finalize(grp: zarr.Group, emb: zarr.Group, groups: list, valid: np.ndarray,
     for x, key in enumerate(("dataset", "family", "hyperparameter")):
         store.write_coordinate(grp, f"group_{key}", "group", [str(lab[x]) for lab, _ in groups])
     store.write_coordinate(grp, "group_hyperparameter_value", "group", np.asarray([lab[3] for lab, _ in groups], np.float64))
-    store.write_coordinate(grp, "group", "model", group_of) if False else None
     store.write_coordinate(grp, "model_group", "model", group_of, attrs={"long_name": "index of the model's group (-1: left out)"})
 
 
