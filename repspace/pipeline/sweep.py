@@ -23,7 +23,7 @@ from .. import store
 from .execution import run_client, run_tasks
 from .tasks import channels_block, encode_block, pairs_block
 
-__all__ = ["STAGES", "run_sweep", "SweepResult", "StageReport", "ModelEntry", "find_models", "FailedModelsWarning"]
+__all__ = ["STAGES", "run_sweep", "write_embeddings", "prepare_embeddings", "SweepResult", "StageReport", "ModelEntry", "find_models", "FailedModelsWarning"]
 
 STAGES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "figures")
 
@@ -185,38 +185,41 @@ def _check_fingerprint(group: zarr.Group, fid: str, where: str) -> None:
 MODEL_COORDS = ("dataset", "family", "hyperparameter", "hyperparameter_value", "seed", "source", "path")
 
 
-def _stage_encode(config: Any, client: Any, root: zarr.Group, models: list[ModelEntry]) -> tuple[StageReport, dict]:
-    t0 = time.perf_counter()
+def prepare_embeddings(
+    root: zarr.Group, models: list[ModelEntry], *, encode_block: int, n_channels: int | None = None
+) -> tuple[zarr.Group, list[ModelEntry]]:
+    """Lay out (or grow) the ``embeddings`` group for ``models``; returns it and the run's models.
+
+    Models already in the store keep their place; new ones are appended. ``n_channels`` is
+    read from the store or, for a new group, from the first model (or given).
+    """
     fid = fingerprint_id(root)
     n_images = int(root["fingerprint"]["index"].shape[0])
     emb = root.require_group("embeddings")
     _check_fingerprint(emb, fid, "embeddings")
     existing = [str(x) for x in emb["model"][:]] if "model" in emb else []
     by_name = {m.name: m for m in models}
-    if "model" in emb:
-        old = {k: [str(v) for v in emb[k][:]] for k in ("path",)}
-        prior = [ModelEntry(name=n, path=p) for n, p in zip(existing, old["path"])]
-        for e, p in zip(existing, prior):
-            if e in by_name:
-                continue
-            _log(f"the store holds model {e} that this configuration does not list; it is kept")
-            by_name[e] = dataclasses.replace(p, **{k: _coord_value(emb, k, existing.index(e)) for k in MODEL_COORDS if k != "path"})
+    for i, name in enumerate(existing):
+        if name in by_name:
+            continue
+        _log(f"the store holds model {name} that this configuration does not list; it is kept")
+        by_name[name] = ModelEntry(name=name, **{k: _coord_value(emb, k, i) for k in MODEL_COORDS})
     ordered = existing + [m.name for m in models if m.name not in existing]
     entries = [by_name[n] for n in ordered]
     n_models = len(entries)
     if "mu" in emb:
         n_channels = int(emb["mu"].shape[1])
-    else:
+    elif n_channels is None:
         from ..models import load_encoder
 
         n_channels = int(load_encoder(entries[0].path).n_latents)
-    chunks = (config.encode_block, n_channels, n_images)
+    chunks = (encode_block, n_channels, n_images)
     dims = ("model", "channel", "image")
     for name, desc in (("mu", "posterior mean"), ("logvar", "posterior log-variance")):
         store.require_array(emb, name, shape=(n_models, n_channels, n_images), chunks=chunks, dtype="float32",
                             dims=dims, fill_value=np.nan, attrs={"long_name": desc})
-    encoded = store.require_array(emb, "encoded", shape=(n_models,), chunks=(1,), dtype="int64", dims=("model",), fill_value=0,
-                                  attrs={"description": ">0 encoded, -1 failed (NaN or unreadable), 0 not yet"})
+    store.require_array(emb, "encoded", shape=(n_models,), chunks=(1,), dtype="int64", dims=("model",), fill_value=0,
+                        attrs={"description": ">0 encoded, -1 failed (NaN or unreadable), 0 not yet"})
     store.write_coordinate(emb, "model", "model", [e.name for e in entries])
     store.write_coordinate(emb, "channel", "channel", np.arange(n_channels))
     store.write_coordinate(emb, "image", "image", np.arange(n_images))
@@ -224,6 +227,47 @@ def _stage_encode(config: Any, client: Any, root: zarr.Group, models: list[Model
         store.write_coordinate(emb, key, "model", [getattr(e, key) for e in entries])
     for name in ("mu", "logvar", "encoded"):
         emb[name].attrs["coordinates"] = " ".join(MODEL_COORDS)
+    return emb, entries
+
+
+def write_embeddings(
+    store_path: str | Path, mu: np.ndarray, logvar: np.ndarray, models: list[ModelEntry], *, encode_block: int = 8
+) -> None:
+    """Put precomputed posteriors of ``models`` into a run whose fingerprint set is written.
+
+    mu, logvar : (model, channel, image) over the store's fingerprint images, in the order
+    of ``models``. Used for encoders that live outside TensorFlow, and for benchmarks.
+    """
+    mu, logvar = np.asarray(mu, np.float32), np.asarray(logvar, np.float32)
+    if mu.shape != logvar.shape or mu.ndim != 3 or mu.shape[0] != len(models):
+        raise ValueError(f"mu and logvar must be (model, channel, image) for {len(models)} models; got {mu.shape}, {logvar.shape}")
+    root = store.open_run(store_path, create=False)
+    if not store.is_complete(root, "fingerprint"):
+        raise FileNotFoundError(f"{store_path} has no complete fingerprint set")
+    n_images = int(root["fingerprint"]["index"].shape[0])
+    if mu.shape[2] != n_images:
+        raise ValueError(f"the posteriors cover {mu.shape[2]} images; the fingerprint set has {n_images}")
+    emb, entries = prepare_embeddings(root, models, encode_block=encode_block, n_channels=mu.shape[1])
+    order = {e.name: i for i, e in enumerate(entries)}
+    n_models = len(entries)
+    for k, m in enumerate(models):
+        i = order[m.name]
+        bad = ~(np.isfinite(mu[k]) & np.isfinite(logvar[k]))
+        if bad.any():
+            raise ValueError(f"model {m.name}: NaN or infinite posteriors in channels {sorted(set(np.nonzero(bad)[0].tolist()))}")
+        emb["mu"][i] = mu[k]
+        emb["logvar"][i] = logvar[k]
+        emb["encoded"][i] = n_models
+    store.set_complete(emb, bool((np.asarray(emb["encoded"][:]) != 0).all()), n_models=n_models, n_channels=int(mu.shape[1]))
+
+
+def _stage_encode(config: Any, client: Any, root: zarr.Group, models: list[ModelEntry]) -> tuple[StageReport, dict]:
+    t0 = time.perf_counter()
+    n_images = int(root["fingerprint"]["index"].shape[0])
+    emb, entries = prepare_embeddings(root, models, encode_block=config.encode_block)
+    ordered = [e.name for e in entries]
+    n_models, n_channels = len(entries), int(emb["mu"].shape[1])
+    encoded = emb["encoded"]
     state = np.asarray(encoded[:])
     todo = [i for i in range(n_models) if state[i] <= 0]
     calls = []
@@ -231,13 +275,11 @@ def _stage_encode(config: Any, client: Any, root: zarr.Group, models: list[Model
         rows = [(i, entries[i].name, entries[i].path) for i in todo if c0 <= i < c1]
         if rows:
             calls.append((f"models{c0}-{c1 - 1}", encode_block, (str(config.store), rows, n_models), {}))
+    store.set_complete(emb, False)
     results = run_tasks(client, "encode", calls)
     failed: dict[str, str] = {}
     for r in results.values():
         failed.update(r["failed"])
-    for i, e in enumerate(entries):  # failures recorded by earlier runs
-        if e.name not in failed and int(encoded[i]) < 0:
-            failed[e.name] = emb.attrs.get("failed_models", {}).get(e.name, "failed in an earlier run")
     if failed:
         warnings.warn(
             "models left out of the run: " + "; ".join(f"{k}: {v}" for k, v in failed.items()), FailedModelsWarning, stacklevel=3
@@ -274,6 +316,16 @@ def _copy_model_coords(emb: zarr.Group, grp: zarr.Group, suffixes: tuple[str, ..
     return names
 
 
+def _check_encoded(emb: zarr.Group) -> None:
+    state = np.asarray(emb["encoded"][:])
+    missing = [str(emb["model"][i]) for i in np.flatnonzero(state == 0)]
+    if missing:
+        raise RuntimeError(
+            f"models {', '.join(missing[:20])} have no embeddings yet (an interrupted encode stage?); "
+            "rerun with the encode stage"
+        )
+
+
 def _models_per_block(config: Any, n_channels: int) -> int:
     return max(1, config.pair_block_units // n_channels)
 
@@ -284,8 +336,11 @@ def _stage_channels(config: Any, client: Any, root: zarr.Group) -> StageReport:
     n_models, n_channels = int(emb["mu"].shape[0]), int(emb["mu"].shape[1])
     fp = root["fingerprint"]
     factors = [str(f) for f in fp["factor"][:]]
+    fid = fingerprint_id(root)
+    _check_fingerprint(emb, fid, "embeddings")
+    _check_encoded(emb)
     grp = root.require_group("channels")
-    _check_fingerprint(grp, fingerprint_id(root), "channels")
+    _check_fingerprint(grp, fid, "channels")
     block = _models_per_block(config, n_channels)
     n_blocks = -(-n_models // block)
     stored_block = grp.attrs.get("models_per_block", block)
@@ -323,8 +378,11 @@ def _stage_pairs(config: Any, client: Any, root: zarr.Group) -> StageReport:
     t0 = time.perf_counter()
     emb = root["embeddings"]
     n_models, n_channels = int(emb["mu"].shape[0]), int(emb["mu"].shape[1])
+    fid = fingerprint_id(root)
+    _check_fingerprint(emb, fid, "embeddings")
+    _check_encoded(emb)
     grp = root.require_group("pairs")
-    _check_fingerprint(grp, fingerprint_id(root), "pairs")
+    _check_fingerprint(grp, fid, "pairs")
     block = _models_per_block(config, n_channels)
     stored_block = grp.attrs.get("models_per_block", block)
     if stored_block != block:

@@ -1,0 +1,248 @@
+"""The sweep's stages on stored embeddings: values, resumption, growth, killed workers, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import repspace
+from repspace import store
+from repspace.data import FingerprintConfig, build_fingerprint
+from repspace.pipeline import SweepConfig, load_config, run_sweep
+from repspace.pipeline.config import DEFAULT_CONFIG
+from repspace.pipeline.sweep import ModelEntry, write_embeddings
+
+pytestmark = pytest.mark.distributed
+
+N_IMAGES = 40
+N_CHANNELS = 3
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def synthetic_posteriors(n_models: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Models whose channel 0 follows posX, channel 1 posY, channel 2 carries ~nothing."""
+    rng = np.random.default_rng(seed)
+    fp = build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=N_IMAGES, seed=0, image_size=32))
+    factors = fp["factors"].values
+    x, y = factors[:, 3].astype(float), factors[:, 4].astype(float)
+    mu = np.empty((n_models, N_CHANNELS, N_IMAGES), np.float32)
+    logvar = np.empty_like(mu)
+    for m in range(n_models):
+        mu[m, 0] = rng.choice([-1, 1]) * (x / 8 + rng.normal(0, 0.2, N_IMAGES))
+        mu[m, 1] = rng.choice([-1, 1]) * (y / 8 + rng.normal(0, 0.2, N_IMAGES))
+        mu[m, 2] = rng.normal(0, 1e-3, N_IMAGES)
+        logvar[m, :2] = rng.normal(-3, 0.3, (2, N_IMAGES))
+        logvar[m, 2] = 0.0
+    return mu, logvar, factors
+
+
+def entries(names):
+    return [ModelEntry(name=str(n), path="", dataset="dsprites_procedural", family="synthetic", hyperparameter="beta",
+                       hyperparameter_value=1.0, seed=int(n), source="test") for n in names]
+
+
+def make_run(tmp_path, n_models: int, *, models_per_block: int = 1, mu=None, logvar=None, name="run") -> SweepConfig:
+    config = SweepConfig(run_dir=str(tmp_path / name), n_images=N_IMAGES, image_size=32,
+                         pair_block_units=models_per_block * N_CHANNELS, figures=False, dashboard=False,
+                         stages=("channels", "pairs", "structure"))
+    build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=N_IMAGES, seed=0, image_size=32, store=config.store))
+    if mu is None:
+        mu, logvar, _ = synthetic_posteriors(n_models)
+    write_embeddings(config.store, mu[:n_models], logvar[:n_models], entries(range(n_models)))
+    return config
+
+
+def flat(ds: xr.Dataset, name: str) -> np.ndarray:
+    v = ds[name].values
+    m, c = v.shape[:2]
+    return v.reshape(m * c, m * c)
+
+
+def test_stages_match_the_core_functions(tmp_path, client):
+    mu, logvar, factors = synthetic_posteriors(5)
+    config = make_run(tmp_path, 5, models_per_block=2, mu=mu, logvar=logvar)
+    result = run_sweep(config, client=client)
+    assert [r.name for r in result.stages] == ["channels", "pairs", "structure"]
+
+    units_mu, units_lv = mu.reshape(-1, N_IMAGES), logvar.reshape(-1, N_IMAGES)
+    expected = repspace.compare_channels(units_mu, units_lv)
+    pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
+    assert pairs["nmi"].dims == ("model_a", "channel_a", "model_b", "channel_b")
+    assert pairs["vi"].attrs["units"] == "bits"
+    assert list(pairs["model_a"].values) == ["0", "1", "2", "3", "4"]
+    np.testing.assert_allclose(flat(pairs, "vi"), expected["vi"].values, atol=1e-4)
+    finite = np.isfinite(expected["nmi"].values)
+    np.testing.assert_allclose(flat(pairs, "nmi")[finite], expected["nmi"].values[finite], atol=1e-4)
+
+    channels = xr.open_zarr(config.store, group="channels", consolidated=False)
+    direct = repspace.compare_factors(units_mu, units_lv, factors, factor_names=list(channels["factor"].values))
+    np.testing.assert_allclose(channels["info"].values.ravel(), expected["info"].values, atol=1e-5)
+    np.testing.assert_allclose(channels["nmi_factor"].values.reshape(-1, factors.shape[1]), direct["nmi"].values, atol=1e-5)
+    assert channels["info"].attrs["units"] == "bits"
+    assert list(channels["factor"].values) == ["shape", "scale", "orientation", "posX", "posY"]
+
+    structure = xr.open_zarr(config.store, group="structure", consolidated=False)
+    # channel 2 of every model carries ~nothing and is left out; x and y channels recur
+    assert set(structure["channel"].values.tolist()) == {0, 1}
+    for measure in ("vi", "nmi"):
+        st = structure.sel(measure=measure)
+        labels, channel = st["label"].values, st["channel"].values
+        clusters = [k for k in range(st.sizes["cluster"]) if st["cluster_size"].values[k] > 0]
+        assert clusters, measure
+        best = {k: str(st["cluster_best_factor"].values[k]) for k in clusters}
+        assert set(best.values()) == {"posX", "posY"}, (measure, best)
+        for k in clusters:  # every cluster holds x channels only or y channels only, named by its factor
+            members = set(channel[labels == k].tolist())
+            assert members == ({0} if best[k] == "posX" else {1}), (measure, k, members)
+        assert st["cluster_models"].values[clusters].max() == 5
+    for group in ("channels", "pairs", "structure"):
+        attrs = zarr.open_group(str(config.store), path=group, mode="r").attrs
+        assert attrs["complete"] is True and "config" in attrs and "elapsed_s" in attrs
+
+
+def _reference(tmp_path, n_models):
+    config = make_run(tmp_path, n_models, name=f"reference{n_models}")
+    return config
+
+
+def test_interrupted_pairs_rerun_only_missing_blocks(tmp_path, client):
+    config = make_run(tmp_path, 4)
+    run_sweep(config.replace(stages=("channels", "pairs")), client=client)
+    before = xr.open_zarr(config.store, group="pairs", consolidated=False).load()
+    # an interruption: three blocks lost their markers, their values half written
+    grp = zarr.open_group(str(config.store), path="pairs", mode="r+")
+    lost = [(0, 1), (2, 3), (3, 3)]
+    for a, b in lost:
+        grp["done"][a, b] = 0
+        grp["nmi"][a, :, b, :] = 7.0
+    grp.attrs["complete"] = False
+    result = run_sweep(config.replace(stages=("pairs",)), client=client)
+    rep = result.stages[0]
+    assert (rep.computed, rep.skipped) == (3, 7)
+    after = xr.open_zarr(config.store, group="pairs", consolidated=False).load()
+    xr.testing.assert_equal(after[["nmi", "vi"]], before[["nmi", "vi"]])
+    assert run_sweep(config.replace(stages=("pairs",)), client=client).stages[0].computed == 0
+
+
+def test_adding_models_computes_only_new_pairs(tmp_path, client):
+    mu, logvar, _ = synthetic_posteriors(6)
+    config = make_run(tmp_path, 4, mu=mu, logvar=logvar)
+    run_sweep(config.replace(stages=("channels", "pairs")), client=client)
+    write_embeddings(config.store, mu[4:], logvar[4:], entries([4, 5]))
+    result = run_sweep(config.replace(stages=("channels", "pairs")), client=client)
+    channels_rep, pairs_rep = result.stages
+    assert (channels_rep.computed, channels_rep.skipped) == (2, 4)
+    assert (pairs_rep.computed, pairs_rep.skipped) == (21 - 10, 10)
+    fresh = make_run(tmp_path, 6, mu=mu, logvar=logvar, name="fresh")
+    run_sweep(fresh.replace(stages=("channels", "pairs")), client=client)
+    grown = xr.open_zarr(config.store, group="pairs", consolidated=False)
+    whole = xr.open_zarr(fresh.store, group="pairs", consolidated=False)
+    np.testing.assert_array_equal(grown["vi"].values, whole["vi"].values)
+    np.testing.assert_array_equal(grown["nmi"].values, whole["nmi"].values)
+
+
+def test_a_killed_worker_does_not_change_the_result(tmp_path):
+    from distributed import Client, LocalCluster
+
+    mu, logvar, _ = synthetic_posteriors(12)
+    config = make_run(tmp_path, 12, mu=mu, logvar=logvar)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    cl = Client(cluster)
+    try:
+        pids = list(cl.run(os.getpid).values())
+        marker = zarr.open_group(str(config.store), mode="r")
+
+        def kill_when_started():
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                if "pairs" in marker and "done" in marker["pairs"] and (np.asarray(marker["pairs"]["done"][:]) > 0).sum() >= 3:
+                    os.kill(pids[0], signal.SIGKILL)
+                    return
+                time.sleep(0.01)
+
+        killer = threading.Thread(target=kill_when_started)
+        killer.start()
+        run_sweep(config.replace(stages=("pairs",)), client=cl)
+        killer.join()
+        assert pids[0] not in cl.run(os.getpid).values()  # the worker really died and was replaced
+    finally:
+        cl.close()
+        cluster.close()
+    got = xr.open_zarr(config.store, group="pairs", consolidated=False)
+    expected = repspace.compare_channels(mu.reshape(-1, N_IMAGES), logvar.reshape(-1, N_IMAGES))
+    np.testing.assert_allclose(flat(got, "vi"), expected["vi"].values, atol=1e-4)
+    assert int((np.asarray(zarr.open_group(str(config.store), path="pairs")["done"][:]) > 0).sum()) == 12 * 13 // 2
+
+
+def test_a_store_from_another_fingerprint_set_is_refused(tmp_path, client):
+    config = make_run(tmp_path, 2)
+    other = config.replace(seed=1, stages=("fingerprint",))
+    with pytest.raises(FileExistsError, match="different fingerprint set"):
+        run_sweep(other, client=client)
+    # channels computed on another set (its id recorded) are refused too
+    zarr.open_group(str(config.store), path="embeddings", mode="r+").attrs["fingerprint_id"] = "0123456789abcdef"
+    with pytest.raises(store.StoreError, match="another fingerprint set"):
+        run_sweep(config, client=client)
+
+
+def test_foreign_and_half_written_stores(tmp_path, client):
+    foreign = tmp_path / "foreign.zarr"
+    zarr.open_group(str(foreign), mode="w", zarr_format=3).attrs["format"] = "something-else"
+    with pytest.raises(store.StoreError, match="another kind"):
+        store.open_run(foreign)
+    not_zarr = tmp_path / "notzarr"
+    not_zarr.mkdir()
+    (not_zarr / "file.txt").write_text("hello")
+    with pytest.raises(store.StoreError, match="not a zarr format 3 store"):
+        store.open_run(not_zarr)
+    # a pairs stage whose task never ran: structure refuses to read it
+    config = make_run(tmp_path, 2)
+    run_sweep(config.replace(stages=("channels",)), client=client)
+    with pytest.raises(RuntimeError, match="'pairs' stage .* is not complete"):
+        run_sweep(config.replace(stages=("structure",)), client=client)
+    # a model whose encoding never finished is not taken for done
+    zarr.open_group(str(config.store), path="embeddings", mode="r+")["encoded"][1] = 0
+    with pytest.raises(RuntimeError, match="models 1 have no embeddings yet"):
+        run_sweep(config.replace(stages=("pairs",)), client=client)
+
+
+def test_write_embeddings_rejects_bad_input(tmp_path):
+    config = SweepConfig(run_dir=str(tmp_path / "bad"), n_images=N_IMAGES, image_size=32)
+    build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=N_IMAGES, seed=0, image_size=32, store=config.store))
+    mu = np.zeros((2, N_CHANNELS, N_IMAGES), np.float32)
+    lv = np.zeros_like(mu)
+    mu[1, 2, 5] = np.nan
+    with pytest.raises(ValueError, match="model 1: NaN or infinite posteriors in channels \\[2\\]"):
+        write_embeddings(config.store, mu, lv, entries([0, 1]))
+    with pytest.raises(ValueError, match="fingerprint set has 40"):
+        write_embeddings(config.store, mu[:, :, :10], lv[:, :, :10], entries([0, 1]))
+
+
+def test_the_default_config_file_is_the_built_in_default():
+    from_file = load_config(DEFAULT_CONFIG)
+    built_in = SweepConfig()
+    for field in ("run_dir", "dataset", "image_size", "n_images", "seed", "encode_block", "pair_block_units", "info_threshold"):
+        assert getattr(from_file, field) == getattr(built_in, field)
+    assert from_file.models.source == "trained"
+    assert from_file.models.train_config() == built_in.models.train_config()
+    over = load_config(DEFAULT_CONFIG, n_images=50, models={"dir": "x"}, train_overrides={"steps": 5})
+    assert (over.n_images, over.models.dir, over.models.train_config().steps) == (50, "x", 5)
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_config(DEFAULT_CONFIG, n_imgs=3)
