@@ -35,10 +35,9 @@ def draw_latents_figure(store: str | Path, path: str | Path, *, dpi: int = 120) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 3.6), constrained_layout=True)
-    datasets = ds["group_dataset"].values.astype(str)
-    families = ds["group_family"].values.astype(str)
+    datasets, families, names = (np.asarray([str(v) for v in ds[k].values], dtype=object)
+                                 for k in ("group_dataset", "group_family", "group_hyperparameter"))
     values = ds["group_hyperparameter_value"].values.astype(float)
-    names = ds["group_hyperparameter"].values.astype(str)
     lines = sorted(set(zip(datasets, families)))
     many_datasets = len(set(datasets)) > 1
     positive = values[np.isfinite(values)]

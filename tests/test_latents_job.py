@@ -1,0 +1,118 @@
+"""The whole-latent-space job end to end: encoding with TF models, the CLI, the figure."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from repspace.jobs import compare_latents as job
+from repspace.pipeline import ModelEntry
+from repspace.pipeline.latents import EMBEDDINGS_GROUP, LatentsConfig, run_latents, select_images, write_latent_embeddings
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
+    cl = Client(cluster)
+    yield cl
+    cl.close()
+    cluster.close()
+
+
+def toy_store(path, families=("beta_vae", "factor_vae"), values=(1.0, 4.0), per_group=2, m=120, seed=0):
+    rng = np.random.default_rng(seed)
+    models, mus = [], []
+    base = rng.normal(size=(m, 2))
+    for f in families:
+        for v in values:
+            for s in range(per_group):
+                models.append(ModelEntry(name=f"{f}-{v:g}-{s}", path="", dataset="toy", family=f,
+                                         hyperparameter="beta", hyperparameter_value=v, seed=s))
+                mus.append(base + rng.normal(scale=0.2 * v, size=(m, 2)))
+    mu = np.asarray(mus, np.float32)
+    write_latent_embeddings(path, mu, np.full_like(mu, -1.0), models)
+    return models
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        job.parse_args(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--run-dir", "--store", "--models-dir", "--model", "--dataset", "--data-dir", "--image-size",
+                 "--n-images", "--n-samples", "--seed", "--sample-block", "--image-block", "--encode-block",
+                 "--batch-size", "--float32", "--scheduler-address", "--workers", "--threads-per-worker", "--dashboard",
+                 "--figure", "--no-figure"):
+        assert flag in text
+
+
+def test_arguments_become_a_config(tmp_path):
+    config, figure = job.parse_args(["--run-dir", str(tmp_path), "--models-dir", "m", "--n-images", "500",
+                                     "--n-samples", "300", "--seed", "2", "--image-block", "64", "--float32",
+                                     "--scheduler-address", "tcp://127.0.0.1:8786", "--model", "3", "--model", "4"])
+    assert config == LatentsConfig(store=tmp_path / "store.zarr", models_dir=job.Path("m"), models=("3", "4"),
+                                   n_images=500, n_samples=300, seed=2, image_block=64, dtype="float32",
+                                   scheduler_address="tcp://127.0.0.1:8786")
+    assert figure == tmp_path / "figures" / "latents.png"
+    config, figure = job.parse_args(["--store", str(tmp_path / "x.zarr")])
+    assert config.models_dir is None and config.n_images is None and figure is None
+    assert job.main(["--store", str(tmp_path / "y.zarr"), "--n-samples", "1"]) == 2
+
+
+@pytest.mark.distributed
+def test_figure_from_a_store(client, tmp_path):
+    path = tmp_path / "s.zarr"
+    toy_store(path)
+    run_latents(LatentsConfig(store=path, n_samples=300), client=client)
+    from repspace.plots.latents import draw_latents_figure
+
+    out = draw_latents_figure(path, tmp_path / "fig" / "latents.png")
+    assert out.stat().st_size > 10_000
+
+
+@pytest.mark.distributed
+def test_main_on_stored_posteriors(tmp_path, capsys):
+    path = tmp_path / "store.zarr"
+    toy_store(path, families=("beta_vae",), values=(1.0,), per_group=3, m=80)
+    code = job.main(["--run-dir", str(tmp_path), "--n-samples", "200", "--workers", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "3 models x 80 images in 1 groups" in out and (tmp_path / "figures" / "latents.png").is_file()
+
+
+@pytest.mark.tf
+@pytest.mark.distributed
+def test_encode_then_compare_with_tf_models(client, tmp_path):
+    pytest.importorskip("tensorflow")
+    from repspace.data import load_dataset
+
+    from .test_models_encoders import linear_weights, numpy_encode, write_tf2_saved_model
+
+    params = [linear_weights(s) for s in (0, 1)]
+    models_dir = tmp_path / "models"
+    for n, p in enumerate(params):
+        write_tf2_saved_model(models_dir / str(n), p, with_decoder=False)
+    config = LatentsConfig(store=tmp_path / "s.zarr", models_dir=models_dir, dataset="digits", n_images=150,
+                           seed=5, encode_block=64, n_samples=400)
+    result = run_latents(config, client=client)
+    assert (result.encoded, result.n_models, result.n_images, result.computed) == (3, 2, 150, 2 + 5)
+    import xarray as xr
+
+    emb = xr.open_zarr(config.store, group=EMBEDDINGS_GROUP, consolidated=False).load()
+    index = select_images(1797, 150, 5)
+    np.testing.assert_array_equal(emb.image.values, index)
+    images = load_dataset("digits").images(index)
+    for n, p in enumerate(params):
+        mu, logvar = numpy_encode(p, images)
+        np.testing.assert_allclose(emb.mu.values[n], mu, atol=1e-5)
+        np.testing.assert_allclose(emb.logvar.values[n], logvar, atol=1e-5)
+    assert (emb.encoded.values > 0).all()
+    ds = result.open()
+    assert np.isfinite(float(ds.vi[0, 1])) and float(ds.vi_se[0, 1]) > 0 and np.isfinite(ds["info"].values).all()
+    again = run_latents(config, client=client)
+    assert (again.encoded, again.computed) == (0, 0)
