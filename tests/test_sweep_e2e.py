@@ -1,0 +1,149 @@
+"""The full sweep end to end through a real LocalCluster, on SavedModels written here.
+
+Each model is a linear Gaussian encoder on 32 x 32 procedural dSprites whose channel 0
+reads the horizontal position of the shape, channel 1 the vertical one, and channel 2
+almost nothing, with a linear decoder: the structure stage must find an x and a y cluster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import repspace
+from repspace.jobs import full_sweep
+from repspace.pipeline import FailedModelsWarning, SweepConfig, run_sweep
+
+pytestmark = [pytest.mark.tf, pytest.mark.distributed]
+
+SIZE, K, N_IMAGES = 32, 3, 150
+
+
+def write_linear_model(path, seed: int, *, nan: bool = False) -> None:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    grid = (np.arange(SIZE) - (SIZE - 1) / 2) / SIZE
+    xw = np.tile(grid[None, :], (SIZE, 1)).reshape(-1)  # weight of each pixel by its column
+    yw = np.tile(grid[:, None], (1, SIZE)).reshape(-1)
+    def reader(w):  # each model reads the position with its own sign, gain and pixel noise
+        return rng.choice([-1, 1]) * rng.uniform(0.1, 0.3) * (w + rng.normal(0, 0.1, SIZE * SIZE))
+
+    wm = np.stack([reader(xw), reader(yw), rng.normal(0, 1e-6, SIZE * SIZE)], 1)
+    bv = np.array([-4.0, -4.0, 0.0])
+    if nan:
+        bv[1] = np.nan
+    mod = tf.Module()
+    mod.wm = tf.Variable(wm.astype(np.float32))
+    mod.bv = tf.Variable(bv.astype(np.float32))
+    mod.wd = tf.Variable(rng.normal(0, 1, (K, SIZE * SIZE)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, SIZE, SIZE, 1], tf.float32)])
+    def gaussian_encoder(images):
+        flat = tf.reshape(images, [-1, SIZE * SIZE])
+        mean = flat @ mod.wm
+        return {"mean": mean, "logvar": tf.zeros_like(mean) + mod.bv}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, K], tf.float32)])
+    def decoder(latent_vectors):
+        return {"images": tf.reshape(latent_vectors @ mod.wd, [-1, SIZE, SIZE, 1])}
+
+    tf.saved_model.save(mod, str(path / "model" / "tfhub"), signatures={"gaussian_encoder": gaussian_encoder, "decoder": decoder})
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    d = tmp_path_factory.mktemp("models")
+    for n in range(4):
+        write_linear_model(d / str(n), n)
+    return d
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def config_for(tmp_path, model_dir, **kw) -> SweepConfig:
+    base = dict(run_dir=str(tmp_path / "run"), n_images=N_IMAGES, image_size=32, dashboard=False,
+                models={"source": "directory", "dir": str(model_dir)}, encode_block=2)
+    base.update(kw)
+    return SweepConfig(**base)
+
+
+def test_full_sweep_end_to_end(tmp_path, model_dir, client):
+    config = config_for(tmp_path, model_dir)
+    result = run_sweep(config, client=client)
+    assert [r.name for r in result.stages] == list(repspace.pipeline.STAGES)
+    assert not result.failed_models
+
+    fp = xr.open_zarr(config.store, group="fingerprint", consolidated=False)
+    emb = xr.open_zarr(config.store, group="embeddings", consolidated=False)
+    assert emb["mu"].dims == ("model", "channel", "image") and emb["mu"].shape == (4, K, N_IMAGES)
+    assert list(emb["model"].values) == ["0", "1", "2", "3"]
+    # the zoo index names models by number: 0-3 are dsprites_full beta_vae beta 1, seeds 0-3
+    assert list(emb["family"].values) == ["beta_vae"] * 4 and list(emb["seed"].values) == [0, 1, 2, 3]
+    enc = repspace.models.load_encoder(model_dir / "2")
+    mu, logvar = enc(fp["images"].values)
+    np.testing.assert_allclose(emb["mu"].values[2], mu.T, rtol=1e-6, atol=1e-6)
+
+    units_mu, units_lv = emb["mu"].values.reshape(-1, N_IMAGES), emb["logvar"].values.reshape(-1, N_IMAGES)
+    direct = repspace.compare_channels(units_mu, units_lv)
+    pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
+    np.testing.assert_allclose(pairs["vi"].values.reshape(4 * K, 4 * K), direct["vi"].values, atol=1e-4)
+    channels = xr.open_zarr(config.store, group="channels", consolidated=False)
+    factors = repspace.compare_factors(units_mu, units_lv, fp["factors"].values)
+    np.testing.assert_allclose(channels["vi_factor"].values.reshape(4 * K, -1), factors["vi"].values, atol=1e-5)
+
+    structure = xr.open_zarr(config.store, group="structure", consolidated=False)
+    assert set(structure["channel"].values.tolist()) == {0, 1}  # channel 2 carries < 0.01 bits
+    st = structure.sel(measure="nmi")
+    found = {str(st["cluster_best_factor"].values[k]) for k in range(st.sizes["cluster"]) if st["cluster_size"].values[k] > 0}
+    assert found == {"posX", "posY"}
+    assert {p.name for p in result.figures} == {"structure_vi.png", "structure_nmi.png", "members_vi.png", "members_nmi.png"}
+    assert all(p.stat().st_size > 10_000 for p in result.figures)
+    assert "xr.open_zarr" in result.summary()
+
+    # a rerun finds everything done
+    again = run_sweep(config.replace(stages=("encode", "channels", "pairs")), client=client)
+    assert [r.computed for r in again.stages] == [4, 0, 0, 0]  # models listed; nothing encoded or computed
+
+
+def test_a_model_with_nan_output_is_named_and_the_rest_go_on(tmp_path, model_dir, client):
+    import shutil
+
+    d = tmp_path / "models"
+    shutil.copytree(model_dir, d)
+    write_linear_model(d / "7", 7, nan=True)
+    config = config_for(tmp_path, d, stages=("fingerprint", "models", "encode", "channels", "pairs"), figures=False)
+    with pytest.warns(FailedModelsWarning, match=r"7: NaN or infinite posteriors in channels \[1\]"):
+        result = run_sweep(config, client=client)
+    assert list(result.failed_models) == ["7"]
+    pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
+    vi = pairs["vi"].values
+    assert np.isnan(vi[4]).all() and np.isnan(vi[:, :, 4]).all()
+    assert np.isfinite(vi[:4, :, :4]).all()
+
+
+def test_an_empty_model_directory_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = full_sweep.main(["--run-dir", str(tmp_path / "run"), "--models-source", "directory", "--models-dir",
+                            str(tmp_path / "empty"), "--n-images", "20", "--no-dashboard", "--workers", "1"])
+    assert code == 1
+    assert "no models in" in capsys.readouterr().err
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        full_sweep.main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--config", "--run-dir", "--scheduler-address", "--gpu", "--models-source", "--stages", "--n-images"):
+        assert flag in text
