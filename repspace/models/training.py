@@ -266,7 +266,8 @@ class TrainedModel:
 # --- what a model directory records -------------------------------------------------
 
 _MODEL_KEYS = ("dataset", "data_dir", "image_size", "architecture", "mlp_hidden", "n_latents", "batch_size",
-               "learning_rate", "steps", "pool_size", "annealed_gamma", "annealed_steps")
+               "learning_rate", "steps", "pool_size", "jit_compile", "steps_per_call", "annealed_gamma",
+               "annealed_steps")
 
 
 def _model_config(config: TrainConfig, spec: ModelSpec) -> dict[str, Any]:
