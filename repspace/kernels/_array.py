@@ -15,23 +15,21 @@ __all__ = ["namespace", "to_numpy", "float_dtype", "check_posteriors", "contiguo
 
 
 def namespace(*arrays: Any) -> Any:
-    """Return the array namespace shared by ``arrays`` (numpy for plain sequences)."""
-    spaces = []
-    for a in arrays:
-        if a is None:
-            continue
-        get = getattr(a, "__array_namespace__", None)
-        spaces.append(get() if get is not None else np)
-    if not spaces:
+    """Return the array namespace shared by ``arrays``.
+
+    numpy arrays (and plain sequences) give numpy itself; anything else goes through
+    ``array_api_compat``, whose cupy namespace supplies the standard's functions
+    (``permute_dims``, ``concat``, ``astype``, ...) whatever the cupy version.
+    """
+    present = [a for a in arrays if a is not None]
+    if all(isinstance(a, np.ndarray) or not hasattr(a, "__array_namespace__") for a in present):
         return np
-    first = spaces[0]
-    for other in spaces[1:]:
-        if other is not first:
-            raise TypeError(
-                f"arrays come from different array modules ({first.__name__} and {other.__name__}); "
-                "move them to one module first"
-            )
-    return first
+    import array_api_compat
+
+    try:
+        return array_api_compat.array_namespace(*present)
+    except TypeError as err:
+        raise TypeError(f"arrays come from different array modules; move them to one module first ({err})") from None
 
 
 def to_numpy(x: Any) -> np.ndarray:

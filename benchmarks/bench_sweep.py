@@ -1,0 +1,115 @@
+"""The channels and pairs stages on a synthetic embeddings store, against the GEMM roofline.
+
+A store of M models x C channels x N images (default 1,000 x 10 x 1,000) goes through
+the channels and pairs stages on an in-process LocalCluster. Printed: the time of each
+stage, the time the float32 GEMM roofline allows for the pairs stage (N^2 U^2 flops for
+U = M C units, at the GEMM rate measured in this run with one thread per worker), their
+ratio, and the peak RSS of the whole process tree.
+
+    python benchmarks/bench_sweep.py [--models 1000] [--channels 10] [--images 1000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from repspace.data import FingerprintConfig, build_fingerprint
+from repspace.pipeline import SweepConfig, run_sweep
+from repspace.pipeline.sweep import ModelEntry, write_embeddings
+
+
+def gemm_rate_one_thread(n: int = 2048, repeats: int = 3) -> float:
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    best = math.inf
+    with threadpool_limits(1):
+        a @ a
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+class PeakRSS(threading.Thread):
+    """Samples the RSS of this process and its children (the workers) every 0.2 s."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        me = psutil.Process()
+        while not self.stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.2)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", type=int, default=1000)
+    p.add_argument("--channels", type=int, default=10)
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--pair-block-units", type=int, default=2000)
+    p.add_argument("--dir", help="where to put the store (default: a temporary folder)")
+    args = p.parse_args()
+    m, c, n = args.models, args.channels, args.images
+    units = m * c
+
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        config = SweepConfig(run_dir=str(Path(tmp) / "run"), n_images=n, image_size=32, dashboard=False, figures=False,
+                             n_workers=args.workers, pair_block_units=args.pair_block_units, encode_block=50,
+                             stages=("channels", "pairs"))
+        build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=n, seed=0, image_size=32, store=config.store))
+        rng = np.random.default_rng(0)
+        for start in range(0, m, 100):  # write in slices: never the whole synthetic ensemble in memory
+            stop = min(m, start + 100)
+            mu = rng.normal(size=(stop - start, c, n)).astype(np.float32)
+            logvar = rng.normal(-1.0, 0.5, size=(stop - start, c, n)).astype(np.float32)
+            models = [ModelEntry(name=str(i), path="", family="synthetic", seed=i, source="benchmark") for i in range(start, stop)]
+            write_embeddings(config.store, mu, logvar, models, encode_block=50)
+        rate = gemm_rate_one_thread() * args.workers
+        print(f"synthetic store: {m} models x {c} channels x {n} images = {units} units")
+        print(f"float32 GEMM: {rate:.1f} GFLOP/s with {args.workers} workers x 1 thread (2048^3, measured now)")
+        monitor = PeakRSS()
+        monitor.start()
+        t0 = time.perf_counter()
+        result = run_sweep(config)
+        total = time.perf_counter() - t0
+        monitor.stop.set()
+        monitor.join()
+        times = {r.name: r.seconds for r in result.stages}
+        flops = n * n * units * units  # N^2 U^2 with the symmetry used
+        roofline = flops / (rate * 1e9)
+        print(f"channels stage: {times['channels']:.1f} s")
+        print(f"pairs stage:    {times['pairs']:.1f} s; roofline {roofline:.1f} s ({flops / 1e12:.1f} TFLOP); "
+              f"ratio {times['pairs'] / roofline:.2f}x the roofline")
+        print(f"whole run (with cluster start): {total:.1f} s; peak RSS (all processes) {monitor.peak / 2**30:.2f} GiB")
+        import xarray as xr
+
+        pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
+        shape = pairs["nmi"].shape
+        print(f"pairs in the store: nmi {shape} = {shape[0] * shape[1]} x {shape[2] * shape[3]}, "
+              f"finite {bool(np.isfinite(pairs['vi'][0, 0].values).all())}")
+
+
+if __name__ == "__main__":
+    main()
