@@ -246,3 +246,15 @@ def test_the_default_config_file_is_the_built_in_default():
     assert (over.n_images, over.models.dir, over.models.train_config().steps) == (50, "x", 5)
     with pytest.raises(ValueError, match="unknown keys"):
         load_config(DEFAULT_CONFIG, n_imgs=3)
+
+
+@pytest.mark.parametrize("path", sorted(DEFAULT_CONFIG.parent.glob("*.toml")), ids=lambda p: p.name)
+def test_every_job_configuration_loads(path):
+    config = load_config(path)
+    assert config.models.source in ("trained", "directory", "zoo")
+    if config.models.source == "trained":
+        assert config.models.train_config().dataset == config.dataset
+    if config.models.source == "zoo":
+        from repspace.models import parse_model_numbers
+
+        assert parse_model_numbers(",".join(config.models.numbers))

@@ -33,7 +33,7 @@ class ModelsConfig:
     """
 
     source: str = "trained"
-    dir: str = "data/models/offline_default"
+    dir: str = "data/models/offline"
     numbers: tuple[str, ...] = ()
     base_url: str | None = None
     train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
