@@ -21,8 +21,7 @@ import time
 
 import numpy as np
 
-from repspace import kernels
-from repspace.kernels import BlockOptions, PosteriorRows, pairwise_information
+from repspace.kernels import PosteriorRows, pairwise_information
 
 
 def posteriors(units: int, images: int, dtype, seed: int = 0):

@@ -18,7 +18,6 @@ e^87 (float32) or e^708 (float64) below a unit's largest are floored there.)
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ._array import check_posteriors, float_dtype, namespace

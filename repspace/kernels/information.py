@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._array import check_posteriors, contiguous, float_dtype, namespace
-from .bhattacharyya import bc_factor, bhattacharyya_coefficients, scaled_posteriors
+from .bhattacharyya import bc_factor, scaled_posteriors
 
 __all__ = [
     "BlockOptions",

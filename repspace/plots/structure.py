@@ -10,7 +10,6 @@ cluster's members per hyperparameter value.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
