@@ -77,7 +77,7 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
 
     show_trav = traversals and n_clusters > 0
     fig = plt.figure(figsize=(11 if show_trav else 8.5, 8))
-    outer = gridspec.GridSpec(1, 2 if show_trav else 1, width_ratios=[3, 1.3] if show_trav else [1], wspace=0.08, figure=fig)
+    outer = gridspec.GridSpec(1, 2 if show_trav else 1, width_ratios=[3, 1.3] if show_trav else [1], wspace=0.15, figure=fig)
     left = gridspec.GridSpecFromSubplotSpec(2, 2, subplot_spec=outer[0], width_ratios=[0.05 * max(len(factors), 1), 1],
                                             height_ratios=[1, 4], wspace=0.03, hspace=0.03)
     ax_r = fig.add_subplot(left[0, 1])
@@ -94,7 +94,7 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     ax_r.set_ylabel("reachability\n" + ("VI (bits)" if measure == "vi" else "-log NMI"))
     ax_r.set_title(
         f"{'exp(-VI)' if measure == 'vi' else 'NMI'} between the {n} channels above "
-        f"{emb.attrs.get('info_threshold', st.attrs.get('info_threshold_bits'))} bits, in OPTICS order"
+        f"{st.attrs.get('info_threshold_bits')} bits, in OPTICS order"
     )
 
     ax_s.imshow(strip, aspect="auto", cmap="magma_r", vmin=0, vmax=1, interpolation="nearest")
@@ -109,7 +109,8 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     for k, (start, stop) in _label_runs(labels[order]):  # outline each cluster's run in the ordering
         ax_m.add_patch(plt.Rectangle((start - 0.5, start - 0.5), stop - start, stop - start, fill=False,
                                      edgecolor=colors[k], linewidth=1.5))
-    cax = fig.add_axes([0.08, 0.06, 0.015, 0.15])
+    box = ax_m.get_position()
+    cax = fig.add_axes([box.x1 + 0.005, box.y0, 0.012, 0.25 * box.height])
     fig.colorbar(im, cax=cax)
 
     if show_trav:
@@ -183,6 +184,11 @@ def draw_members_figure(store_path: str | Path, measure: str, out: str | Path) -
 
 def draw_run_figures(store_path: str | Path, figure_dir: str | Path, *, traversals: bool = True) -> list[Path]:
     """Every figure of a finished run, as PNGs in ``figure_dir``."""
+    import zarr
+
+    group = zarr.open_group(str(store_path), mode="r")
+    if "structure" not in group or group["structure"].attrs.get("complete") is not True:
+        raise RuntimeError(f"the structure stage of {store_path} is not complete; run it before 'figures'")
     figure_dir = Path(figure_dir)
     outs = []
     for measure in MEASURES:
