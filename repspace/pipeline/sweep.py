@@ -149,10 +149,10 @@ def _stage_models(config: Any, client: Any) -> list[ModelEntry]:
             raise ValueError("models.source = 'zoo' needs models.numbers, e.g. ['0-49']")
         kwargs = {"base_url": mc.base_url} if mc.base_url else {}
         report = download_models(numbers, mc.dir, **kwargs)
-        failed = getattr(report, "failed", {}) or {}
-        if failed:
-            _log(f"models that could not be downloaded: {failed}")
-        got = [n for n in numbers if n not in failed]
+        _log(report.summary())
+        got = [n for n in numbers if n not in report.failed]
+        if not got:
+            raise FileNotFoundError(f"none of the {len(numbers)} zoo models could be downloaded into {mc.dir}")
         return find_models(mc.dir, got)
     return find_models(mc.dir, numbers)
 
