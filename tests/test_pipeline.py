@@ -29,7 +29,8 @@ N_CHANNELS = 3
 def client():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                           worker_dashboard_address="127.0.0.1:0")
     c = Client(cluster)
     yield c
     c.close()
@@ -163,7 +164,8 @@ def test_a_killed_worker_does_not_change_the_result(tmp_path):
 
     mu, logvar, _ = synthetic_posteriors(12)
     config = make_run(tmp_path, 12, mu=mu, logvar=logvar)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                           worker_dashboard_address="127.0.0.1:0")
     cl = Client(cluster)
     try:
         pids = list(cl.run(os.getpid).values())

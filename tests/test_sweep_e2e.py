@@ -65,7 +65,8 @@ def model_dir(tmp_path_factory):
 def client():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                           worker_dashboard_address="127.0.0.1:0")
     c = Client(cluster)
     yield c
     c.close()
@@ -147,3 +148,32 @@ def test_help_explains_every_option(capsys):
     text = capsys.readouterr().out
     for flag in ("--config", "--run-dir", "--scheduler-address", "--gpu", "--models-source", "--stages", "--n-images"):
         assert flag in text
+
+
+def test_zoo_source_downloads_then_compares(tmp_path, model_dir, client):
+    import io
+    import zipfile
+
+    from .test_models_download import ZooServer
+
+    def zipped(n: int) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for f in (model_dir / str(n)).rglob("*"):
+                if f.is_file():
+                    zf.write(f, f"{n}/{f.relative_to(model_dir / str(n))}")
+        return buf.getvalue()
+
+    with ZooServer() as server:
+        for n in range(3):
+            server.files[f"{n}.zip"] = zipped(n)
+        server.forbidden.add("3.zip")
+        config = config_for(tmp_path, tmp_path / "zoo", stages=("fingerprint", "models", "encode", "channels", "pairs"),
+                            figures=False, models={"source": "zoo", "dir": str(tmp_path / "zoo"), "numbers": ("0-3",),
+                                                   "base_url": server.url})
+        result = run_sweep(config, client=client)
+    emb = xr.open_zarr(config.store, group="embeddings", consolidated=False)
+    assert list(emb["model"].values) == ["0", "1", "2"]  # 3 was refused (403) and reported; the rest went on
+    assert result.stages[1].computed == 3
+    np.testing.assert_allclose(emb["mu"].values[1], repspace.models.load_encoder(model_dir / "1")(
+        xr.open_zarr(config.store, group="fingerprint", consolidated=False)["images"].values)[0].T, atol=1e-6)

@@ -38,7 +38,9 @@ def run_client(
         threads_per_worker=threads_per_worker,
         processes=True,
         host="127.0.0.1",
-        dashboard_address="127.0.0.1:0" if dashboard else None,
+        # the scheduler and workers serve HTTP even without a dashboard: keep it on loopback
+        dashboard_address="127.0.0.1:0",
+        worker_dashboard_address="127.0.0.1:0",
     )
     client = Client(cluster)
     log(
