@@ -25,18 +25,6 @@ N_IMAGES = 40
 N_CHANNELS = 3
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                           worker_dashboard_address="127.0.0.1:0")
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def synthetic_posteriors(n_models: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Models whose channel 0 follows posX, channel 1 posY, channel 2 carries ~nothing."""
     rng = np.random.default_rng(seed)

@@ -61,18 +61,6 @@ def model_dir(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                           worker_dashboard_address="127.0.0.1:0")
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def config_for(tmp_path, model_dir, **kw) -> SweepConfig:
     base = dict(run_dir=str(tmp_path / "run"), n_images=N_IMAGES, image_size=32, dashboard=False,
                 models={"source": "directory", "dir": str(model_dir)}, encode_block=2)

@@ -326,28 +326,29 @@ def _check_encoded(emb: zarr.Group) -> None:
         )
 
 
-def _models_per_block(config: Any, n_channels: int) -> int:
-    return max(1, config.pair_block_units // n_channels)
+def _open_block_stage(config: Any, root: zarr.Group, name: str) -> tuple[zarr.Group, zarr.Group, int, int, int]:
+    """Checks shared by the blockwise stages; returns (embeddings, the stage's group, models, channels, models per block)."""
+    emb = root["embeddings"]
+    n_models, n_channels = int(emb["mu"].shape[0]), int(emb["mu"].shape[1])
+    fid = fingerprint_id(root)
+    _check_fingerprint(emb, fid, "embeddings")
+    _check_encoded(emb)
+    grp = root.require_group(name)
+    _check_fingerprint(grp, fid, name)
+    block = max(1, config.pair_block_units // n_channels)
+    stored_block = grp.attrs.get("models_per_block", block)
+    if stored_block != block:
+        raise store.StoreError(f"{name} were computed in blocks of {stored_block} models, this run uses {block}: "
+                               f"set pair_block_units = {stored_block * n_channels} or use a new run directory")
+    grp.attrs["models_per_block"] = block
+    return emb, grp, n_models, n_channels, block
 
 
 def _stage_channels(config: Any, client: Any, root: zarr.Group) -> StageReport:
     t0 = time.perf_counter()
-    emb = root["embeddings"]
-    n_models, n_channels = int(emb["mu"].shape[0]), int(emb["mu"].shape[1])
-    fp = root["fingerprint"]
-    factors = [str(f) for f in fp["factor"][:]]
-    fid = fingerprint_id(root)
-    _check_fingerprint(emb, fid, "embeddings")
-    _check_encoded(emb)
-    grp = root.require_group("channels")
-    _check_fingerprint(grp, fid, "channels")
-    block = _models_per_block(config, n_channels)
+    emb, grp, n_models, n_channels, block = _open_block_stage(config, root, "channels")
+    factors = [str(f) for f in root["fingerprint"]["factor"][:]]
     n_blocks = -(-n_models // block)
-    stored_block = grp.attrs.get("models_per_block", block)
-    if stored_block != block:
-        raise store.StoreError(f"channels were computed in blocks of {stored_block} models, this run uses {block}: "
-                               f"set pair_block_units = {stored_block * n_channels} or use a new run directory")
-    grp.attrs["models_per_block"] = block
     dims2, dims3 = ("model", "channel"), ("model", "channel", "factor")
     chunk2, chunk3 = (block, n_channels), (block, n_channels, len(factors))
     for name, long in (("info", "I(U), information about the fingerprint set"), ("self_info", "I(U,U')")):
@@ -376,19 +377,7 @@ def _stage_channels(config: Any, client: Any, root: zarr.Group) -> StageReport:
 
 def _stage_pairs(config: Any, client: Any, root: zarr.Group) -> StageReport:
     t0 = time.perf_counter()
-    emb = root["embeddings"]
-    n_models, n_channels = int(emb["mu"].shape[0]), int(emb["mu"].shape[1])
-    fid = fingerprint_id(root)
-    _check_fingerprint(emb, fid, "embeddings")
-    _check_encoded(emb)
-    grp = root.require_group("pairs")
-    _check_fingerprint(grp, fid, "pairs")
-    block = _models_per_block(config, n_channels)
-    stored_block = grp.attrs.get("models_per_block", block)
-    if stored_block != block:
-        raise store.StoreError(f"pairs were computed in blocks of {stored_block} models, this run uses {block}: "
-                               f"set pair_block_units = {stored_block * n_channels} or use a new run directory")
-    grp.attrs["models_per_block"] = block
+    emb, grp, n_models, n_channels, block = _open_block_stage(config, root, "pairs")
     n_blocks = -(-n_models // block)
     dims = ("model_a", "channel_a", "model_b", "channel_b")
     shape = (n_models, n_channels, n_models, n_channels)
