@@ -24,8 +24,7 @@ from repspace.pipeline.latents import LatentsConfig, run_latents
 def parse_args(argv: Sequence[str] | None = None) -> tuple[LatentsConfig, Path | None]:
     """Parse command-line arguments into a :class:`LatentsConfig` and the figure path (or None)."""
     d = LatentsConfig(store="")
-    p = argparse.ArgumentParser(prog="python -m repspace.jobs.compare_latents", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m repspace.jobs.compare_latents", description=__doc__.split("\n")[0])
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--run-dir", type=Path, help="the run's folder: the store is <run-dir>/store.zarr, the figure "
                        "<run-dir>/figures/latents.png")
@@ -34,26 +33,27 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LatentsConfig, Path |
                    "SavedModels, .keras); leave out to compare the posteriors already in the store")
     p.add_argument("--model", action="append", default=[], metavar="NAME",
                    help="use only this model of --models-dir (repeatable); default: all of them")
-    p.add_argument("--dataset", default=d.dataset, help="dataset the models encode")
+    p.add_argument("--dataset", default=d.dataset, help="dataset the models encode (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default: $REPSPACE_DATA_DIR or data)")
     p.add_argument("--image-size", type=int, default=None, help="square image size the models take (default: the "
-                   "dataset's)")
+                   "first model's input size, else the dataset's)")
     p.add_argument("--n-images", type=int, default=None, help="M: a seeded random subset of this many images "
                    "(default: every image of the dataset)")
-    p.add_argument("--n-samples", type=int, default=d.n_samples, help="S: samples per Monte Carlo estimate")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the image subset and of every Monte Carlo stream")
-    p.add_argument("--sample-block", type=int, default=d.sample_block, help="samples per likelihood block")
+    p.add_argument("--n-samples", type=int, default=d.n_samples, help="S: samples per Monte Carlo estimate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the image subset and of every Monte Carlo stream "
+                   "(default: %(default)s)")
+    p.add_argument("--sample-block", type=int, default=d.sample_block, help="samples per likelihood block (default: %(default)s)")
     p.add_argument("--image-block", type=int, default=d.image_block, help="posteriors per likelihood block (memory per "
-                   "estimate is about 24 x sample-block x image-block bytes in float64)")
+                   "estimate is about 24 x sample-block x image-block bytes in float64; default: %(default)s)")
     p.add_argument("--encode-block", type=int, default=d.encode_block, help="images per encode task and per chunk of "
-                   "the stored posteriors")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per call into an encoder")
+                   "the stored posteriors (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per call into an encoder (default: %(default)s)")
     p.add_argument("--float32", action="store_true", help="likelihood products in float32 (faster, less exact) "
                    "instead of float64")
     p.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler (default: "
                    "$DASK_SCHEDULER_ADDRESS, else a LocalCluster on 127.0.0.1)")
-    p.add_argument("--workers", type=int, default=d.n_workers, help="LocalCluster worker processes")
-    p.add_argument("--threads-per-worker", type=int, default=d.threads_per_worker, help="LocalCluster threads per worker")
+    p.add_argument("--workers", type=int, default=d.n_workers, help="LocalCluster worker processes (default: %(default)s)")
+    p.add_argument("--threads-per-worker", type=int, default=d.threads_per_worker, help="LocalCluster threads per worker (default: %(default)s)")
     p.add_argument("--dashboard", action="store_true", help="serve the LocalCluster's dashboard on 127.0.0.1")
     p.add_argument("--figure", type=Path, default=None, help="draw the NMI/VI figure here (default with --run-dir: "
                    "<run-dir>/figures/latents.png)")

@@ -93,7 +93,8 @@ class LatentsConfig:
     models_dir : folder of model folders (``<n>/model/tfhub``, SavedModels, ``.keras``) to
         encode; None: use the posteriors already in the store's ``latents_embeddings``.
     models : names (folder names) of the models in ``models_dir`` to use; empty: all.
-    dataset, data_dir, image_size : the dataset the models encode.
+    dataset, data_dir, image_size : the dataset the models encode (image_size None: the size
+        the first model takes, else the dataset's own).
     n_images : M, a seeded subset of the dataset (None: every image).
     seed : seeds the image subset and every Monte Carlo stream.
     n_samples : S, samples per Monte Carlo estimate.
@@ -414,14 +415,13 @@ def encode_latents(config: LatentsConfig, client: Any, *, log: Callable[[str], N
     from .execution import run_tasks
 
     entries = _models_from_dir(config)
-    ds = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
+    first = load_encoder(entries[0].path)
+    image_size = config.image_size if config.image_size is not None else first.input_shape[0]
+    ds = load_dataset(config.dataset, data_dir=config.data_dir, image_size=image_size)
     index = select_images(len(ds), config.n_images, config.seed)
     root = store.open_run(config.store)
-    if EMBEDDINGS_GROUP in root and "mu" in root[EMBEDDINGS_GROUP]:
-        n_latents = int(root[EMBEDDINGS_GROUP]["mu"].shape[2])
-    else:
-        n_latents = int(load_encoder(entries[0].path).n_latents)
-    identity = {"dataset": config.dataset, "image_size": config.image_size, "n_total": len(ds),
+    n_latents = int(first.n_latents)
+    identity = {"dataset": config.dataset, "image_size": image_size, "n_total": len(ds),
                 "n_images": len(index), "seed": config.seed if config.n_images is not None else None}
     emb, names = _prepare_embeddings(root, entries, index=index, n_latents=n_latents, block=config.encode_block,
                                      identity=identity)
@@ -430,7 +430,7 @@ def encode_latents(config: LatentsConfig, client: Any, *, log: Callable[[str], N
     paths = [str(_item(p)) for p in emb["path"][:]]
     wanted = {e.name for e in entries}
     dataset = {"name": config.dataset, "data_dir": None if config.data_dir is None else str(config.data_dir),
-               "image_size": config.image_size}
+               "image_size": image_size}
     calls = []
     for b, (s0, s1) in enumerate(store.block_ranges(len(index), block)):
         rows = [(i, n, paths[i]) for i, n in enumerate(names) if n in wanted and not done[i, b]]
