@@ -165,3 +165,17 @@ def test_zoo_source_downloads_then_compares(tmp_path, model_dir, client):
     assert result.stages[1].computed == 3
     np.testing.assert_allclose(emb["mu"].values[1], repspace.models.load_encoder(model_dir / "1")(
         xr.open_zarr(config.store, group="fingerprint", consolidated=False)["images"].values)[0].T, atol=1e-6)
+
+
+def test_latents_stage_from_the_sweep(tmp_path, model_dir, client):
+    config = config_for(tmp_path, model_dir, stages=("fingerprint", "models", "latents", "figures"),
+                        latents={"n_images": 200, "n_samples": 400})
+    result = run_sweep(config, client=client)
+    rep = {r.name: r for r in result.stages}["latents"]
+    assert rep.computed == 4 + 5 * 6  # I(U;X) per model, five estimates per pair of the one group
+    lat = xr.open_zarr(config.store, group="latents", consolidated=False)
+    assert lat["nmi"].dims == ("model_a", "model_b")
+    finite = lat["nmi"].values[np.isfinite(lat["nmi"].values)]
+    assert finite.size == 12 and (finite > 0).all()
+    assert [p.name for p in result.figures] == ["latents.png"]
+    assert 'group="latents"' in result.summary()

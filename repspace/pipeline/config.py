@@ -65,7 +65,10 @@ class SweepConfig:
     n_workers, threads_per_worker : the LocalCluster.
     dashboard : serve the LocalCluster's dashboard on 127.0.0.1.
     gpu : run the kernels on cupy.
-    stages : the stages to run, in order.
+    stages : the stages to run, in order ("latents", the Monte Carlo comparison of whole
+        latent spaces, is not among the defaults: add it to run it).
+    latents : LatentsConfig fields for the latents stage (n_images, n_samples, ...); the
+        store, models, dataset and cluster come from this config.
     figures : draw figures.
     """
 
@@ -87,6 +90,7 @@ class SweepConfig:
     dashboard: bool = True
     gpu: bool = False
     stages: tuple[str, ...] = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "figures")
+    latents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     figures: bool = True
 
     def __post_init__(self) -> None:
@@ -110,12 +114,24 @@ class SweepConfig:
     def figure_dir(self) -> Path:
         return Path(self.run_dir) / "figures"
 
+    def latents_config(self, models: tuple[str, ...] = ()) -> Any:
+        """The LatentsConfig of the latents stage: this run's store, models, dataset and cluster."""
+        from .latents import LatentsConfig
+
+        base = dict(store=self.store, models_dir=self.models.dir, models=models, dataset=self.dataset,
+                    data_dir=self.data_dir, image_size=self.image_size, seed=self.seed,
+                    scheduler_address=self.scheduler_address, n_workers=self.n_workers,
+                    threads_per_worker=self.threads_per_worker)
+        base.update(self.latents)
+        return LatentsConfig(**base)
+
     def block_options(self) -> BlockOptions:
         return BlockOptions(memory_bytes=self.row_block_bytes)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["models"]["train"] = dict(self.models.train)
+        d["latents"] = dict(self.latents)
         return d
 
     def replace(self, **changes: Any) -> SweepConfig:
@@ -160,4 +176,7 @@ def load_config(
         models["train"] = {**dict(models.get("train", {})), **train_overrides}
     if "train" in models:
         TrainConfig.offline_default(**models["train"])  # fail early on bad training options
-    return SweepConfig(**raw, models=ModelsConfig(**models))
+    config = SweepConfig(**raw, models=ModelsConfig(**models))
+    if config.latents:
+        config.latents_config()  # fail early on bad latents options
+    return config

@@ -25,7 +25,7 @@ from .tasks import channels_block, encode_block, pairs_block
 
 __all__ = ["STAGES", "run_sweep", "write_embeddings", "prepare_embeddings", "SweepResult", "StageReport", "ModelEntry", "find_models", "FailedModelsWarning"]
 
-STAGES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "figures")
+STAGES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "figures", "latents")
 
 
 class FailedModelsWarning(UserWarning):
@@ -80,7 +80,8 @@ class SweepResult:
             "    import xarray as xr",
             *(
                 f'    xr.open_zarr("{self.store}", group="{g}", consolidated=False)'
-                for g in ("fingerprint", "embeddings", "channels", "pairs", "structure")
+                for g in ("fingerprint", "embeddings", "channels", "pairs", "structure", "latents")
+                if (self.store / "zarr.json").exists() and (self.store / g).is_dir()
             ),
         ]
         return "\n".join(lines)
@@ -443,13 +444,13 @@ def run_sweep(config: Any, *, client: Any = None, log: Callable[[str], None] = _
     if "fingerprint" not in root:
         raise FileNotFoundError(f"{config.store} has no fingerprint set; run the fingerprint stage first")
 
-    needs_client = any(s in stages for s in ("models", "encode", "channels", "pairs"))
+    needs_client = any(s in stages for s in ("models", "encode", "channels", "pairs", "latents"))
     ctx = _existing(client) if (client is not None or not needs_client) else run_client(
         scheduler_address=config.scheduler_address, n_workers=config.n_workers,
         threads_per_worker=config.threads_per_worker, dashboard=config.dashboard, log=log)
     with ctx as cl:
         models: list[ModelEntry] = []
-        if "models" in stages or "encode" in stages:
+        if "models" in stages or "encode" in stages or "latents" in stages:
             t = time.perf_counter()
             models = _stage_models(config, cl)
             reports.append(StageReport("models", time.perf_counter() - t, computed=len(models),
@@ -461,6 +462,14 @@ def run_sweep(config: Any, *, client: Any = None, log: Callable[[str], None] = _
             reports.append(_stage_channels(config, cl, root))
         if "pairs" in stages:
             reports.append(_stage_pairs(config, cl, root))
+        if "latents" in stages:
+            from .latents import run_latents
+
+            t = time.perf_counter()
+            lat = run_latents(config.latents_config(tuple(m.name for m in models)), client=cl, log=log)
+            failed.update({str(k): str(v) for k, v in (lat.failed_models or {}).items()})
+            reports.append(StageReport("latents", time.perf_counter() - t, computed=lat.computed, skipped=lat.skipped,
+                                       note=f"{lat.n_models} models, {lat.n_images} images, {lat.n_groups} groups"))
     if "structure" in stages:
         t = time.perf_counter()
         note = compute_structure(config)
@@ -469,7 +478,11 @@ def run_sweep(config: Any, *, client: Any = None, log: Callable[[str], None] = _
         from ..plots import draw_run_figures
 
         t = time.perf_counter()
-        figures = draw_run_figures(config.store, config.figure_dir)
+        figures = draw_run_figures(config.store, config.figure_dir) if "structure" in root else []
+        if store.is_complete(root, "latents"):
+            from ..plots.latents import draw_latents_figure
+
+            figures.append(draw_latents_figure(config.store, config.figure_dir / "latents.png"))
         reports.append(StageReport("figures", time.perf_counter() - t, computed=len(figures), note=str(config.figure_dir)))
     root.attrs["last_run"] = json.dumps({r.name: round(r.seconds, 2) for r in reports})
     return SweepResult(store=Path(config.store), figure_dir=Path(config.figure_dir), stages=reports,
