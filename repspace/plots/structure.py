@@ -76,8 +76,8 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     strip = st["nmi_factor"].values[order] if n else np.zeros((0, len(factors)))
 
     show_trav = traversals and n_clusters > 0
-    fig = plt.figure(figsize=(11 if show_trav else 8.5, 8))
-    outer = gridspec.GridSpec(1, 2 if show_trav else 1, width_ratios=[3, 1.3] if show_trav else [1], wspace=0.15, figure=fig)
+    fig = plt.figure(figsize=(13 if show_trav else 8.5, 8))
+    outer = gridspec.GridSpec(1, 2 if show_trav else 1, width_ratios=[3, 2] if show_trav else [1], wspace=0.06, figure=fig)
     left = gridspec.GridSpecFromSubplotSpec(2, 2, subplot_spec=outer[0], width_ratios=[0.05 * max(len(factors), 1), 1],
                                             height_ratios=[1, 4], wspace=0.03, hspace=0.03)
     ax_r = fig.add_subplot(left[0, 1])
@@ -109,9 +109,10 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     for k, (start, stop) in _label_runs(labels[order]):  # outline each cluster's run in the ordering
         ax_m.add_patch(plt.Rectangle((start - 0.5, start - 0.5), stop - start, stop - start, fill=False,
                                      edgecolor=colors[k], linewidth=1.5))
-    box = ax_m.get_position()
-    cax = fig.add_axes([box.x1 + 0.005, box.y0, 0.012, 0.25 * box.height])
-    fig.colorbar(im, cax=cax)
+    cax = ax_m.inset_axes([0.0, -0.05, 0.35, 0.02])  # a horizontal colour bar under the matrix
+    fig.colorbar(im, cax=cax, orientation="horizontal")
+    cax.tick_params(labelsize=7)
+    cax.set_xlabel("exp(-VI)" if measure == "vi" else "NMI", fontsize=8)
 
     if show_trav:
         right = gridspec.GridSpecFromSubplotSpec(n_clusters, 1, subplot_spec=outer[1], hspace=0.35)
