@@ -126,7 +126,7 @@ def test_memory_budget_picks_row_blocks_and_keeps_results():
     rng = np.random.default_rng(13)
     mu, logvar = random_posteriors(rng, 10, 30)
     small = BlockOptions(unit_block=3, memory_bytes=2 * (10 * 30 * 8 + 3 * 3 * 16))
-    assert small.rows_for(10, 30, 8) == 2
+    assert small.rows_for(10, 30, 8) == 2  # under the balance limit of ceil(30 / 8) = 4
     a = repspace.compare_channels(mu, logvar, options=small)
     b = repspace.compare_channels(mu, logvar)
     np.testing.assert_allclose(a["joint"], b["joint"], rtol=0, atol=1e-12)
@@ -136,8 +136,26 @@ def test_progress_reports_every_row_block():
     rng = np.random.default_rng(14)
     mu, logvar = random_posteriors(rng, 3, 10)
     seen = []
-    pairwise_information(PosteriorRows(mu, logvar), options=BlockOptions(row_block=4), progress=lambda d, t: seen.append((d, t)))
+    pairwise_information(PosteriorRows(mu, logvar), options=BlockOptions(row_block=4, threads=1),
+                         progress=lambda d, t: seen.append((d, t)))
     assert seen == [(4, 10), (8, 10), (10, 10)]
+    seen.clear()
+    pairwise_information(PosteriorRows(mu, logvar), options=BlockOptions(row_block=4, threads=2),
+                         progress=lambda d, t: seen.append((d, t)))
+    assert [d for d, _ in seen][-1] == 10 and len(seen) == 3
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_share_rows_and_agree_with_one_thread(threads):
+    rng = np.random.default_rng(15)
+    mu, logvar = random_posteriors(rng, 9, 37, None, np.float32)
+    one = pairwise_information(PosteriorRows(mu, logvar), options=BlockOptions(unit_block=4, row_block=5, threads=1))
+    opts = BlockOptions(unit_block=4, row_block=5, threads=threads)
+    many = pairwise_information(PosteriorRows(mu, logvar), options=opts)
+    again = pairwise_information(PosteriorRows(mu, logvar), options=opts)
+    np.testing.assert_allclose(many.joint, one.joint, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(many.info_a, one.info_a, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(many.joint, again.joint)  # the same partial sums, in the same order
 
 
 # --- closed forms: ground-truth factors ----------------------------------------------

@@ -16,6 +16,10 @@ number of units.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,7 +43,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BlockOptions:
-    """Block sizes of the all-pairs computation.
+    """Block sizes and threads of the all-pairs computation.
 
     Attributes
     ----------
@@ -48,19 +52,30 @@ class BlockOptions:
     row_block : int or None
         Fingerprint rows per block; chosen from ``memory_bytes`` when None.
     memory_bytes : int
-        Budget for the generated BC rows and one block of products.
+        Budget for the generated BC rows and the block products of all threads.
+    threads : int or None
+        Threads that share the row blocks (numpy only; each runs single-threaded BLAS).
+        None: every core for numpy arrays, 1 for other modules. Pass 1 inside a Dask task.
     """
 
-    unit_block: int = 256
+    unit_block: int = 128
     row_block: int | None = None
     memory_bytes: int = 256 * 2**20
+    threads: int | None = None
 
-    def rows_for(self, n_units: int, n_images: int, itemsize: int) -> int:
+    def rows_for(self, n_units: int, n_images: int, itemsize: int, threads: int = 1) -> int:
         if self.row_block is not None:
             return max(1, min(self.row_block, n_images))
         ub = min(self.unit_block, n_units)
         per_row = n_units * n_images * itemsize + ub * ub * (itemsize + 8)
-        return max(1, min(n_images, self.memory_bytes // max(per_row, 1)))
+        by_memory = self.memory_bytes // max(per_row * max(threads, 1), 1)
+        by_balance = -(-n_images // (8 * max(threads, 1)))  # about eight blocks per thread, for balance and cache
+        return max(1, min(n_images, by_memory, by_balance))
+
+    def threads_for(self, xp: Any) -> int:
+        if self.threads is not None:
+            return max(1, self.threads)
+        return max(1, os.cpu_count() or 1) if xp is np else 1
 
 
 class RowSource(Protocol):
@@ -224,7 +239,36 @@ def nmi_vi(
 
 def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
     """sum over axis 0 of log2(sums / n), accumulated in float64."""
-    return xp.sum(xp.astype(xp.log2(sums), xp.float64), axis=0) - sums.shape[0] * math.log2(n)
+    return xp.sum(xp.log2(sums), axis=0, dtype=xp.float64) - sums.shape[0] * math.log2(n)
+
+
+class _Partial:
+    """One thread's running sums over the row blocks it was given."""
+
+    def __init__(self, xp: Any, sets: tuple[RowSource, ...], n_a: int, n_b: int) -> None:
+        self.acc = xp.zeros((n_a, n_b), dtype=xp.float64)
+        self.info = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
+        self.self_info = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
+
+
+def _add_rows(
+    part: _Partial, a: RowSource, b: RowSource, same: bool, r0: int, r1: int, dtype: Any, ub: int, n: int
+) -> None:
+    """Add rows r0:r1 of every sum to ``part``."""
+    xp = a.xp
+    xa = xp.astype(a.rows(r0, r1), dtype)  # (rows, A, N)
+    xb = xa if same else xp.astype(b.rows(r0, r1), dtype)
+    for k, x in enumerate((xa,) if same else (xa, xb)):
+        part.info[k] = part.info[k] + _sum_log2_mean(xp, xp.sum(x, axis=-1), n)
+        part.self_info[k] = part.self_info[k] + _sum_log2_mean(xp, xp.vecdot(x, x, axis=-1), n)
+    n_a, n_b = a.n_units, b.n_units
+    for p0 in range(0, n_a, ub):
+        p1 = min(n_a, p0 + ub)
+        left = xa[:, p0:p1, :]
+        for q0 in range(p0 if same else 0, n_b, ub):
+            q1 = min(n_b, q0 + ub)
+            right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
+            part.acc[p0:p1, q0:q1] = part.acc[p0:p1, q0:q1] + _sum_log2_mean(xp, xp.matmul(left, right), n)
 
 
 def pairwise_information(
@@ -260,30 +304,40 @@ def pairwise_information(
     dtype = xp.float64 if (a.dtype == xp.float64 or b.dtype == xp.float64) else xp.float32
     itemsize = 8 if dtype == xp.float64 else 4
     n_a, n_b = a.n_units, b.n_units
-    units_per_row = n_a if same else n_a + n_b
-    rb = options.rows_for(units_per_row, n, itemsize)
+    sets = (a,) if same else (a, b)
+    threads = options.threads_for(xp)
+    rb = options.rows_for(n_a if same else n_a + n_b, n, itemsize, threads)
     ub = max(1, options.unit_block)
+    ub = -(-n_a // -(-n_a // ub))  # blocks of equal size: 200 units in blocks of 128 become two of 100
+    blocks = [(r0, min(n, r0 + rb)) for r0 in range(0, n, rb)]
+    threads = min(threads, len(blocks))
+    parts = [_Partial(xp, sets, n_a, n_b) for _ in range(threads)]
+    done = [0]
+    lock = threading.Lock()
 
-    acc = xp.zeros((n_a, n_b), dtype=xp.float64)
-    info = [xp.zeros((s.n_units,), dtype=xp.float64) for s in ((a,) if same else (a, b))]
-    self_info = [xp.zeros((s.n_units,), dtype=xp.float64) for s in ((a,) if same else (a, b))]
+    def run(k: int) -> None:
+        # a fixed, strided share of the row blocks per thread: the same sums in the same order every time
+        for r0, r1 in blocks[k::threads]:
+            _add_rows(parts[k], a, b, same, r0, r1, dtype, ub, n)
+            if progress is not None:
+                with lock:
+                    done[0] += r1 - r0
+                    progress(done[0], n)
 
-    for r0 in range(0, n, rb):
-        r1 = min(n, r0 + rb)
-        xa = xp.astype(a.rows(r0, r1), dtype)  # (rows, A, N)
-        xb = xa if same else xp.astype(b.rows(r0, r1), dtype)
-        for k, x in enumerate((xa,) if same else (xa, xb)):
-            info[k] = info[k] + _sum_log2_mean(xp, xp.sum(x, axis=2), n)
-            self_info[k] = self_info[k] + _sum_log2_mean(xp, xp.sum(x * x, axis=2), n)
-        for p0 in range(0, n_a, ub):
-            p1 = min(n_a, p0 + ub)
-            left = xa[:, p0:p1, :]
-            for q0 in range(p0 if same else 0, n_b, ub):
-                q1 = min(n_b, q0 + ub)
-                right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
-                acc[p0:p1, q0:q1] = acc[p0:p1, q0:q1] + _sum_log2_mean(xp, xp.matmul(left, right), n)
-        if progress is not None:
-            progress(r1, n)
+    if threads == 1:
+        run(0)
+    else:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(1) if xp is np else nullcontext()
+        with limit, ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(run, k) for k in range(threads)]:
+                future.result()
+    acc, info, self_info = parts[0].acc, parts[0].info, parts[0].self_info
+    for part in parts[1:]:
+        acc = acc + part.acc
+        info = [x + y for x, y in zip(info, part.info)]
+        self_info = [x + y for x, y in zip(self_info, part.self_info)]
 
     if same:
         # only blocks on or above the block diagonal were computed: mirror the rest,

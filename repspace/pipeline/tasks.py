@@ -104,7 +104,7 @@ def channels_block(store_path: str, block: int, start: int, stop: int, n_models:
         m, c, n = mu.shape
         rows = kernels.PosteriorRows(_to_device(mu.reshape(m * c, n), gpu), _to_device(logvar.reshape(m * c, n), gpu))
         factors = kernels.LabelRows(_to_device(labels, gpu), rows.dtype)
-        res = kernels.pairwise_information(rows, factors)
+        res = kernels.pairwise_information(rows, factors, options=BlockOptions(threads=1))
         nmi, vi = (kernels._array.to_numpy(x) for x in res.nmi_vi())
         info = kernels._array.to_numpy(res.info_a).reshape(m, c)
         self_info = kernels._array.to_numpy(res.self_info_a).reshape(m, c)
@@ -147,7 +147,7 @@ def pairs_block(
             mu_b, lv_b, valid_b = _valid_posteriors(emb, *range_b)
             mb = mu_b.shape[0]
             rows_b = kernels.PosteriorRows(_to_device(mu_b.reshape(mb * c, n), gpu), _to_device(lv_b.reshape(mb * c, n), gpu))
-        res = kernels.pairwise_information(rows_a, rows_b, options=BlockOptions(memory_bytes=row_block_bytes))
+        res = kernels.pairwise_information(rows_a, rows_b, options=BlockOptions(memory_bytes=row_block_bytes, threads=1))
         nmi, vi = (kernels._array.to_numpy(x).astype(np.float32).reshape(ma, c, mb, c) for x in res.nmi_vi())
         for arr in (nmi, vi):
             arr[~valid_a] = np.nan
