@@ -74,6 +74,21 @@ def test_blocked_log_sum_exp_equals_unblocked(block):
     logp = -0.5 * (((u[:, None, :] - mu[None]) ** 2 / var[None]).sum(-1) + logvar.sum(-1)[None] + 4 * math.log(2 * math.pi))
     direct = np.log(np.exp(logp - logp.max(1, keepdims=True)).mean(1)) + logp.max(1)
     np.testing.assert_allclose(whole, direct, rtol=0, atol=1e-9)
+    # the shifted road (the shift one of each sample's own terms) gives the same sums
+    own = logp[np.arange(30), np.arange(30)]
+    shifted = kernels.log_mean_likelihood(u, mu, logvar, image_block=block, shift=own)
+    np.testing.assert_allclose(shifted, direct, rtol=0, atol=1e-9)
+
+
+def test_shifted_sum_falls_back_when_a_term_is_far_above_the_shift():
+    d = 20
+    mu = np.zeros((2, d))
+    logvar = np.stack([np.zeros(d), np.full(d, -75.0)])  # the second density at 0 is e^750 times the first's
+    u = np.zeros((1, d))
+    own = np.array([-0.5 * d * math.log(2 * math.pi)])  # the first posterior's log-density at 0
+    got = kernels.log_mean_likelihood(u, mu, logvar, shift=own)
+    np.testing.assert_allclose(got, kernels.log_mean_likelihood(u, mu, logvar), rtol=1e-12)
+    assert np.isfinite(got).all()
 
 
 def test_sample_blocks_do_not_change_the_estimate():
