@@ -187,7 +187,7 @@ MODEL_COORDS = ("dataset", "family", "hyperparameter", "hyperparameter_value", "
 
 
 def prepare_embeddings(
-    root: zarr.Group, models: list[ModelEntry], *, encode_block: int, n_channels: int | None = None
+    root: zarr.Group, models: list[ModelEntry], *, encode_block: int, n_channels: int | None = None, quiet: bool = False
 ) -> tuple[zarr.Group, list[ModelEntry]]:
     """Lay out (or grow) the ``embeddings`` group for ``models``; returns it and the run's models.
 
@@ -200,11 +200,14 @@ def prepare_embeddings(
     _check_fingerprint(emb, fid, "embeddings")
     existing = [str(x) for x in emb["model"][:]] if "model" in emb else []
     by_name = {m.name: m for m in models}
-    for i, name in enumerate(existing):
-        if name in by_name:
-            continue
-        _log(f"the store holds model {name} that this configuration does not list; it is kept")
-        by_name[name] = ModelEntry(name=name, **{k: _coord_value(emb, k, i) for k in MODEL_COORDS})
+    unlisted = [i for i, name in enumerate(existing) if name not in by_name]
+    if unlisted:
+        stored = {k: emb[k][:] for k in MODEL_COORDS}
+        for i in unlisted:
+            by_name[existing[i]] = ModelEntry(name=existing[i], **{k: _plain(stored[k][i]) for k in MODEL_COORDS})
+        if not quiet:
+            _log(f"the store holds {len(unlisted)} models that this configuration does not list "
+                 f"({', '.join(existing[i] for i in unlisted[:10])}{' ...' if len(unlisted) > 10 else ''}); they are kept")
     ordered = existing + [m.name for m in models if m.name not in existing]
     entries = [by_name[n] for n in ordered]
     n_models = len(entries)
@@ -248,17 +251,24 @@ def write_embeddings(
     n_images = int(root["fingerprint"]["index"].shape[0])
     if mu.shape[2] != n_images:
         raise ValueError(f"the posteriors cover {mu.shape[2]} images; the fingerprint set has {n_images}")
-    emb, entries = prepare_embeddings(root, models, encode_block=encode_block, n_channels=mu.shape[1])
+    emb, entries = prepare_embeddings(root, models, encode_block=encode_block, n_channels=mu.shape[1], quiet=True)
     order = {e.name: i for i, e in enumerate(entries)}
     n_models = len(entries)
     for k, m in enumerate(models):
-        i = order[m.name]
         bad = ~(np.isfinite(mu[k]) & np.isfinite(logvar[k]))
         if bad.any():
             raise ValueError(f"model {m.name}: NaN or infinite posteriors in channels {sorted(set(np.nonzero(bad)[0].tolist()))}")
-        emb["mu"][i] = mu[k]
-        emb["logvar"][i] = logvar[k]
-        emb["encoded"][i] = n_models
+    index = np.array([order[m.name] for m in models])
+    if np.array_equal(index, np.arange(index[0], index[0] + index.size)):  # one slice: one write per chunk
+        where: Any = slice(int(index[0]), int(index[0]) + index.size)
+        emb["mu"][where] = mu
+        emb["logvar"][where] = logvar
+        emb["encoded"][where] = n_models
+    else:
+        for k, i in enumerate(index.tolist()):
+            emb["mu"][i] = mu[k]
+            emb["logvar"][i] = logvar[k]
+            emb["encoded"][i] = n_models
     store.set_complete(emb, bool((np.asarray(emb["encoded"][:]) != 0).all()), n_models=n_models, n_channels=int(mu.shape[1]))
 
 
@@ -295,8 +305,7 @@ def _stage_encode(config: Any, client: Any, root: zarr.Group, models: list[Model
     return rep, failed
 
 
-def _coord_value(group: zarr.Group, key: str, i: int) -> Any:
-    v = group[key][i]
+def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
