@@ -81,8 +81,8 @@ def bhattacharyya_coefficients(
             check_posteriors(mu, lv, unit_axis=0 if mu.ndim > 2 else None, image_axis=-2)
         if mu_rows.shape[-1] != mu_cols.shape[-1]:
             raise ValueError(f"row and column posteriors differ in dimension: {mu_rows.shape[-1]} vs {mu_cols.shape[-1]}")
-    mu_r, lv_r = xp.astype(mu_rows, dtype), xp.astype(logvar_rows, dtype)
-    mu_c, lv_c = xp.astype(mu_cols, dtype), xp.astype(logvar_cols, dtype)
+    mu_r, lv_r = xp.astype(mu_rows, dtype, copy=False), xp.astype(logvar_rows, dtype, copy=False)
+    mu_c, lv_c = xp.astype(mu_cols, dtype, copy=False), xp.astype(logvar_cols, dtype, copy=False)
     shift = xp.maximum(xp.max(lv_r, axis=-2, keepdims=True), xp.max(lv_c, axis=-2, keepdims=True))  # (..., 1, d)
     m_r, v_r, q_r = scaled_posteriors(xp, mu_r, lv_r, shift)
     m_c, v_c, q_c = scaled_posteriors(xp, mu_c, lv_c, shift)

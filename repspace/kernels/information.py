@@ -113,7 +113,7 @@ class PosteriorRows:
         if chunk_elements == -1:
             chunk_elements = 65536 if xp is np else None
         self.chunk_elements = chunk_elements
-        mu, logvar = xp.astype(mu, self.dtype), xp.astype(logvar, self.dtype)
+        mu, logvar = xp.astype(mu, self.dtype, copy=False), xp.astype(logvar, self.dtype, copy=False)
         shift = xp.max(logvar, axis=1, keepdims=True)  # (unit, 1, d)
         m, v, q = scaled_posteriors(xp, mu, logvar, shift)
         # per dimension: (unit, image) for the columns, (image, unit, 1) for the rows
@@ -256,8 +256,8 @@ def _add_rows(
 ) -> None:
     """Add rows r0:r1 of every sum to ``part``."""
     xp = a.xp
-    xa = xp.astype(a.rows(r0, r1), dtype)  # (rows, A, N)
-    xb = xa if same else xp.astype(b.rows(r0, r1), dtype)
+    xa = xp.astype(a.rows(r0, r1), dtype, copy=False)  # (rows, A, N)
+    xb = xa if same else xp.astype(b.rows(r0, r1), dtype, copy=False)
     for k, x in enumerate((xa,) if same else (xa, xb)):
         part.info[k] = part.info[k] + _sum_log2_mean(xp, xp.sum(x, axis=-1), n)
         part.self_info[k] = part.self_info[k] + _sum_log2_mean(xp, xp.vecdot(x, x, axis=-1), n)

@@ -178,7 +178,7 @@ def mc_information(
         raise ValueError(f"n_samples must be at least 2, got {n_samples}")
     options = options or MCOptions()
     dtype = xp.float64 if dtype is None else dtype
-    mu, logvar = xp.astype(mu, dtype), xp.astype(logvar, dtype)
+    mu, logvar = xp.astype(mu, dtype, copy=False), xp.astype(logvar, dtype, copy=False)
     m, d = mu.shape
     values = []
     for s0 in range(0, n_samples, options.sample_block):
