@@ -71,7 +71,7 @@ def config_for(tmp_path, model_dir, **kw) -> SweepConfig:
 def test_full_sweep_end_to_end(tmp_path, model_dir, client):
     config = config_for(tmp_path, model_dir)
     result = run_sweep(config, client=client)
-    assert [r.name for r in result.stages] == list(repspace.pipeline.STAGES)
+    assert [r.name for r in result.stages] == list(SweepConfig().stages)
     assert not result.failed_models
 
     fp = xr.open_zarr(config.store, group="fingerprint", consolidated=False)
