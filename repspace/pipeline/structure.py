@@ -27,6 +27,13 @@ def distance_matrix(values: np.ndarray, measure: str) -> np.ndarray:
 
     Undefined entries (NaN) get the largest finite distance; the result is symmetric
     with a zero diagonal.
+
+    >>> distance_matrix(np.array([[1.0, 0.5], [0.5, 1.0]]), "nmi").round(3)
+    array([[0.   , 0.693],
+           [0.693, 0.   ]])
+    >>> distance_matrix(np.array([[0.0, -0.01], [np.nan, 0.0]]), "vi")
+    array([[0., 0.],
+           [0., 0.]])
     """
     v = np.asarray(values, dtype=np.float64)
     if measure == "vi":
