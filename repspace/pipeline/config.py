@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..kernels import BlockOptions
 from ..models import TrainConfig
 
 __all__ = ["SweepConfig", "ModelsConfig", "load_config", "DEFAULT_CONFIG"]
@@ -124,9 +123,6 @@ class SweepConfig:
                     threads_per_worker=self.threads_per_worker)
         base.update(self.latents)
         return LatentsConfig(**base)
-
-    def block_options(self) -> BlockOptions:
-        return BlockOptions(memory_bytes=self.row_block_bytes)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
