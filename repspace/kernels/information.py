@@ -58,7 +58,7 @@ class BlockOptions:
         None: every core for numpy arrays, 1 for other modules. Pass 1 inside a Dask task.
     """
 
-    unit_block: int = 128
+    unit_block: int = 512
     row_block: int | None = None
     memory_bytes: int = 256 * 2**20
     threads: int | None = None
@@ -308,7 +308,7 @@ def pairwise_information(
     threads = options.threads_for(xp)
     rb = options.rows_for(n_a if same else n_a + n_b, n, itemsize, threads)
     ub = max(1, options.unit_block)
-    ub = -(-n_a // -(-n_a // ub))  # blocks of equal size: 200 units in blocks of 128 become two of 100
+    ub = -(-n_a // -(-n_a // ub))  # blocks of equal size: 2,000 units in blocks of 512 become four of 500
     blocks = [(r0, min(n, r0 + rb)) for r0 in range(0, n, rb)]
     threads = min(threads, len(blocks))
     parts = [_Partial(xp, sets, n_a, n_b) for _ in range(threads)]
