@@ -16,3 +16,19 @@ def client():
     yield c
     c.close()
     cluster.close()
+
+
+@pytest.fixture(scope="module")
+def threads_client():
+    """An in-process LocalCluster (one worker, two threads; its dashboard on 127.0.0.1)."""
+    import warnings
+
+    from distributed import Client, LocalCluster
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0")
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -83,16 +82,8 @@ def grid_spaces(m_a: int = 20, m_b: int = 10, seed: int = 0):
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
-    cl = Client(cluster)
-    yield cl
-    cl.close()
-    cluster.close()
+def client(threads_client):
+    return threads_client
 
 
 # --- no cluster ---------------------------------------------------------------------------------

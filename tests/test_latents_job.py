@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
@@ -13,16 +12,8 @@ from repspace.pipeline.latents import EMBEDDINGS_GROUP, LatentsConfig, run_laten
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
-    cl = Client(cluster)
-    yield cl
-    cl.close()
-    cluster.close()
+def client(threads_client):
+    return threads_client
 
 
 def toy_store(path, families=("beta_vae", "factor_vae"), values=(1.0, 4.0), per_group=2, m=120, seed=0):

@@ -40,6 +40,7 @@ seed, sample block or dtype differ from the configuration is refused (StoreError
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -696,17 +697,6 @@ def compare_latents(config: LatentsConfig, client: Any, *, log: Callable[[str], 
                          seconds=elapsed)
 
 
-class _given:
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __enter__(self) -> Any:
-        return self.client
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
 def run_latents(config: LatentsConfig, *, client: Any = None, log: Callable[[str], None] = _log) -> LatentsResult:
     """Encode (when ``config.models_dir`` is set) and compare whole latent spaces.
 
@@ -724,7 +714,7 @@ def run_latents(config: LatentsConfig, *, client: Any = None, log: Callable[[str
 
     t0 = time.perf_counter()
     Path(config.store).parent.mkdir(parents=True, exist_ok=True)
-    ctx = _given(client) if client is not None else run_client(
+    ctx = contextlib.nullcontext(client) if client is not None else run_client(
         scheduler_address=config.scheduler_address, n_workers=config.n_workers,
         threads_per_worker=config.threads_per_worker, dashboard=config.dashboard, log=log)
     with ctx as cl:

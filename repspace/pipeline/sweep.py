@@ -6,6 +6,7 @@ blocks are skipped on a rerun, and adding models computes only what is new.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -454,7 +455,7 @@ def run_sweep(config: Any, *, client: Any = None, log: Callable[[str], None] = _
         raise FileNotFoundError(f"{config.store} has no fingerprint set; run the fingerprint stage first")
 
     needs_client = any(s in stages for s in ("models", "encode", "channels", "pairs", "latents"))
-    ctx = _existing(client) if (client is not None or not needs_client) else run_client(
+    ctx = contextlib.nullcontext(client) if (client is not None or not needs_client) else run_client(
         scheduler_address=config.scheduler_address, n_workers=config.n_workers,
         threads_per_worker=config.threads_per_worker, dashboard=config.dashboard, log=log)
     with ctx as cl:
@@ -496,14 +497,3 @@ def run_sweep(config: Any, *, client: Any = None, log: Callable[[str], None] = _
     root.attrs["last_run"] = json.dumps({r.name: round(r.seconds, 2) for r in reports})
     return SweepResult(store=Path(config.store), figure_dir=Path(config.figure_dir), stages=reports,
                        failed_models=failed, figures=figures)
-
-
-class _existing:
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __enter__(self) -> Any:
-        return self.client
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
