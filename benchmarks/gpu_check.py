@@ -50,10 +50,10 @@ def main() -> int:
         opts = BlockOptions(unit_block=16, row_block=32)
         ref = pairwise_information(PosteriorRows(mu, lv), options=opts)
         gpu = pairwise_information(PosteriorRows(cp.asarray(mu), cp.asarray(lv)), options=opts)
-        err = float(np.abs(to_numpy(gpu.joint) - ref.joint).max())
+        err = float(np.abs(to_numpy(gpu.joint_information) - ref.joint_information).max())
         ref_f = pairwise_information(PosteriorRows(mu, lv), LabelRows(labels, dtype), options=opts)
         gpu_f = pairwise_information(PosteriorRows(cp.asarray(mu), cp.asarray(lv)), LabelRows(cp.asarray(labels), cp.dtype(dtype).type))
-        err_f = float(np.abs(to_numpy(gpu_f.joint) - ref_f.joint).max())
+        err_f = float(np.abs(to_numpy(gpu_f.joint_information) - ref_f.joint_information).max())
         good = err <= tol and err_f <= tol
         ok &= good
         print(f"all pairs {np.dtype(dtype).name}: max |cupy - numpy| {err:.2e} bits, with factors {err_f:.2e}  {'ok' if good else 'FAIL'}")

@@ -22,7 +22,7 @@ from .api import (
 )
 from .kernels import BlockOptions, MCOptions, inverse_variance_mean
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "bhattacharyya",

@@ -65,30 +65,30 @@ def information_dataset(
 ) -> xr.Dataset:
     """Label a :class:`~repspace.kernels.PairwiseInformation` as an xarray Dataset.
 
-    One set of units (``same``): ``info`` and ``self_info`` over ``unit``; two sets:
-    ``info_a``, ``self_info_a`` over ``unit_a`` and ``info_b``, ``self_info_b`` over
-    ``unit_b``. Always ``joint``, ``nmi`` and ``vi`` over (unit_a, unit_b).
+    One set of units (``same``): ``information`` and ``information_twice`` over ``unit``; two sets:
+    ``information_a``, ``information_twice_a`` over ``unit_a`` and ``information_b``, ``information_twice_b`` over
+    ``unit_b``. Always ``joint_information``, ``nmi`` and ``vi`` over (unit_a, unit_b).
     """
     nmi, vi = result.nmi_vi()
     host = {k: to_numpy(v) for k, v in vars(result).items()}
     nmi, vi = to_numpy(nmi), to_numpy(vi)
-    n_a, n_b = host["joint"].shape
+    n_a, n_b = host["joint_information"].shape
     ua = np.arange(n_a) if units_a is None else np.asarray(units_a)
     ub = np.arange(n_b) if units_b is None else np.asarray(units_b)
     pair = ("unit_a", "unit_b")
     data: dict[str, Any] = {
-        "joint": (pair, host["joint"], {**BITS, "long_name": "I(U,V)"}),
+        "joint_information": (pair, host["joint_information"], {**BITS, "long_name": "I(U,V)"}),
         "nmi": (pair, nmi, {"units": "1", "long_name": "normalized mutual information"}),
         "vi": (pair, vi, {**BITS, "long_name": "variation of information"}),
     }
     if same:
-        data["info"] = ("unit", host["info_a"], {**BITS, "long_name": "I(U)"})
-        data["self_info"] = ("unit", host["self_info_a"], {**BITS, "long_name": "I(U,U')"})
+        data["information"] = ("unit", host["information_a"], {**BITS, "long_name": "I(U)"})
+        data["information_twice"] = ("unit", host["information_twice_a"], {**BITS, "long_name": "I(U,U')"})
         coords = {"unit": ua, "unit_a": ua, "unit_b": ua}
     else:
         for side in ("a", "b"):
-            data[f"info_{side}"] = (f"unit_{side}", host[f"info_{side}"], {**BITS, "long_name": "I(U)"})
-            data[f"self_info_{side}"] = (f"unit_{side}", host[f"self_info_{side}"], {**BITS, "long_name": "I(U,U')"})
+            data[f"information_{side}"] = (f"unit_{side}", host[f"information_{side}"], {**BITS, "long_name": "I(U)"})
+            data[f"information_twice_{side}"] = (f"unit_{side}", host[f"information_twice_{side}"], {**BITS, "long_name": "I(U,U')"})
         coords = {"unit_a": ua, "unit_b": ub}
     return xr.Dataset(data, coords=coords)
 
@@ -110,15 +110,15 @@ def compare(bc: Any, bc_b: Any | None = None, *, options: BlockOptions | None = 
     Returns
     -------
     xarray.Dataset
-        ``info``, ``self_info`` (unit) [or ``info_a``/``info_b`` ... with two sets], and
-        ``joint``, ``nmi``, ``vi`` over (unit_a, unit_b); bits.
+        ``information``, ``information_twice`` (unit) [or ``information_a``/``information_b`` ... with two sets], and
+        ``joint_information``, ``nmi``, ``vi`` over (unit_a, unit_b); bits.
 
     Examples
     --------
     >>> import numpy as np
     >>> labels = np.array([[0], [0], [1], [1]])
     >>> ds = compare(label_coefficients(labels))
-    >>> float(ds["info"][0]), float(ds.nmi[0, 0]), float(ds.vi[0, 0])
+    >>> float(ds["information"][0]), float(ds.nmi[0, 0]), float(ds.vi[0, 0])
     (1.0, 1.0, 0.0)
     """
     a = kernels.MatrixRows(bc)

@@ -42,11 +42,11 @@ def joint_information(bc_u, bc_v) -> float:
 
 
 def all_pairs(bcs_a, bcs_b=None) -> dict:
-    """info, self_info, joint, nmi, vi for every pair, with a Python loop over pairs."""
+    """information, information_twice, joint_information, nmi, vi for every pair, with a Python loop over pairs."""
     same = bcs_b is None
     bcs_b = bcs_a if same else bcs_b
-    info_a = np.array([information(b) for b in bcs_a])
-    info_b = np.array([information(b) for b in bcs_b])
+    information_a = np.array([information(b) for b in bcs_a])
+    information_b = np.array([information(b) for b in bcs_b])
     self_a = np.array([joint_information(b, b) for b in bcs_a])
     self_b = np.array([joint_information(b, b) for b in bcs_b])
     joint = np.empty((len(bcs_a), len(bcs_b)))
@@ -55,11 +55,11 @@ def all_pairs(bcs_a, bcs_b=None) -> dict:
     for a in range(len(bcs_a)):
         for b in range(len(bcs_b)):
             joint[a, b] = joint_information(bcs_a[a], bcs_b[b])
-            nmi[a, b] = (info_a[a] + info_b[b] - joint[a, b]) / math.sqrt(
-                (2 * info_a[a] - self_a[a]) * (2 * info_b[b] - self_b[b])
+            nmi[a, b] = (information_a[a] + information_b[b] - joint[a, b]) / math.sqrt(
+                (2 * information_a[a] - self_a[a]) * (2 * information_b[b] - self_b[b])
             )
             vi[a, b] = 2 * joint[a, b] - self_a[a] - self_b[b]
-    return dict(info_a=info_a, info_b=info_b, self_a=self_a, self_b=self_b, joint=joint, nmi=nmi, vi=vi)
+    return dict(information_a=information_a, information_b=information_b, self_a=self_a, self_b=self_b, joint_information=joint, nmi=nmi, vi=vi)
 
 
 def entropy_bits(labels) -> float:

@@ -23,4 +23,4 @@ def test_readme_example_runs():
     for block in blocks:
         namespace: dict = {}
         exec(compile(block, "README.md", "exec"), namespace)
-    assert set(namespace["ds"].data_vars) == {"info", "self_info", "joint", "nmi", "vi"}
+    assert set(namespace["ds"].data_vars) == {"information", "information_twice", "joint_information", "nmi", "vi"}

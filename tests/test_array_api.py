@@ -26,14 +26,14 @@ def test_all_pairs_on_strict_arrays_match_numpy(dtype):
     for make in (lambda m, lv: PosteriorRows(m, lv),):
         expected = pairwise_information(make(mu, logvar), options=opts)
         got = pairwise_information(make(strict(mu), strict(logvar)), options=opts)
-        assert got.joint.__array_namespace__() is xps
-        for name in ("info_a", "self_info_a", "joint"):
+        assert got.joint_information.__array_namespace__() is xps
+        for name in ("information_a", "information_twice_a", "joint_information"):
             np.testing.assert_allclose(to_numpy(getattr(got, name)), getattr(expected, name), rtol=1e-6, atol=1e-9)
         nmi, vi = got.nmi_vi()
         np.testing.assert_allclose(to_numpy(nmi), expected.nmi_vi()[0], atol=1e-6)
     cross = pairwise_information(PosteriorRows(strict(mu), strict(logvar)), LabelRows(strict(labels), xps.float64), options=opts)
     expected = pairwise_information(PosteriorRows(mu, logvar), LabelRows(labels, np.float64), options=opts)
-    np.testing.assert_allclose(to_numpy(cross.joint), expected.joint, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(cross.joint_information), expected.joint_information, atol=1e-6)
 
 
 def test_bhattacharyya_and_matrix_rows_on_strict_arrays():
@@ -43,7 +43,7 @@ def test_bhattacharyya_and_matrix_rows_on_strict_arrays():
     bc = kernels.bhattacharyya_coefficients(strict(mu), strict(logvar))
     np.testing.assert_allclose(to_numpy(bc), kernels.bhattacharyya_coefficients(mu, logvar), rtol=1e-13)
     got = pairwise_information(MatrixRows(bc))
-    np.testing.assert_allclose(to_numpy(got.joint), pairwise_information(MatrixRows(to_numpy(bc))).joint, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(got.joint_information), pairwise_information(MatrixRows(to_numpy(bc))).joint_information, atol=1e-12)
     with pytest.raises(ValueError, match="unit 1"):
         bad = mu.copy()
         bad[1, 2, 0] = np.nan

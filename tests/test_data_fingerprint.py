@@ -42,8 +42,8 @@ def test_sample_indices_errors(n, seed, match):
 
 def test_make_fingerprint(procedural32):
     fp = make_fingerprint(procedural32, 40, 3)
-    assert dict(fp.sizes) == {"image": 40, "height": 32, "width": 32, "channel": 1, "factor": 5}
-    assert fp["images"].dims == ("image", "height", "width", "channel") and fp["images"].dtype == np.float32
+    assert dict(fp.sizes) == {"image": 40, "height": 32, "width": 32, "color": 1, "factor": 5}
+    assert fp["images"].dims == ("image", "height", "width", "color") and fp["images"].dtype == np.float32
     assert fp["factors"].dims == ("image", "factor") and fp["factors"].dtype == np.int64
     assert fp["index"].dims == ("image",) and fp["index"].dtype == np.int64
     assert fp["factor"].values.tolist() == ["shape", "scale", "orientation", "posX", "posY"]
@@ -59,7 +59,7 @@ def test_make_fingerprint(procedural32):
 
 
 def test_n_larger_than_the_dataset():
-    with pytest.raises(ValueError, match="dataset 'digits': fingerprint size n=1798 is larger than the dataset's 1797"):
+    with pytest.raises(ValueError, match="dataset 'digits': sample size n=1798 is larger than the dataset's 1797"):
         make_fingerprint(load_dataset("digits"), 1798, 0)
 
 

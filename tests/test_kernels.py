@@ -90,12 +90,12 @@ def test_all_pairs_match_reference(units, images, dim, unit_block, row_block, dt
     mu, logvar = random_posteriors(rng, units, images, dim, dtype)
     expected = ref.all_pairs(reference_bcs(mu, logvar))
     ds = repspace.compare_channels(mu, logvar, options=BlockOptions(unit_block=unit_block, row_block=row_block))
-    np.testing.assert_allclose(ds["info"], expected["info_a"], rtol=0, atol=tol)
-    np.testing.assert_allclose(ds["self_info"], expected["self_a"], rtol=0, atol=tol)
-    np.testing.assert_allclose(ds["joint"], expected["joint"], rtol=0, atol=tol)
+    np.testing.assert_allclose(ds["information"], expected["information_a"], rtol=0, atol=tol)
+    np.testing.assert_allclose(ds["information_twice"], expected["self_a"], rtol=0, atol=tol)
+    np.testing.assert_allclose(ds["joint_information"], expected["joint_information"], rtol=0, atol=tol)
     np.testing.assert_allclose(ds["vi"], expected["vi"], rtol=0, atol=4 * tol)
     np.testing.assert_allclose(ds["nmi"], expected["nmi"], rtol=0, atol=50 * tol)
-    np.testing.assert_array_equal(ds["joint"], ds["joint"].T)  # exactly symmetric
+    np.testing.assert_array_equal(ds["joint_information"], ds["joint_information"].T)  # exactly symmetric
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-9), (np.float32, 1e-4)])
@@ -105,7 +105,7 @@ def test_cross_pairs_match_reference(dtype, tol):
     mu_b, lv_b = random_posteriors(rng, 6, 19, None, dtype)
     expected = ref.all_pairs(reference_bcs(mu_a, lv_a), reference_bcs(mu_b, lv_b))
     ds = repspace.compare_channels(mu_a, lv_a, mu_b, lv_b, options=BlockOptions(unit_block=4, row_block=6))
-    for key, name in [("info_a", "info_a"), ("info_b", "info_b"), ("self_a", "self_info_a"), ("self_b", "self_info_b"), ("joint", "joint"), ("vi", "vi")]:
+    for key, name in [("information_a", "information_a"), ("information_b", "information_b"), ("self_a", "information_twice_a"), ("self_b", "information_twice_b"), ("joint_information", "joint_information"), ("vi", "vi")]:
         np.testing.assert_allclose(ds[name], expected[key], rtol=0, atol=4 * tol)
     np.testing.assert_allclose(ds["nmi"], expected["nmi"], rtol=0, atol=50 * tol)
 
@@ -116,10 +116,10 @@ def test_compare_from_bc_matrices_equals_compare_from_posteriors():
     bc = repspace.bhattacharyya(mu[..., None], logvar[..., None])
     from_bc = repspace.compare(bc, options=BlockOptions(unit_block=2, row_block=4))
     from_post = repspace.compare_channels(mu, logvar)
-    for name in ("info", "self_info", "joint", "nmi", "vi"):
+    for name in ("information", "information_twice", "joint_information", "nmi", "vi"):
         np.testing.assert_allclose(from_bc[name], from_post[name], rtol=0, atol=1e-12)
     two = repspace.compare(bc[:2], bc[2:])
-    np.testing.assert_allclose(two["joint"], from_post["joint"][:2, 2:], atol=1e-12)
+    np.testing.assert_allclose(two["joint_information"], from_post["joint_information"][:2, 2:], atol=1e-12)
 
 
 def test_memory_budget_picks_row_blocks_and_keeps_results():
@@ -129,7 +129,7 @@ def test_memory_budget_picks_row_blocks_and_keeps_results():
     assert small.rows_for(10, 30, 8) == 2  # under the balance limit of ceil(30 / 8) = 4
     a = repspace.compare_channels(mu, logvar, options=small)
     b = repspace.compare_channels(mu, logvar)
-    np.testing.assert_allclose(a["joint"], b["joint"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a["joint_information"], b["joint_information"], rtol=0, atol=1e-12)
 
 
 def test_progress_reports_every_row_block():
@@ -153,9 +153,9 @@ def test_threads_share_rows_and_agree_with_one_thread(threads):
     opts = BlockOptions(unit_block=4, row_block=5, threads=threads)
     many = pairwise_information(PosteriorRows(mu, logvar), options=opts)
     again = pairwise_information(PosteriorRows(mu, logvar), options=opts)
-    np.testing.assert_allclose(many.joint, one.joint, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(many.info_a, one.info_a, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(many.joint, again.joint)  # the same partial sums, in the same order
+    np.testing.assert_allclose(many.joint_information, one.joint_information, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(many.information_a, one.information_a, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(many.joint_information, again.joint_information)  # the same partial sums, in the same order
 
 
 # --- closed forms: ground-truth factors ----------------------------------------------
@@ -168,12 +168,12 @@ def test_factor_units_give_entropies_and_sklearn_nmi():
     ds = repspace.compare(repspace.label_coefficients(labels))
     for f in range(3):
         h = ref.entropy_bits(labels[:, f])
-        assert float(ds["info"][f]) == pytest.approx(h, abs=1e-12)
-        assert float(ds["self_info"][f]) == pytest.approx(h, abs=1e-12)
+        assert float(ds["information"][f]) == pytest.approx(h, abs=1e-12)
+        assert float(ds["information_twice"][f]) == pytest.approx(h, abs=1e-12)
     for f in range(3):
         for g in range(3):
             h_fg = ref.entropy_bits(labels[:, [f, g]])
-            assert float(ds["joint"][f, g]) == pytest.approx(h_fg, abs=1e-12)
+            assert float(ds["joint_information"][f, g]) == pytest.approx(h_fg, abs=1e-12)
             sk = normalized_mutual_info_score(labels[:, f], labels[:, g], average_method="geometric")
             assert float(ds["nmi"][f, g]) == pytest.approx(sk, abs=1e-12)
             vi = 2 * h_fg - ref.entropy_bits(labels[:, f]) - ref.entropy_bits(labels[:, g])
@@ -217,15 +217,15 @@ def test_axioms_hold_for_any_blocking(units, images, unit_block, row_block, seed
     rng = np.random.default_rng(seed)
     mu, logvar = random_posteriors(rng, units, images)
     ds = repspace.compare_channels(mu, logvar, options=BlockOptions(unit_block=unit_block, row_block=row_block))
-    info = ds["info"].values
+    info = ds["information"].values
     assert np.all(info >= -1e-12) and np.all(info <= math.log2(images) + 1e-12)
     np.testing.assert_allclose(ds["vi"], ds["vi"].T, atol=1e-12)
     np.testing.assert_allclose(np.diag(ds["vi"]), 0.0, atol=1e-9)
-    informative = (2 * info - ds["self_info"].values) > 1e-6
+    informative = (2 * info - ds["information_twice"].values) > 1e-6
     np.testing.assert_allclose(np.diag(ds["nmi"])[informative], 1.0, atol=1e-6)
     assert np.all(ds["vi"].values >= -1e-9)
     reference = repspace.compare_channels(mu, logvar, options=BlockOptions(unit_block=units, row_block=images))
-    np.testing.assert_allclose(ds["joint"], reference["joint"], atol=1e-10)
+    np.testing.assert_allclose(ds["joint_information"], reference["joint_information"], atol=1e-10)
 
 
 def test_permuting_units_permutes_results():
@@ -244,7 +244,7 @@ def test_flipping_and_shifting_a_channel_changes_nothing():
     flipped[1] = -flipped[1] + 5.0
     a = repspace.compare_channels(mu, logvar)
     b = repspace.compare_channels(flipped, logvar)
-    np.testing.assert_allclose(b["joint"], a["joint"], atol=1e-12)
+    np.testing.assert_allclose(b["joint_information"], a["joint_information"], atol=1e-12)
 
 
 def test_duplicated_and_constant_channels():
@@ -255,7 +255,7 @@ def test_duplicated_and_constant_channels():
     ds = repspace.compare_channels(mu, logvar)
     assert float(ds["nmi"][0, 2]) == pytest.approx(1.0, abs=1e-12)
     assert float(ds["vi"][0, 2]) == pytest.approx(0.0, abs=1e-12)
-    assert float(ds["info"][3]) == pytest.approx(0.0, abs=1e-15)  # a constant channel carries nothing
+    assert float(ds["information"][3]) == pytest.approx(0.0, abs=1e-15)  # a constant channel carries nothing
     assert np.isnan(float(ds["nmi"][3, 0]))  # and its NMI is undefined
 
 
@@ -263,7 +263,7 @@ def test_identity_encoder_of_distinct_images_carries_log2_n():
     n = 16
     mu = np.arange(n, dtype=np.float64)[None, :] * 100.0
     ds = repspace.compare_channels(mu, np.zeros_like(mu))
-    assert float(ds["info"][0]) == pytest.approx(math.log2(n), abs=1e-12)
+    assert float(ds["information"][0]) == pytest.approx(math.log2(n), abs=1e-12)
 
 
 # --- bad input -------------------------------------------------------------------------

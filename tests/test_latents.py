@@ -163,7 +163,7 @@ def test_pairs_equal_mc_compare_called_directly(client, tmp_path):
     result = run_latents(config, client=client)
     assert (result.n_models, result.n_images, result.n_groups, result.computed) == (3, m, 1, 3 + 3 * 5)
     ds = result.open()
-    assert ds.attrs["complete"] is True and ds["vi"].attrs["units"] == "bits" and ds["info"].attrs["units"] == "bits"
+    assert ds.attrs["complete"] is True and ds["vi"].attrs["units"] == "bits" and ds["information"].attrs["units"] == "bits"
     for i in range(3):
         for j in range(i + 1, 3):
             a, b = models[i].name, models[j].name
@@ -173,13 +173,13 @@ def test_pairs_equal_mc_compare_called_directly(client, tmp_path):
             for name in ("nmi", "nmi_se", "vi", "vi_se"):
                 np.testing.assert_allclose(float(job[name]), getattr(direct, name), rtol=1e-12)
                 np.testing.assert_allclose(float(ds[name].sel(model_a=b, model_b=a)), getattr(direct, name), rtol=1e-12)
-            five = (direct.info_a, direct.info_b, direct.self_info_a, direct.self_info_b, direct.joint)
+            five = (direct.information_a, direct.information_b, direct.information_twice_a, direct.information_twice_b, direct.joint_information)
             np.testing.assert_allclose(job["estimate"].sel(term=list(TERMS)).values, [e.bits for e in five], rtol=1e-12)
             np.testing.assert_allclose(job["estimate_se"].values, [e.se for e in five], rtol=1e-12)
         direct = kernels.mc_information(mu[i], logvar[i], n_samples=1500, rng=np.random.default_rng(model_seed(7, models[i].name)),
                                         options=config.mc_options())
-        np.testing.assert_allclose([float(ds["info"][i]), float(ds.info_se[i])], [direct.bits, direct.se], rtol=1e-12)
-        np.testing.assert_allclose(float(ds.info_fraction[i]), direct.bits / math.log2(m), rtol=1e-12)
+        np.testing.assert_allclose([float(ds["information"][i]), float(ds.information_se[i])], [direct.bits, direct.se], rtol=1e-12)
+        np.testing.assert_allclose(float(ds.information_fraction[i]), direct.bits / math.log2(m), rtol=1e-12)
     assert np.isnan(ds.nmi.values.diagonal()).all()
 
 
@@ -196,7 +196,7 @@ def test_known_information_within_three_standard_errors(client, tmp_path):
     mus = mu[:, :, 0].astype(np.float64)
     for i, name in enumerate(names):
         truth = ref.mixture_information_1d(mus[i], var[i], 20_001)
-        assert abs(float(ds["info"][i]) - truth) < 3 * float(ds.info_se[i])
+        assert abs(float(ds["information"][i]) - truth) < 3 * float(ds.information_se[i])
     for j, exact in ((1, (1.0, 0.0)), (2, (0.0, None)), (3, (None, None))):
         nmi_true, vi_true = known_comparison(mus[0], var[0], mus[j], var[j])
         if exact[0] is not None:  # the quadrature agrees with the exact values
@@ -230,8 +230,8 @@ def test_group_means_are_inverse_variance_weighted_and_tighter(client, tmp_path)
         assert se < errs.min()
         assert vals.min() <= mean <= vals.max()
         assert np.isnan(float(ds[f"{q}_mean"][1]))  # one model: no pair
-    mean, se = kernels.inverse_variance_mean(ds.info_fraction.values[:4], ds.info_fraction_se.values[:4])
-    assert float(ds.info_fraction_mean[0]) == pytest.approx(mean, rel=1e-12) and se < ds.info_fraction_se.values[:4].min()
+    mean, se = kernels.inverse_variance_mean(ds.information_fraction.values[:4], ds.information_fraction_se.values[:4])
+    assert float(ds.information_fraction_mean[0]) == pytest.approx(mean, rel=1e-12) and se < ds.information_fraction_se.values[:4].min()
     assert ds.model_group.values.tolist() == [0, 0, 0, 0, 1]
     assert ds.group_hyperparameter_value.values.tolist() == [1.0, 2.0]
     assert np.isnan(ds.nmi.sel(model_a=models[0].name, model_b=models[4].name))  # across groups: not compared
@@ -256,7 +256,7 @@ def test_reruns_and_added_models_compute_only_what_is_missing(client, tmp_path):
     again = run_latents(config, client=client)
     assert (again.computed, again.skipped) == (1, 17)
     after = xr.open_zarr(path, group="latents", consolidated=False).load()
-    xr.testing.assert_equal(before[["nmi", "vi", "info"]], after[["nmi", "vi", "info"]])
+    xr.testing.assert_equal(before[["nmi", "vi", "information"]], after[["nmi", "vi", "information"]])
     # a fourth model: its I(U;X) and its three pairs
     write_latent_embeddings(path, mu[3:], logvar[3:], models[3:])
     grown = run_latents(config, client=client)
@@ -280,5 +280,5 @@ def test_incomplete_models_are_left_out(client, tmp_path):
         result = run_latents(LatentsConfig(store=path, n_samples=300), client=client)
     assert result.n_models == 2 and list(result.failed_models) == [entries(3)[1].name]
     ds = result.open().load()
-    assert ds.model_group.values.tolist() == [0, -1, 0] and np.isnan(ds["info"].values[1])
+    assert ds.model_group.values.tolist() == [0, -1, 0] and np.isnan(ds["information"].values[1])
     assert int(ds.n_pairs[0]) == 1

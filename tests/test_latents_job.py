@@ -104,6 +104,6 @@ def test_encode_then_compare_with_tf_models(client, tmp_path):
         np.testing.assert_allclose(emb.logvar.values[n], logvar, atol=1e-5)
     assert (emb.encoded.values > 0).all()
     ds = result.open()
-    assert np.isfinite(float(ds.vi[0, 1])) and float(ds.vi_se[0, 1]) > 0 and np.isfinite(ds["info"].values).all()
+    assert np.isfinite(float(ds.vi[0, 1])) and float(ds.vi_se[0, 1]) > 0 and np.isfinite(ds["information"].values).all()
     again = run_latents(config, client=client)
     assert (again.encoded, again.computed) == (0, 0)

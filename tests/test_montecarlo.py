@@ -54,7 +54,7 @@ def test_bhattacharyya_bound_never_exceeds_monte_carlo():
     for trial in range(4):
         mu = rng.normal(size=(80, 2)) * rng.uniform(0.5, 3)
         logvar = rng.normal(loc=-1.0, size=(80, 2))
-        bound = float(repspace.compare_channels(mu[None], logvar[None])["info"][0])
+        bound = float(repspace.compare_channels(mu[None], logvar[None])["information"][0])
         bits, se = repspace.mc_information(mu, logvar, n_samples=6000, seed=trial)
         assert bound <= bits + 3 * se
         assert bound > 0.2 * bits  # and it is a bound that says something
@@ -131,8 +131,8 @@ def test_noisy_copy_matches_quadrature():
     res = repspace.mc_compare(mu, sharp, mu, noisy, n_samples=20000, seed=3)
     ia = ref.mixture_information_1d(mu[:, 0], np.exp(sharp[:, 0]))
     ib = ref.mixture_information_1d(mu[:, 0], np.exp(noisy[:, 0]))
-    assert abs(res.info_a.bits - ia) < 3 * res.info_a.se
-    assert abs(res.info_b.bits - ib) < 3 * res.info_b.se
+    assert abs(res.information_a.bits - ia) < 3 * res.information_a.se
+    assert abs(res.information_b.bits - ib) < 3 * res.information_b.se
     assert 0 < res.nmi < 1
     assert res.vi > 0
 

@@ -82,9 +82,9 @@ def test_stages_match_the_core_functions(tmp_path, client):
 
     channels = xr.open_zarr(config.store, group="channels", consolidated=False)
     direct = repspace.compare_factors(units_mu, units_lv, factors, factor_names=list(channels["factor"].values))
-    np.testing.assert_allclose(channels["info"].values.ravel(), expected["info"].values, atol=1e-5)
+    np.testing.assert_allclose(channels["information"].values.ravel(), expected["information"].values, atol=1e-5)
     np.testing.assert_allclose(channels["nmi_factor"].values.reshape(-1, factors.shape[1]), direct["nmi"].values, atol=1e-5)
-    assert channels["info"].attrs["units"] == "bits"
+    assert channels["information"].attrs["units"] == "bits"
     assert list(channels["factor"].values) == ["shape", "scale", "orientation", "posX", "posY"]
 
     structure = xr.open_zarr(config.store, group="structure", consolidated=False)

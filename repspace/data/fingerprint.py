@@ -5,12 +5,12 @@ It is drawn without replacement by ``numpy.random.default_rng(seed).choice(len(d
 n, replace=False)`` and then sorted by dataset index, so a seed picks a set of images
 (the order of images carries no meaning in any of the measures) and files are read in
 order. The set is written as the group ``fingerprint`` of the run's zarr (format 3)
-store, and reads back with ``xr.open_zarr(store, group="fingerprint", consolidated=False)``:
+store (its layout: :mod:`repspace.store.fingerprint`), and reads back with ``xr.open_zarr(store, group="fingerprint", consolidated=False)``:
 
 ==========  ===================================  =======  ==============================
 variable    dims                                 dtype    meaning
 ==========  ===================================  =======  ==============================
-images      (image, height, width, channel)      float32  pixel values in [0, 1]
+images      (image, height, width, color)        float32  pixel values in [0, 1]
 factors     (image, factor)                      int64    ground-truth factor classes
 index       (image,)                             int64    row of the image in the dataset
 factor      (factor,) coordinate                 str      factor names
@@ -35,34 +35,36 @@ import xarray as xr
 
 from .base import Dataset
 
+from ..store.fingerprint import GROUP, open_fingerprint, same_fingerprint, write_fingerprint
+
 __all__ = [
-    "GROUP",
     "FingerprintConfig",
     "build_fingerprint",
     "make_fingerprint",
+    "sample_indices",
+    "GROUP",
     "open_fingerprint",
     "same_fingerprint",
-    "sample_indices",
     "write_fingerprint",
 ]
 
-GROUP = "fingerprint"
 SAMPLING = "numpy.random.default_rng(seed).choice(dataset_length, n, replace=False), sorted"
-_IDENTITY_ATTRS = ("dataset", "seed", "n", "image_size", "dataset_length", "options")
-_CHUNK_IMAGES = 256
 
 
-def sample_indices(length: int, n: int, seed: int) -> np.ndarray:
-    """Indices of a fingerprint set: ``n`` distinct rows of ``[0, length)``, sorted.
+def sample_indices(length: int, n: int | None, seed: int, *, stream: tuple[int, ...] = ()) -> np.ndarray:
+    """Indices of a sample of images: ``n`` distinct rows of ``[0, length)``, sorted.
 
     Parameters
     ----------
     length : int
         Number of images in the dataset.
-    n : int
-        Size of the fingerprint set, 1 <= n <= length.
+    n : int or None
+        Size of the sample, 1 <= n <= length; None: every image.
     seed : int
-        Seed of ``numpy.random.default_rng``.
+        Seed of the generator, ``numpy.random.default_rng(SeedSequence(seed, spawn_key=stream))``.
+    stream : tuple of int
+        Spawn key that keeps samples drawn for different purposes apart: () for fingerprint
+        sets (the same as ``default_rng(seed)``), (0,) for the images of whole-dataset runs.
 
     Returns
     -------
@@ -72,16 +74,22 @@ def sample_indices(length: int, n: int, seed: int) -> np.ndarray:
     --------
     >>> sample_indices(10, 10, 0).tolist()
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    >>> sample_indices(10, None, 0).tolist() == list(range(10))
+    True
     >>> sample_indices(737280, 3, 0).tolist() == sample_indices(737280, 3, 0).tolist()
     True
+    >>> sample_indices(1000, 3, 0).tolist() != sample_indices(1000, 3, 0, stream=(0,)).tolist()
+    True
     """
+    if n is None:
+        return np.arange(int(length), dtype=np.int64)
     if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"fingerprint size n must be a positive integer, got {n!r}")
+        raise ValueError(f"sample size n must be a positive integer, got {n!r}")
     if n > length:
-        raise ValueError(f"fingerprint size n={n} is larger than the dataset's {length} images")
+        raise ValueError(f"sample size n={n} is larger than the dataset's {length} images")
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=tuple(stream)))
     return np.sort(rng.choice(int(length), size=int(n), replace=False)).astype(np.int64)
 
 
@@ -123,7 +131,7 @@ def make_fingerprint(dataset: Dataset, n: int, seed: int) -> xr.Dataset:
     height = int(dataset.image_shape[0])
     return xr.Dataset(
         {
-            "images": (("image", "height", "width", "channel"), images),
+            "images": (("image", "height", "width", "color"), images),
             "factors": (("image", "factor"), factors),
             "index": (("image",), index),
         },
@@ -142,114 +150,6 @@ def make_fingerprint(dataset: Dataset, n: int, seed: int) -> xr.Dataset:
             "sampling": SAMPLING,
         },
     )
-
-
-def same_fingerprint(a: xr.Dataset, b: xr.Dataset) -> bool:
-    """Whether two fingerprint sets are the same: identity attrs, indices, factors, images."""
-    if any(a.attrs.get(k) != b.attrs.get(k) for k in _IDENTITY_ATTRS):
-        return False
-    if a["images"].shape != b["images"].shape or a["factors"].shape != b["factors"].shape:
-        return False
-    return (
-        np.array_equal(a["factor"].values, b["factor"].values)
-        and np.array_equal(a["factor_size"].values, b["factor_size"].values)
-        and np.array_equal(a["index"].values, b["index"].values)
-        and np.array_equal(a["factors"].values, b["factors"].values)
-        and np.array_equal(a["images"].values, b["images"].values)
-    )
-
-
-def _describe(fp: xr.Dataset) -> str:
-    return ", ".join(f"{k}={fp.attrs.get(k)!r}" for k in ("dataset", "n", "seed", "image_size"))
-
-
-def _group_state(store_path: Path) -> str:
-    """'absent', 'incomplete' or 'complete' for the fingerprint group of a store."""
-    import zarr
-
-    try:
-        group = zarr.open_group(str(store_path), path=GROUP, mode="r")
-    except (FileNotFoundError, ValueError):
-        return "absent"
-    return "complete" if group.attrs.get("complete") is True else "incomplete"
-
-
-def write_fingerprint(store_path: str | Path, fp: xr.Dataset) -> None:
-    """Write a fingerprint set as group ``fingerprint`` of a zarr format 3 store.
-
-    Idempotent: writing the same set again does nothing. A group left incomplete by an
-    interrupted write is replaced.
-
-    Parameters
-    ----------
-    store_path : path of the run's zarr store (created if absent)
-    fp : fingerprint set from :func:`make_fingerprint`
-
-    Raises
-    ------
-    FileExistsError
-        If the store already holds a different fingerprint set.
-    """
-    store_path = Path(store_path)
-    state = _group_state(store_path)
-    if state == "complete":
-        existing = open_fingerprint(store_path)
-        if same_fingerprint(existing, fp):
-            return
-        raise FileExistsError(
-            f"{store_path} already holds a different fingerprint set ({_describe(existing)}) than "
-            f"the one being written ({_describe(fp)}); write to a new store, or delete its "
-            f"{GROUP!r} group (and everything computed from it) first"
-        )
-    import zarr
-
-    clean = fp.copy()
-    clean.attrs = {k: v for k, v in fp.attrs.items() if k != "complete"}
-    for var in clean.variables.values():
-        var.encoding = {}
-    n, h, w, c = clean["images"].shape
-    encoding = {"images": {"chunks": (min(n, _CHUNK_IMAGES), h, w, c)}}
-    clean.to_zarr(
-        str(store_path),
-        group=GROUP,
-        mode="w" if state == "incomplete" else "w-",
-        zarr_format=3,
-        consolidated=False,
-        encoding=encoding,
-    )
-    zarr.open_group(str(store_path), path=GROUP, mode="r+").attrs["complete"] = True
-
-
-def open_fingerprint(store_path: str | Path) -> xr.Dataset:
-    """Open the fingerprint set of a run's store (lazily, dask-backed).
-
-    Raises
-    ------
-    FileNotFoundError
-        If the store or its ``fingerprint`` group does not exist.
-    ValueError
-        If the group is incomplete or is not a fingerprint set.
-    """
-    store_path = Path(store_path)
-    if not store_path.exists():
-        raise FileNotFoundError(f"no run store at {str(store_path)!r}")
-    state = _group_state(store_path)
-    if state == "absent":
-        raise FileNotFoundError(
-            f"{str(store_path)!r} has no {GROUP!r} group (is it a repspace run store?); make one "
-            f"with python -m repspace.jobs.fingerprint --store {store_path}"
-        )
-    if state == "incomplete":
-        raise ValueError(
-            f"the {GROUP!r} group of {str(store_path)!r} is incomplete (an interrupted write?); "
-            f"rerun python -m repspace.jobs.fingerprint"
-        )
-    fp = xr.open_zarr(str(store_path), group=GROUP, consolidated=False, zarr_format=3)
-    missing = {"images", "factors", "index"} - set(fp.data_vars)
-    if missing:
-        raise ValueError(f"the {GROUP!r} group of {str(store_path)!r} lacks {sorted(missing)}")
-    fp.attrs.pop("complete", None)
-    return fp
 
 
 @dataclass(frozen=True)

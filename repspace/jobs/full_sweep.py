@@ -11,7 +11,7 @@ import argparse
 import sys
 import warnings
 
-from ..pipeline import STAGES, load_config, run_sweep
+from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config, run
 from ..pipeline.config import DEFAULT_CONFIG
 
 
@@ -39,11 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train-steps", type=int, help="training steps per model (source = trained)")
     g.add_argument("--train-seeds", type=int, help="number of seeds to train (source = trained)")
     g = p.add_argument_group("computation")
-    g.add_argument("--encode-block", type=int, help="models per encode task")
+    g.add_argument("--models-per-encode-task", type=int, help="models per encode task")
     g.add_argument("--pair-block-units", type=int, help="channels per side of one pairs task (bounds task memory)")
     g.add_argument("--info-threshold", type=float, help="channels under this many bits are left out of the structure")
     g.add_argument("--min-samples", type=int, help="OPTICS min_samples (default: min(20, half the models))")
-    g.add_argument("--stages", nargs="+", choices=STAGES, help="run only these stages")
+    g.add_argument("--stages", nargs="+", choices=STAGE_NAMES,
+                   help=f"run these stages (default: {' '.join(SWEEP_STAGES)}; add encode_dataset latents for "
+                        "whole latent spaces)")
     g.add_argument("--no-figures", action="store_true", help="skip the figures")
     g = p.add_argument_group("execution")
     g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
@@ -65,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(
             args.config,
             run_dir=args.run_dir, dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
-            n_images=args.n_images, seed=args.seed, encode_block=args.encode_block,
+            n_images=args.n_images, seed=args.seed, models_per_encode_task=args.models_per_encode_task,
             pair_block_units=args.pair_block_units, info_threshold=args.info_threshold, min_samples=args.min_samples,
             stages=tuple(args.stages) if args.stages else None, scheduler_address=args.scheduler_address,
             n_workers=args.workers, threads_per_worker=args.threads_per_worker,
-            figures=False if args.no_figures else None, dashboard=False if args.no_dashboard else None,
+            dashboard=False if args.no_dashboard else None,
             gpu=True if args.gpu else None,
             models={"source": args.models_source, "dir": args.models_dir,
                     "numbers": tuple(args.models) if args.models else None, "base_url": args.base_url},
@@ -78,10 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.no_figures:
+        config = config.replace(stages=tuple(s for s in config.stages if s != "figures"))
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         try:
-            result = run_sweep(config)
+            result = run(config)
         except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1

@@ -1,10 +1,12 @@
-"""Pure array kernels: Bhattacharyya coefficients, information, all pairs, Monte Carlo.
+"""Pure array kernels: Bhattacharyya coefficients, information, all pairs, Monte Carlo, distances.
 
 Nothing here knows about Dask or xarray; every function takes its array module from
 its inputs (numpy, cupy, or another array-API namespace).
 """
 
+from ._array import to_numpy
 from .bhattacharyya import bhattacharyya_coefficients
+from .distances import MEASURES, distance_matrix, similarity, uniform_entropy
 from .information import (
     BlockOptions,
     LabelRows,
@@ -28,6 +30,11 @@ from .montecarlo import (
 )
 
 __all__ = [
+    "to_numpy",
+    "MEASURES",
+    "distance_matrix",
+    "similarity",
+    "uniform_entropy",
     "bhattacharyya_coefficients",
     "BlockOptions",
     "LabelRows",

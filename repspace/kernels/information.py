@@ -200,23 +200,23 @@ class PairwiseInformation:
 
     Attributes
     ----------
-    info_a, self_info_a : (A,)  I(U) and I(U,U') of the first set
-    info_b, self_info_b : (B,)  the same for the second set (the first again when there is one set)
-    joint : (A, B)  I(U,V)
+    information_a, information_twice_a : (A,)  I(U) and I(U,U') of the first set
+    information_b, information_twice_b : (B,)  the same for the second set (the first again when there is one set)
+    joint_information : (A, B)  I(U,V)
     """
 
-    info_a: Any
-    self_info_a: Any
-    info_b: Any
-    self_info_b: Any
-    joint: Any
+    information_a: Any
+    information_twice_a: Any
+    information_b: Any
+    information_twice_b: Any
+    joint_information: Any
 
     def nmi_vi(self) -> tuple[Any, Any]:
-        return nmi_vi(self.info_a, self.self_info_a, self.info_b, self.self_info_b, self.joint)
+        return nmi_vi(self.information_a, self.information_twice_a, self.information_b, self.information_twice_b, self.joint_information)
 
 
 def nmi_vi(
-    info_a: Any, self_a: Any, info_b: Any, self_b: Any, joint: Any, *, min_information: float = 1e-6
+    information_a: Any, self_a: Any, information_b: Any, self_b: Any, joint: Any, *, min_information: float = 1e-6
 ) -> tuple[Any, Any]:
     """NMI and VI (bits) of every pair from the five information quantities.
 
@@ -226,8 +226,8 @@ def nmi_vi(
     NMI is NaN where a unit carries (almost) no information: where 2 I(U) - I(U,U') is
     below ``min_information`` bits the ratio would be rounding error over rounding error.
     """
-    xp = namespace(info_a)
-    ia, ib = info_a[:, None], info_b[None, :]
+    xp = namespace(information_a)
+    ia, ib = information_a[:, None], information_b[None, :]
     sa, sb = self_a[:, None], self_b[None, :]
     norm_a, norm_b = 2.0 * ia - sa, 2.0 * ib - sb
     defined = (norm_a >= min_information) & (norm_b >= min_information)
@@ -247,8 +247,8 @@ class _Partial:
 
     def __init__(self, xp: Any, sets: tuple[RowSource, ...], n_a: int, n_b: int) -> None:
         self.acc = xp.zeros((n_a, n_b), dtype=xp.float64)
-        self.info = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
-        self.self_info = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
+        self.information = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
+        self.information_twice = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
 
 
 def _add_rows(
@@ -259,8 +259,8 @@ def _add_rows(
     xa = xp.astype(a.rows(r0, r1), dtype, copy=False)  # (rows, A, N)
     xb = xa if same else xp.astype(b.rows(r0, r1), dtype, copy=False)
     for k, x in enumerate((xa,) if same else (xa, xb)):
-        part.info[k] = part.info[k] + _sum_log2_mean(xp, xp.sum(x, axis=-1), n)
-        part.self_info[k] = part.self_info[k] + _sum_log2_mean(xp, xp.vecdot(x, x, axis=-1), n)
+        part.information[k] = part.information[k] + _sum_log2_mean(xp, xp.sum(x, axis=-1), n)
+        part.information_twice[k] = part.information_twice[k] + _sum_log2_mean(xp, xp.vecdot(x, x, axis=-1), n)
     n_a, n_b = a.n_units, b.n_units
     for p0 in range(0, n_a, ub):
         p1 = min(n_a, p0 + ub)
@@ -282,7 +282,7 @@ def pairwise_information(
         The first stack of units (A units over N images).
     b : RowSource, optional
         A second stack over the same N images; when omitted, all pairs within ``a``
-        are computed once each (the symmetry is used) and ``joint`` is (A, A).
+        are computed once each (the symmetry is used) and ``joint_information`` is (A, A).
     options : BlockOptions
     progress : callable(done_rows, total_rows), optional
 
@@ -333,11 +333,11 @@ def pairwise_information(
         with limit, ThreadPoolExecutor(threads) as pool:
             for future in [pool.submit(run, k) for k in range(threads)]:
                 future.result()
-    acc, info, self_info = parts[0].acc, parts[0].info, parts[0].self_info
+    acc, information, information_twice = parts[0].acc, parts[0].information, parts[0].information_twice
     for part in parts[1:]:
         acc = acc + part.acc
-        info = [x + y for x, y in zip(info, part.info)]
-        self_info = [x + y for x, y in zip(self_info, part.self_info)]
+        information = [x + y for x, y in zip(information, part.information)]
+        information_twice = [x + y for x, y in zip(information_twice, part.information_twice)]
 
     if same:
         # only blocks on or above the block diagonal were computed: mirror the rest,
@@ -347,8 +347,8 @@ def pairwise_information(
         acc = xp.where(lower, xp.permute_dims(acc, (1, 0)), acc)
         acc = 0.5 * (acc + xp.permute_dims(acc, (1, 0)))
     joint = -acc / n
-    ia, sa = -info[0] / n, -self_info[0] / n
-    ib, sb = (ia, sa) if same else (-info[1] / n, -self_info[1] / n)
+    ia, sa = -information[0] / n, -information_twice[0] / n
+    ib, sb = (ia, sa) if same else (-information[1] / n, -information_twice[1] / n)
     return PairwiseInformation(ia, sa, ib, sb, joint)
 
 

@@ -64,11 +64,11 @@ class MCEstimate:
 class MCComparison:
     """Monte Carlo comparison of two spaces U and V, all in bits (NMI unitless)."""
 
-    info_a: MCEstimate
-    info_b: MCEstimate
-    self_info_a: MCEstimate
-    self_info_b: MCEstimate
-    joint: MCEstimate
+    information_a: MCEstimate
+    information_b: MCEstimate
+    information_twice_a: MCEstimate
+    information_twice_b: MCEstimate
+    joint_information: MCEstimate
     nmi: float
     nmi_se: float
     vi: float

@@ -4,6 +4,7 @@ Importing this package does not import TensorFlow; :func:`load_encoder` and
 :func:`train_ensemble` do, when called.
 """
 
+from repspace.models.discovery import ModelEntry, find_models
 from repspace.models.download import DownloadReport, download_models
 from repspace.models.encoders import Encoder, load_encoder
 from repspace.models.training import TrainConfig, train_ensemble, train_model
@@ -12,6 +13,8 @@ from repspace.models.zoo import ModelInfo, ModelInfoWarning, parse_model_numbers
 __all__ = [
     "DownloadReport",
     "Encoder",
+    "ModelEntry",
+    "find_models",
     "ModelInfo",
     "ModelInfoWarning",
     "TrainConfig",

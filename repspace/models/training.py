@@ -680,13 +680,9 @@ def train_ensemble(
     if todo:
         own = client is None
         if own:
-            from distributed import Client, LocalCluster
+            from ..cluster import local_cluster
 
-            cluster = LocalCluster(
-                n_workers=min(config.workers, len(todo)), threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address="127.0.0.1:0",
-            )
-            client = Client(cluster)
+            client = local_cluster(min(config.workers, len(todo)), threads_per_worker=1)
         try:
             from distributed import as_completed
 
@@ -710,6 +706,7 @@ def train_ensemble(
                 raise RuntimeError(f"{len(failed)} of {len(todo)} models failed to train ({lines})")
         finally:
             if own:
+                cluster = client.cluster
                 client.close()
                 cluster.close()
     return [dest / str(s.number) for s in specs]

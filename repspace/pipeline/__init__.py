@@ -1,16 +1,38 @@
-"""The distributed pipeline: stages that read the run store, run Dask tasks, write back."""
+"""The distributed pipeline: stages that read the run store, run Dask tasks, write back.
 
-from .config import ModelsConfig, SweepConfig, load_config
-from .sweep import STAGES, FailedModelsWarning, ModelEntry, SweepResult, find_models, run_sweep
+A stage (:mod:`repspace.pipeline.stage`) declares the groups it needs and writes, its blocks,
+its task and its finalize step; one driver (:mod:`repspace.pipeline.driver`) runs any list of
+them. The stages live in :mod:`repspace.pipeline.stages`, one module each.
+"""
+
+from ..models import ModelEntry, find_models
+from .config import STAGE_NAMES, SWEEP_STAGES, LatentsOptions, ModelsConfig, RunConfig, load_config
+from .driver import RunReport, StageReport, TaskFailed, run_stages
+from .stage import Block, Plan, Stage, StageContext
+from .stages import STAGES, select
+from .stages.encode import FailedModelsWarning
+from .sweep import LATENTS_STAGES, run
 
 __all__ = [
     "STAGES",
+    "STAGE_NAMES",
+    "SWEEP_STAGES",
+    "LATENTS_STAGES",
+    "Block",
     "FailedModelsWarning",
+    "LatentsOptions",
     "ModelEntry",
     "ModelsConfig",
-    "SweepConfig",
-    "SweepResult",
+    "Plan",
+    "RunConfig",
+    "RunReport",
+    "Stage",
+    "StageContext",
+    "StageReport",
+    "TaskFailed",
     "find_models",
     "load_config",
-    "run_sweep",
+    "run",
+    "run_stages",
+    "select",
 ]

@@ -1,20 +1,54 @@
-"""The configuration of a sweep: one typed object, read from TOML and overridden by flags."""
+"""The configuration of a run: one typed object, read from TOML and overridden by flags.
+
+A run is a list of stages over one store; every stage reads what it needs from
+:class:`RunConfig`: the fingerprint set, the models, the computation and the cluster.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..models import TrainConfig
 
-__all__ = ["SweepConfig", "ModelsConfig", "load_config", "DEFAULT_CONFIG"]
+__all__ = ["RunConfig", "ModelsConfig", "LatentsOptions", "load_config", "DEFAULT_CONFIG", "SWEEP_STAGES", "STAGE_NAMES"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "offline_default.toml"
 
 MODEL_SOURCES = ("trained", "directory", "zoo")
+STAGE_NAMES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals",
+               "encode_dataset", "latents", "figures")
+"""Every stage, in the order a run takes them."""
+SWEEP_STAGES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals", "figures")
+"""The stages of the full sweep (add "encode_dataset" and "latents" for whole latent spaces)."""
+
+
+def _check_types(obj: Any, where: str) -> None:
+    """Refuse fields whose value is not of the declared type (int, float, str, bool, or None), naming the key."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, hint = getattr(obj, f.name), hints[f.name]
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+            else (hint,)
+        simple = [a for a in args if a in (int, float, str, bool, type(None))]
+        if len(simple) != len(args):
+            continue  # tuples, mappings and nested configs are checked where they are built
+        ok = any(
+            (a is type(None) and value is None)
+            or (a is bool and isinstance(value, bool))
+            or (a is int and isinstance(value, int) and not isinstance(value, bool))
+            or (a is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (a is str and isinstance(value, str))
+            for a in simple
+        )
+        if not ok:
+            names = " or ".join("None" if a is type(None) else a.__name__ for a in simple)
+            raise ValueError(f"{where}{f.name} must be {names}, got {value!r} ({type(value).__name__})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +60,8 @@ class ModelsConfig:
     source : "trained" (train ``train`` into ``dir`` on first use), "directory" (every
         model folder in ``dir``), or "zoo" (download ``numbers`` into ``dir``).
     dir : folder of model folders ``<n>/model/tfhub``.
-    numbers : model numbers or ranges such as "0-49" (zoo; for directory: a selection).
+    numbers : model numbers or ranges such as "0-49" (zoo; trained: a selection of the grid);
+        for a directory: folder names (numbers or ranges of numbered folders).
     base_url : zoo mirror (None: the public bucket).
     train : TrainConfig fields for source = "trained".
     """
@@ -38,6 +73,7 @@ class ModelsConfig:
     train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_types(self, "models.")
         if self.source not in MODEL_SOURCES:
             raise ValueError(f"models.source must be one of {MODEL_SOURCES}, got {self.source!r}")
         object.__setattr__(self, "numbers", tuple(str(n) for n in self.numbers))
@@ -47,15 +83,55 @@ class ModelsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepConfig:
-    """Everything a sweep run needs.
+class LatentsOptions:
+    """The Monte Carlo comparison of whole latent spaces (stages encode_dataset and latents).
 
     Attributes
     ----------
-    run_dir : the run's folder: ``store.zarr`` and ``figures/`` inside.
-    dataset, data_dir, image_size, n_images, seed : the fingerprint set.
+    n_images : M, a seeded subset of the dataset (None: every image).
+    n_samples : S, samples per Monte Carlo estimate.
+    sample_block, image_block : likelihood block (samples x posteriors) inside one estimate;
+        memory per estimate is about 3 x 8 x sample_block x image_block bytes in float64.
+    images_per_encode_task : images per encode task and per chunk of ``dataset_embeddings``.
+    batch_size : images per call into an encoder.
+    dtype : "float64" or "float32", the precision of the likelihood matrix products.
+    """
+
+    n_images: int | None = None
+    n_samples: int = 20_000
+    sample_block: int = 2048
+    image_block: int = 16384
+    images_per_encode_task: int = 65536
+    batch_size: int = 256
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        _check_types(self, "latents.")
+        for name in ("n_samples", "sample_block", "image_block", "images_per_encode_task", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"latents.{name} must be positive, got {getattr(self, name)}")
+        if self.n_samples < 2:
+            raise ValueError(f"latents.n_samples must be at least 2 (a standard error needs two), got {self.n_samples}")
+        if self.n_images is not None and self.n_images < 2:
+            raise ValueError(f"latents.n_images must be at least 2, got {self.n_images}")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"latents.dtype must be 'float64' or 'float32', got {self.dtype!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs.
+
+    Attributes
+    ----------
+    run_dir : the run's folder: ``store.zarr``, ``figures/`` inside.
+    store_path : the store itself, when it lives elsewhere (None: ``run_dir/store.zarr``).
+    dataset, data_dir : the dataset the fingerprint set (and whole-dataset runs) draw from.
+    image_size : image height and width the models take (None: the dataset's own for the
+        fingerprint set, the first model's input for whole-dataset runs).
+    n_images, seed : the fingerprint set (the seed also seeds every Monte Carlo stream).
     models : ModelsConfig.
-    encode_block : models per encode task (and per chunk of the embeddings).
+    models_per_encode_task : models per encode task (and per chunk of ``embeddings``).
     pair_block_units : units (channels) per side of one pairs task.
     row_block_bytes : memory budget of generated BC rows inside one task.
     info_threshold : channels carrying less (bits) are left out of the structure.
@@ -64,21 +140,19 @@ class SweepConfig:
     n_workers, threads_per_worker : the LocalCluster.
     dashboard : serve the LocalCluster's dashboard on 127.0.0.1.
     gpu : run the kernels on cupy.
-    stages : the stages to run, in order ("latents", the Monte Carlo comparison of whole
-        latent spaces, is not among the defaults: add it to run it).
-    latents : LatentsConfig fields for the latents stage (n_images, n_samples, ...); the
-        store, models, dataset and cluster come from this config.
-    figures : draw figures.
+    stages : the stages to run, in the order of :data:`STAGE_NAMES`.
+    latents : LatentsOptions.
     """
 
     run_dir: str = "runs/offline_default"
+    store_path: str | None = None
     dataset: str = "dsprites_procedural"
     data_dir: str | None = None
     image_size: int | None = 32
     n_images: int = 300
     seed: int = 0
     models: ModelsConfig = dataclasses.field(default_factory=ModelsConfig)
-    encode_block: int = 2
+    models_per_encode_task: int = 2
     pair_block_units: int = 2000
     row_block_bytes: int = 64 * 2**20
     info_threshold: float = 0.01
@@ -88,49 +162,45 @@ class SweepConfig:
     threads_per_worker: int = 1
     dashboard: bool = True
     gpu: bool = False
-    stages: tuple[str, ...] = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "figures")
-    latents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    figures: bool = True
+    stages: tuple[str, ...] = SWEEP_STAGES
+    latents: LatentsOptions = dataclasses.field(default_factory=LatentsOptions)
 
     def __post_init__(self) -> None:
-        from .sweep import STAGES
-
-        unknown = [s for s in self.stages if s not in STAGES]
-        if unknown:
-            raise ValueError(f"unknown stages {unknown}; stages are {list(STAGES)}")
-        object.__setattr__(self, "stages", tuple(self.stages))
+        for name in ("run_dir", "store_path", "data_dir"):
+            if isinstance(getattr(self, name), Path):
+                object.__setattr__(self, name, str(getattr(self, name)))
         if isinstance(self.models, Mapping):
             object.__setattr__(self, "models", ModelsConfig(**self.models))
-        for name in ("n_images", "encode_block", "pair_block_units", "n_workers", "threads_per_worker"):
+        if isinstance(self.latents, Mapping):
+            _check_keys(self.latents, LatentsOptions, "latents")
+            object.__setattr__(self, "latents", LatentsOptions(**self.latents))
+        _check_types(self, "")
+        stages = tuple(self.stages)
+        unknown = [s for s in stages if s not in STAGE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown stages {unknown}; stages are {list(STAGE_NAMES)}")
+        object.__setattr__(self, "stages", tuple(s for s in STAGE_NAMES if s in stages))
+        for name in ("n_images", "models_per_encode_task", "pair_block_units", "row_block_bytes", "n_workers",
+                     "threads_per_worker"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.info_threshold < 0:
+            raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
 
     @property
     def store(self) -> Path:
-        return Path(self.run_dir) / "store.zarr"
+        return Path(self.store_path) if self.store_path is not None else Path(self.run_dir) / "store.zarr"
 
     @property
     def figure_dir(self) -> Path:
         return Path(self.run_dir) / "figures"
 
-    def latents_config(self, models: tuple[str, ...] = ()) -> Any:
-        """The LatentsConfig of the latents stage: this run's store, models, dataset and cluster."""
-        from .latents import LatentsConfig
-
-        base = dict(store=self.store, models_dir=self.models.dir, models=models, dataset=self.dataset,
-                    data_dir=self.data_dir, image_size=self.image_size, seed=self.seed,
-                    scheduler_address=self.scheduler_address, n_workers=self.n_workers,
-                    threads_per_worker=self.threads_per_worker)
-        base.update(self.latents)
-        return LatentsConfig(**base)
-
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["models"]["train"] = dict(self.models.train)
-        d["latents"] = dict(self.latents)
         return d
 
-    def replace(self, **changes: Any) -> SweepConfig:
+    def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -143,36 +213,39 @@ def _check_keys(d: Mapping[str, Any], cls: type, where: str) -> None:
 
 def load_config(
     path: str | Path | None = None, *, train_overrides: Mapping[str, Any] | None = None, **overrides: Any
-) -> SweepConfig:
-    """Read a sweep TOML file (the offline default when None), then apply ``overrides``.
+) -> RunConfig:
+    """Read a run TOML file (the offline default when None), then apply ``overrides``.
 
-    ``overrides`` are SweepConfig fields; ``models`` may be a partial mapping merged into
-    the file's, and ``train_overrides`` into its ``[models.train]`` table. None values are
-    ignored, so CLI flags that were not given change nothing.
+    ``overrides`` are RunConfig fields; ``models`` and ``latents`` may be partial mappings
+    merged into the file's tables, and ``train_overrides`` into its ``[models.train]`` table.
+    None values are ignored, so CLI flags that were not given change nothing.
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
     if not path.is_file():
-        raise FileNotFoundError(f"no sweep configuration at {path}")
+        raise FileNotFoundError(f"no run configuration at {path}")
     with path.open("rb") as f:
-        raw = tomllib.load(f)
-    _check_keys(raw, SweepConfig, str(path))
-    models = dict(raw.pop("models", {}))
-    _check_keys(models, ModelsConfig, f"{path} [models]")
+        try:
+            raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: not valid TOML ({err})") from None
+    _check_keys(raw, RunConfig, str(path))
+    tables = {"models": dict(raw.pop("models", {})), "latents": dict(raw.pop("latents", {}))}
+    _check_keys(tables["models"], ModelsConfig, f"{path} [models]")
+    _check_keys(tables["latents"], LatentsOptions, f"{path} [latents]")
     for key, value in overrides.items():
         if value is None:
             continue
-        if key == "models":
-            for mk, mv in value.items():
-                if mv is not None:
-                    models[mk] = mv
+        if key in tables:
+            tables[key].update({k: v for k, v in dict(value).items() if v is not None})
         else:
             raw[key] = value
-    _check_keys(raw, SweepConfig, "overrides")
+    _check_keys(raw, RunConfig, "overrides")
+    models = tables["models"]
     if train_overrides:
         models["train"] = {**dict(models.get("train", {})), **train_overrides}
     if "train" in models:
         TrainConfig.offline_default(**models["train"])  # fail early on bad training options
-    config = SweepConfig(**raw, models=ModelsConfig(**models))
-    if config.latents:
-        config.latents_config()  # fail early on bad latents options
-    return config
+    try:
+        return RunConfig(**raw, models=ModelsConfig(**models), latents=LatentsOptions(**tables["latents"]))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None

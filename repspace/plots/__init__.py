@@ -1,5 +1,7 @@
 """Figures, drawn from a run's store only (matplotlib is imported here, never by compute code)."""
 
-from .structure import draw_run_figures, draw_structure_figure
+from .latents import draw_latents_figure
+from .structure import draw_members_figure, draw_run_figures, draw_structure_figure, traversal_strip
 
-__all__ = ["draw_run_figures", "draw_structure_figure"]
+__all__ = ["draw_latents_figure", "draw_members_figure", "draw_run_figures", "draw_structure_figure",
+           "traversal_strip"]

@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ["draw_latents_figure"]
 
 _PANELS = (
-    ("info_fraction_mean", "I(U;X) / H(X)"),
+    ("information_fraction_mean", "I(U;X) / H(X)"),
     ("nmi_mean", "NMI between models"),
     ("vi_mean", "VI between models (bits)"),
 )
@@ -29,9 +29,9 @@ def draw_latents_figure(store: str | Path, path: str | Path, *, dpi: int = 120) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import xarray as xr
+    from ..store import open_dataset
 
-    ds = xr.open_zarr(store, group="latents", consolidated=False).load()
+    ds = open_dataset(store, "latents").load()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 3.6), constrained_layout=True)
@@ -64,7 +64,10 @@ def draw_latents_figure(store: str | Path, path: str | Path, *, dpi: int = 120) 
     if handles:
         axes[1].legend(fontsize="small")
     m = int(ds.attrs.get("n_images", 0))
-    fig.suptitle(f"Whole latent spaces, Monte Carlo over M = {m} images (error bars: 1 SE)", fontsize="medium")
+    run = Path(store).resolve()
+    run_name = run.parent.name if run.name == "store.zarr" else run.name
+    fig.suptitle(f"Whole latent spaces of run {run_name}, Monte Carlo over M = {m} images (error bars: 1 SE)",
+                 fontsize="medium")
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -1,10 +1,11 @@
-"""The paper's channel-structure figure, from the ``structure``, ``pairs`` and ``channels`` groups.
+"""The paper's channel-structure figure, from the ``structure``, ``pairs``, ``embeddings`` and
+``traversals`` groups of a run store (nothing else is read).
 
 Per measure (VI and NMI): the OPTICS reachability profile on top, each channel's NMI with
 the ground-truth factors as a strip at the left, the similarity matrix (exp(-VI) or NMI,
-magma_r, 0..1) in OPTICS order; beside it, for each cluster, a latent traversal of its
-most central channel decoded by that model's own decoder. A second figure counts each
-cluster's members per hyperparameter value.
+magma_r, 0..1) in OPTICS order; beside it, for each cluster, the stored traversal of its
+most central channel, frames apart with the channel's value under each. A second figure
+counts each cluster's members per hyperparameter value.
 """
 
 from __future__ import annotations
@@ -19,37 +20,27 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib import gridspec  # noqa: E402
 
-from ..pipeline.structure import MEASURES, similarity  # noqa: E402
+from ..kernels import MEASURES, similarity  # noqa: E402
+from ..store import is_complete, open_dataset, open_group, open_run  # noqa: E402
+from ..store.pairs import kept_submatrix  # noqa: E402
 
-__all__ = ["draw_run_figures", "draw_structure_figure", "traversal"]
+__all__ = ["draw_run_figures", "draw_structure_figure", "draw_members_figure", "traversal_strip"]
 
-N_STEPS = 7
-
-
-def _open(path: str, group: str) -> xr.Dataset:
-    return xr.open_zarr(path, group=group, consolidated=False)
+GAP = 3
 
 
-def traversal(model_path: str, mu: np.ndarray, channel: int, *, n_steps: int = N_STEPS) -> np.ndarray | None:
-    """Images decoded while one channel sweeps its range over the fingerprint set.
+def traversal_strip(images: np.ndarray, *, gap: int = GAP, fill: float = 1.0) -> np.ndarray:
+    """Frames (step, H, W, C) side by side with ``gap`` columns of ``fill`` between them: (H, W', C).
 
-    mu : (channel, image) posterior means of the model on the fingerprint set. The other
-    channels stay at the values of the image whose channel value is the median.
-    Returns (n_steps, H, W, C) or None when the model has no decoder.
+    >>> traversal_strip(np.zeros((3, 2, 2, 1)), gap=1)[..., 0]
+    array([[0., 0., 1., 0., 0., 1., 0., 0.],
+           [0., 0., 1., 0., 0., 1., 0., 0.]])
     """
-    from ..models import load_encoder
-
-    try:
-        enc = load_encoder(model_path)
-    except Exception:
-        return None
-    if not getattr(enc, "has_decoder", False):
-        return None
-    values = np.quantile(mu[channel], np.linspace(0.02, 0.98, n_steps))
-    base_image = int(np.argsort(mu[channel])[mu.shape[1] // 2])
-    latents = np.repeat(mu[:, base_image][None, :], n_steps, axis=0).astype(np.float32)
-    latents[:, channel] = values
-    return np.asarray(enc.decode(latents))
+    n, h, w, c = images.shape
+    out = np.full((h, n * w + (n - 1) * gap, c), fill, dtype=np.float64)
+    for k in range(n):
+        out[:, k * (w + gap):k * (w + gap) + w] = images[k]
+    return out
 
 
 def _cluster_colors(n: int) -> list:
@@ -57,12 +48,35 @@ def _cluster_colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def _run_name(store_path: str) -> str:
+    p = Path(store_path).resolve()
+    return p.parent.name if p.name == "store.zarr" else p.name
+
+
+def _draw_traversal(ax, trav: xr.Dataset | None, measure: str, k: int, title: str, color) -> None:
+    ax.set_title(title, fontsize=7, color=color)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if trav is None or not bool(trav["decoded"].sel(measure=measure).values[k]):
+        why = "" if trav is None else str(trav["note"].sel(measure=measure).values[k])
+        ax.text(0.5, 0.5, why or "no traversal", ha="center", va="center", transform=ax.transAxes, fontsize=7)
+        return
+    imgs = trav["images"].sel(measure=measure).values[k]
+    strip = traversal_strip(imgs)
+    ax.imshow(strip.squeeze(-1) if strip.shape[-1] == 1 else strip, cmap="gray", vmin=0, vmax=1)
+    h, w = imgs.shape[1:3]
+    values = trav["value"].sel(measure=measure).values[k]
+    ax.set_xticks([j * (w + GAP) + w / 2 - 0.5 for j in range(len(values))])
+    ax.set_xticklabels([f"{v:.2g}" for v in values], fontsize=6)
+    ax.tick_params(length=0, pad=1)
+    ax.set_ylabel(f"model {trav['model'].sel(measure=measure).values[k]}\n"
+                  f"ch. {int(trav['channel'].sel(measure=measure).values[k])}", fontsize=6)
+
+
 def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path, *, traversals: bool = True) -> Path:
     """Draw the structure figure of ``measure`` ('vi' or 'nmi') into ``out`` (PNG)."""
     path = str(store_path)
-    st = _open(path, "structure").sel(measure=measure)
-    pairs = _open(path, "pairs")
-    emb = _open(path, "embeddings")
+    st = open_dataset(path, "structure").sel(measure=measure)
     model_idx, channel_idx = st["model_index"].values, st["channel"].values
     n = model_idx.size
     order = st["order"].values.astype(int)
@@ -70,14 +84,16 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     n_clusters = int((st["cluster_size"].values > 0).sum())
     colors = _cluster_colors(max(n_clusters, 1))
     factors = [str(f) for f in st["factor"].values]
-
-    values = pairs[measure].values[model_idx, channel_idx][:, model_idx, channel_idx] if n else np.zeros((0, 0))
+    values = kept_submatrix(open_group(path, "pairs"), measure, model_idx, channel_idx) if n else np.zeros((0, 0))
     sim = similarity(values, measure)[np.ix_(order, order)] if n else np.zeros((0, 0))
     strip = st["nmi_factor"].values[order] if n else np.zeros((0, len(factors)))
+    root = open_run(path, create=False)
+    trav = open_dataset(path, "traversals").load() if traversals and is_complete(root, "traversals") else None
 
     show_trav = traversals and n_clusters > 0
-    fig = plt.figure(figsize=(13 if show_trav else 8.5, 8))
-    outer = gridspec.GridSpec(1, 2 if show_trav else 1, width_ratios=[3, 2] if show_trav else [1], wspace=0.06, figure=fig)
+    fig = plt.figure(figsize=(14 if show_trav else 8.5, 8))
+    outer = gridspec.GridSpec(1, 2 if show_trav else 1, width_ratios=[3, 2.3] if show_trav else [1], wspace=0.06,
+                              figure=fig)
     left = gridspec.GridSpecFromSubplotSpec(2, 2, subplot_spec=outer[0], width_ratios=[0.05 * max(len(factors), 1), 1],
                                             height_ratios=[1, 4], wspace=0.03, hspace=0.03)
     ax_r = fig.add_subplot(left[0, 1])
@@ -115,25 +131,14 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     cax.set_xlabel("exp(-VI)" if measure == "vi" else "NMI", fontsize=8)
 
     if show_trav:
-        right = gridspec.GridSpecFromSubplotSpec(n_clusters, 1, subplot_spec=outer[1], hspace=0.35)
+        right = gridspec.GridSpecFromSubplotSpec(n_clusters, 1, subplot_spec=outer[1], hspace=0.55)
         for k in range(n_clusters):
-            ax = fig.add_subplot(right[k])
-            central = int(st["cluster_central_unit"].values[k])
-            m_i, c_i = int(model_idx[central]), int(channel_idx[central])
-            imgs = traversal(str(emb["path"].values[m_i]), emb["mu"].values[m_i], c_i)
             best = str(st["cluster_best_factor"].values[k])
             nmi_best = np.nanmax(st["cluster_nmi_factor"].values[k]) if best else np.nan
-            title = (f"cluster {k}: {int(st['cluster_size'].values[k])} ch., {int(st['cluster_models'].values[k])} models; "
-                     f"{best} (NMI {nmi_best:.2f})")
-            ax.set_title(title, fontsize=7, color=colors[k])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if imgs is None:
-                ax.text(0.5, 0.5, "no decoder", ha="center", va="center", transform=ax.transAxes)
-                continue
-            strip_img = np.concatenate(list(imgs), axis=1)
-            ax.imshow(strip_img.squeeze(-1) if strip_img.shape[-1] == 1 else strip_img, cmap="gray", vmin=0, vmax=1)
-            ax.set_ylabel(f"model {emb['model'].values[m_i]}\nch. {c_i}", fontsize=6)
+            title = (f"cluster {k}: {int(st['cluster_size'].values[k])} ch., {int(st['cluster_models'].values[k])} "
+                     f"models; {best} (NMI {nmi_best:.2f})")
+            _draw_traversal(fig.add_subplot(right[k]), trav, measure, k, title, colors[k])
+    fig.suptitle(f"Channel structure of run {_run_name(path)} ({measure.upper()} clustering)", fontsize=11)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110, bbox_inches="tight")
@@ -156,8 +161,8 @@ def _label_runs(seq: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
 def draw_members_figure(store_path: str | Path, measure: str, out: str | Path) -> Path:
     """Cluster members per hyperparameter value (and family), as grouped bars."""
     path = str(store_path)
-    st = _open(path, "structure").sel(measure=measure)
-    emb = _open(path, "embeddings")
+    st = open_dataset(path, "structure").sel(measure=measure)
+    emb = open_dataset(path, "embeddings")
     labels = st["label"].values.astype(int)
     model_idx = st["model_index"].values
     hp = np.asarray([f"{f} {h}={v:g}" for f, h, v in zip(emb["family"].values, emb["hyperparameter"].values,
@@ -175,7 +180,7 @@ def draw_members_figure(store_path: str | Path, measure: str, out: str | Path) -
     ax.set_xlabel("cluster (best-matching factor)")
     ax.set_ylabel("member channels")
     ax.legend(fontsize=7)
-    ax.set_title(f"cluster members per setting ({measure.upper()} clustering)")
+    ax.set_title(f"Cluster members per setting, run {_run_name(path)} ({measure.upper()} clustering)", fontsize=9)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110, bbox_inches="tight")
@@ -184,15 +189,14 @@ def draw_members_figure(store_path: str | Path, measure: str, out: str | Path) -
 
 
 def draw_run_figures(store_path: str | Path, figure_dir: str | Path, *, traversals: bool = True) -> list[Path]:
-    """Every figure of a finished run, as PNGs in ``figure_dir``."""
-    import zarr
-
-    group = zarr.open_group(str(store_path), mode="r")
-    if "structure" not in group or group["structure"].attrs.get("complete") is not True:
+    """Every structure figure of a finished run, as PNGs in ``figure_dir``."""
+    root = open_run(store_path, create=False)
+    if not is_complete(root, "structure"):
         raise RuntimeError(f"the structure stage of {store_path} is not complete; run it before 'figures'")
     figure_dir = Path(figure_dir)
     outs = []
     for measure in MEASURES:
-        outs.append(draw_structure_figure(store_path, measure, figure_dir / f"structure_{measure}.png", traversals=traversals))
+        outs.append(draw_structure_figure(store_path, measure, figure_dir / f"structure_{measure}.png",
+                                          traversals=traversals))
         outs.append(draw_members_figure(store_path, measure, figure_dir / f"members_{measure}.png"))
     return outs

@@ -1,0 +1,222 @@
+"""The driver: runs a list of stages over one run store, on one Dask client.
+
+For each stage it checks the groups the stage needs, plans its blocks, skips those whose
+marker holds their stamp, runs the rest as Dask tasks (marking each as it finishes),
+finalizes, and records provenance (config, package version, run id, timing) in the
+stage's group. Failed tasks do not stop the others; their stage then fails naming them,
+with every finished block kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import store
+from ..cluster import connect
+from .config import RunConfig
+from .stage import Block, Plan, Stage, StageContext
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["RunReport", "StageReport", "TaskFailed", "run_stages", "run_tasks"]
+
+
+class TaskFailed(RuntimeError):
+    """One or more tasks of a stage failed; finished blocks are kept in the store."""
+
+
+@dataclasses.dataclass
+class StageReport:
+    name: str
+    seconds: float
+    computed: int = 0
+    skipped: int = 0
+    note: str = ""
+
+
+@dataclasses.dataclass
+class RunReport:
+    """What a run did: per stage, its blocks computed and skipped, and where the results are."""
+
+    store: Path
+    figure_dir: Path
+    run_id: str
+    stages: list[StageReport]
+    failed_models: dict[str, str] = dataclasses.field(default_factory=dict)
+    figures: list[Path] = dataclasses.field(default_factory=list)
+
+    def stage(self, name: str) -> StageReport:
+        return next(r for r in self.stages if r.name == name)
+
+    def summary(self) -> str:
+        lines = ["", f"repspace run {self.run_id} finished", f"  store:   {self.store}", ""]
+        lines.append(f"  {'stage':<15}{'time':>9}  {'computed':>9}  {'skipped':>8}  note")
+        for r in self.stages:
+            lines.append(f"  {r.name:<15}{r.seconds:8.1f}s  {r.computed:>9}  {r.skipped:>8}  {r.note}")
+        if self.failed_models:
+            lines += ["", "  models left out (could not be encoded):"]
+            lines.extend(f"    {k}: {v}" for k, v in self.failed_models.items())
+        if self.figures:
+            lines += ["", "  figures:"]
+            lines.extend(f"    {p}" for p in self.figures)
+        groups = [g for g in ("fingerprint", "models", "embeddings", "channels", "pairs", "structure", "traversals",
+                              "dataset_embeddings", "latents") if (self.store / g / "zarr.json").exists()]
+        if groups:
+            lines += ["", "  open the results in Python:", "    import xarray as xr"]
+            lines.extend(f'    xr.open_zarr("{self.store}", group="{g}", consolidated=False)' for g in groups)
+        return "\n".join(lines)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _bar(label: str, done: int, total: int, start: float, width: int = 30) -> str:
+    frac = done / total if total else 1.0
+    filled = int(round(frac * width))
+    elapsed = time.perf_counter() - start
+    return f"{label:<14} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {elapsed:6.1f} s"
+
+
+def run_tasks(
+    client: "Client",
+    label: str,
+    calls: Sequence[tuple[str, Callable[..., Any], tuple]],
+    *,
+    on_result: Callable[[str, Any], None] | None = None,
+    stream: Any = None,
+) -> dict[str, Any]:
+    """Run ``(name, fn, args)`` calls as Dask tasks, showing progress; ``on_result(name, result)``
+    is called in this process as each one finishes.
+
+    Every call runs to the end even when some fail (their finished work is kept); then
+    TaskFailed names every failed call. Returns {name: result}.
+    """
+    from distributed import as_completed
+
+    stream = stream or sys.stderr
+    start = time.perf_counter()
+    total = len(calls)
+    if total == 0:
+        return {}
+    futures = {client.submit(fn, *args, pure=False, key=f"{label}-{name}-{uuid.uuid4().hex[:8]}"): name
+               for name, fn, args in calls}
+    results: dict[str, Any] = {}
+    errors: dict[str, BaseException] = {}
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    last = 0.0
+    for done, fut in enumerate(as_completed(futures), 1):
+        name = futures.pop(fut)
+        try:
+            results[name] = fut.result()
+        except Exception as err:
+            errors[name] = err
+        else:
+            if on_result is not None:
+                on_result(name, results[name])
+        fut.release()
+        now = time.perf_counter()
+        if tty:
+            stream.write("\r" + _bar(label, done, total, start))
+        elif now - last > 5 or done == total:
+            stream.write(_bar(label, done, total, start) + "\n")
+            last = now
+        stream.flush()
+    if tty:
+        stream.write("\n")
+    if errors:
+        listed = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in list(errors.items())[:5])
+        raise TaskFailed(f"{len(errors)} of {total} {label} tasks failed ({listed}); finished blocks are kept, "
+                         "rerun to retry")
+    return results
+
+
+def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
+    t0 = time.perf_counter()
+    for need in stage.needs:
+        store.require_complete(ctx.root, need, stage.name)
+    plan = stage.plan(ctx) if stage.plan is not None else Plan()
+    group = ctx.group
+    markers = {name: store.require_marker(group, shape, dims, name) for name, (shape, dims) in plan.markers.items()}
+
+    def done(block: Block) -> bool:
+        return block.marker is not None and store.is_done(markers[block.marker], block.key, store.stamp(block.extent))
+
+    todo = [b for b in plan.blocks if not done(b)]
+    by_name = {b.name: b for b in todo}
+    if len(by_name) != len(todo):
+        raise ValueError(f"stage {stage.name!r} planned blocks with the same name")
+
+    def mark(name: str, result: Any) -> None:
+        block = by_name[name]
+        if block.marker is not None:
+            store.mark(markers[block.marker], block.key, store.stamp(block.extent))
+
+    if group is not None and todo:
+        store.set_complete(group, False)
+    results = {}
+    if todo:
+        if stage.task is None:
+            raise TypeError(f"stage {stage.name!r} planned blocks but has no task")
+        results = run_tasks(ctx.client, stage.name, [(b.name, stage.task, (str(ctx.store_path), *b.args)) for b in todo],
+                            on_result=mark)
+    note = stage.finalize(ctx, plan, results) if stage.finalize is not None else plan.note
+    elapsed = time.perf_counter() - t0
+    group = ctx.group  # finalize may have replaced the group whole
+    if group is not None:
+        store.record_provenance(group, config=ctx.config.as_dict(), run_id=ctx.run_id, elapsed_s=elapsed,
+                                stage=stage.name, computed=len(todo), skipped=len(plan.blocks) - len(todo))
+        store.set_complete(group, True)
+    return StageReport(stage.name, elapsed, computed=len(todo), skipped=len(plan.blocks) - len(todo), note=note)
+
+
+def run_stages(
+    stages: Sequence[Stage],
+    config: RunConfig,
+    *,
+    client: "Client | None" = None,
+    log: Callable[[str], None] = _log,
+) -> RunReport:
+    """Run ``stages`` in order over ``config.store`` and report what each did.
+
+    Parameters
+    ----------
+    stages : the stages, e.g. ``repspace.pipeline.stages.select(config.stages)``.
+    config : RunConfig
+    client : distributed.Client, optional
+        Run the tasks here; otherwise one is made from the config (and closed at the end)
+        when any stage needs it.
+    """
+    run_id = uuid.uuid4().hex[:12]
+    store_path = config.store
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    root = store.open_run(store_path)
+    log(f"run {run_id} in {store_path.parent if config.store_path is None else store_path}: "
+        f"stages {', '.join(s.name for s in stages)}")
+    needs_client = client is None and any(s.cluster for s in stages)
+    ctx_client = connect(scheduler_address=config.scheduler_address, n_workers=config.n_workers,
+                         threads_per_worker=config.threads_per_worker, dashboard=config.dashboard,
+                         log=log) if needs_client else contextlib.nullcontext(client)
+    report = RunReport(store=store_path, figure_dir=config.figure_dir, run_id=run_id, stages=[])
+    with ctx_client as cl:
+        for stage in stages:
+            group = root.require_group(stage.writes) if stage.writes is not None else None
+            ctx = StageContext(config=config, store_path=store_path, root=root, group=group, client=cl,
+                               run_id=run_id, log=log)
+            report.stages.append(_run_stage(stage, ctx))
+    for name in ("embeddings", "dataset_embeddings"):
+        if name in root:
+            report.failed_models.update(json.loads(root[name].attrs.get("failed_models", "{}")))
+    figures = root.attrs.get("figures")
+    report.figures = [Path(p) for p in json.loads(figures)] if figures and any(s.name == "figures" for s in stages) else []
+    root.attrs["last_run"] = json.dumps({"run_id": run_id, **{r.name: round(r.seconds, 2) for r in report.stages}})
+    return report

@@ -1,0 +1,99 @@
+"""The stage skeleton: what every analysis declares, so that one driver can run it.
+
+A stage names the groups it needs complete and the group it writes, and gives up to three
+functions:
+
+``plan(ctx) -> Plan``
+    lays out its group (arrays, coordinates) and splits the work into :class:`Block` s;
+``task(store_path, *block.args)``
+    computes one block inside a Dask task and writes it to the store (module-level, so it
+    pickles; idempotent, since a killed worker's tasks rerun);
+``finalize(ctx, plan, results) -> str``
+    runs once after every block, in the driving process, and returns a note for the report.
+
+The driver (:func:`repspace.pipeline.driver.run_stages`) does the rest: it skips blocks
+whose done-marker holds the stamp of their extent, runs the others, marks each as its task
+finishes, records provenance and says what it did. A stage is one short module under
+:mod:`repspace.pipeline.stages`; adding an analysis means adding one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import zarr
+
+from .config import RunConfig
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["Block", "Plan", "Stage", "StageContext"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One task's share of a stage.
+
+    Attributes
+    ----------
+    name : shown in progress and errors.
+    key : position in the marker ``marker`` of the stage's group.
+    extent : what the block covers (repr-stable); a finished block is skipped while it is unchanged.
+    args : arguments of the stage's task after the store path.
+    marker : the marker array (None: no marker, the block always runs).
+    """
+
+    name: str
+    key: tuple[int, ...] = ()
+    extent: Any = None
+    args: tuple[Any, ...] = ()
+    marker: str | None = "done"
+
+
+@dataclasses.dataclass
+class Plan:
+    """A stage's blocks, the shapes and dims of its markers, and what finalize needs from planning."""
+
+    blocks: list[Block] = dataclasses.field(default_factory=list)
+    markers: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+    state: Any = None
+    note: str = ""
+
+
+@dataclasses.dataclass
+class StageContext:
+    """What a stage's plan and finalize see."""
+
+    config: RunConfig
+    store_path: Path
+    root: zarr.Group
+    group: zarr.Group | None
+    client: "Client | None"
+    run_id: str
+    log: Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A stage: see the module docstring.
+
+    Attributes
+    ----------
+    name : the stage's name, as ``--stages`` takes it.
+    writes : the group it writes (None: files only, or nothing).
+    needs : groups that must be complete before it runs.
+    plan, task, finalize : the stage's functions (each optional).
+    cluster : whether the stage needs the Dask client (tasks, or work submitted by finalize).
+    """
+
+    name: str
+    writes: str | None = None
+    needs: tuple[str, ...] = ()
+    plan: Callable[[StageContext], Plan] | None = None
+    task: Callable[..., Any] | None = None
+    finalize: Callable[[StageContext, Plan, dict[str, Any]], str] | None = None
+    cluster: bool = True

@@ -1,0 +1,30 @@
+"""The stages, one module each; a job is a list of them (see :func:`select`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..stage import Stage
+from .channels import STAGE as CHANNELS
+from .encode import ENCODE, ENCODE_DATASET
+from .figures import STAGE as FIGURES
+from .fingerprint import STAGE as FINGERPRINT
+from .latents import STAGE as LATENTS
+from .models import STAGE as MODELS
+from .pairs import STAGE as PAIRS
+from .structure import STAGE as STRUCTURE
+from .traversals import STAGE as TRAVERSALS
+
+__all__ = ["STAGES", "select"]
+
+STAGES: dict[str, Stage] = {s.name: s for s in (FINGERPRINT, MODELS, ENCODE, CHANNELS, PAIRS, STRUCTURE, TRAVERSALS,
+                                                ENCODE_DATASET, LATENTS, FIGURES)}
+"""Every stage by name, in the order a run takes them."""
+
+
+def select(names: Sequence[str]) -> list[Stage]:
+    """The stages named, in run order."""
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; stages are {list(STAGES)}")
+    return [s for n, s in STAGES.items() if n in names]

@@ -1,0 +1,195 @@
+"""The latents stage (the paper's Sec. 4.3): whole latent spaces compared by Monte Carlo over
+``dataset_embeddings``.
+
+One task per estimate, each a call of :func:`repspace.kernels.mc_information`:
+
+- per model: I(U;X), and I(U;X)/H(X) with H(X) = log2 M;
+- per pair of models of a group (same dataset, family and hyperparameter value): the five
+  estimates of :data:`repspace.store.latents.TERMS`, each on its own stream, so the pair's NMI
+  and VI equal :func:`repspace.kernels.mc_compare` called with :func:`pair_seed`;
+- per group (in finalize): inverse-variance-weighted means of I(U;X)/H(X), NMI and VI.
+
+A rerun computes only estimates not yet marked done; added models only their own. Models
+not encoded on every image are left out, named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ...kernels import MCEstimate, MCOptions, inverse_variance_mean, mc_information, propagate_nmi_vi, uniform_entropy
+from ...store import open_group
+from ...store import embeddings as emb_schema
+from ...store import latents as schema
+from ..stage import Block, Plan, Stage, StageContext
+
+__all__ = ["STAGE", "model_seed", "pair_seed", "group_models", "estimate_task"]
+
+_MODEL_KEY, _PAIR_KEY = 1, 2  # first spawn-key word of each random stream (0: the image subset)
+
+
+def _name_key(name: str) -> int:
+    """A stable 64-bit integer for a model name (spawn keys of its streams)."""
+    return int.from_bytes(hashlib.sha256(str(name).encode()).digest()[:8], "little")
+
+
+def model_seed(seed: int, name: str) -> np.random.SeedSequence:
+    """The stream of a model's I(U;X) estimate: fixed by the run seed and the model's name."""
+    return np.random.SeedSequence(seed, spawn_key=(_MODEL_KEY, _name_key(name)))
+
+
+def pair_seed(seed: int, name_a: str, name_b: str) -> np.random.SeedSequence:
+    """The seed of a pair's comparison: pass it to :func:`repspace.kernels.mc_compare` to
+    reproduce the stage's five estimates (term k uses spawn key ``(..., k)``).
+
+    A fresh SeedSequence on every call (``spawn`` is stateful).
+    """
+    return np.random.SeedSequence(seed, spawn_key=(_PAIR_KEY, _name_key(name_a), _name_key(name_b)))
+
+
+def _term_rng(seed: int, name_a: str, name_b: str, term: int) -> np.random.Generator:
+    base = pair_seed(seed, name_a, name_b)
+    return np.random.default_rng(np.random.SeedSequence(base.entropy, spawn_key=base.spawn_key + (term,)))
+
+
+def group_models(models: list[dict[str, Any]], valid: np.ndarray) -> list[tuple[tuple[str, str, str, float], list[int]]]:
+    """Groups of valid models sharing dataset, family and hyperparameter value, in store order.
+
+    Returns [((dataset, family, hyperparameter, value), [model indices])].
+    """
+    keys: dict[tuple, list[int]] = {}
+    labels = {}
+    for i in np.flatnonzero(valid):
+        m = models[i]
+        value = float(m["hyperparameter_value"])
+        key = (str(m["dataset"]), str(m["family"]), "nan" if math.isnan(value) else repr(value))
+        keys.setdefault(key, []).append(int(i))
+        labels[key] = (key[0], key[1], str(m["hyperparameter"]), value)
+    return [(labels[k], v) for k, v in keys.items()]
+
+
+def _space(emb: Any, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Model i's latent space over the images: mu, logvar (image, channel)."""
+    return np.ascontiguousarray(np.asarray(emb["mu"][i]).T), np.ascontiguousarray(np.asarray(emb["logvar"][i]).T)
+
+
+def _term_space(emb: Any, i: int, j: int, term: int) -> tuple[np.ndarray, np.ndarray]:
+    """The space of one of the five estimates of pair (i, j), as :func:`mc_compare` builds it."""
+    if term in (0, 2):
+        mu, lv = _space(emb, i)
+    elif term in (1, 3):
+        mu, lv = _space(emb, j)
+    else:
+        (mu, lv), (mu_b, lv_b) = _space(emb, i), _space(emb, j)
+        return np.concatenate([mu, mu_b], axis=1), np.concatenate([lv, lv_b], axis=1)
+    if term in (2, 3):
+        return np.concatenate([mu, mu], axis=1), np.concatenate([lv, lv], axis=1)
+    return mu, lv
+
+
+def estimate_task(store_path: str, i: int, j: int, term: int, names: tuple[str, str], mc: dict[str, Any]) -> tuple:
+    """One Monte Carlo estimate, written to the ``latents`` group.
+
+    ``j < 0``: the I(U;X) of model i; else term ``term`` (index into TERMS) of pair (i, j).
+    mc : {"seed", "n_samples", "sample_block", "image_block", "dtype"}.
+    """
+    emb = open_group(store_path, emb_schema.DATASET)
+    out = open_group(store_path, schema.GROUP, mode="r+")
+    options = MCOptions(sample_block=mc["sample_block"], image_block=mc["image_block"])
+    if j < 0:
+        mu, lv = _space(emb, i)
+        rng = np.random.default_rng(model_seed(mc["seed"], names[0]))
+    else:
+        mu, lv = _term_space(emb, i, j, term)
+        rng = _term_rng(mc["seed"], names[0], names[1], term)
+    with threadpool_limits(1):  # the cluster's threads are the parallelism
+        est = mc_information(mu, lv, n_samples=mc["n_samples"], rng=rng, options=options, dtype=np.dtype(mc["dtype"]))
+    if j < 0:
+        out["information"][i], out["information_se"][i] = est.bits, est.se
+    else:
+        out["estimate"][i, j, term], out["estimate_se"][i, j, term] = est.bits, est.se
+    return est.bits, est.se
+
+
+def plan(ctx: StageContext) -> Plan:
+    c, opts = ctx.config, ctx.config.latents
+    lay = emb_schema.Layout(ctx.root[emb_schema.DATASET])
+    valid = emb_schema.encoded_models(lay)
+    failed = {lay.names[i]: "posteriors incomplete (an encode block failed or was not run)"
+              for i in np.flatnonzero(~valid)}
+    if failed:
+        warnings.warn("models left out of the comparison: " + ", ".join(failed), UserWarning, stacklevel=2)
+    mc = {"seed": c.seed, "n_samples": opts.n_samples, "sample_block": opts.sample_block,
+          "image_block": opts.image_block, "dtype": opts.dtype}
+    settings = {"images_id": lay.group.attrs.get("images_id"), "seed": c.seed, "n_samples": opts.n_samples,
+                "sample_block": opts.sample_block, "dtype": opts.dtype}
+    schema.layout(ctx.group, lay.models, settings)
+    groups = group_models(lay.models, valid)
+    names, m = lay.names, lay.n_models
+    blocks = [Block(name=f"information-{names[i]}", key=(int(i),), extent=names[i], marker="information_done",
+                    args=(int(i), -1, -1, (names[i], ""), mc)) for i in np.flatnonzero(valid)]
+    for _, members in groups:
+        for x, i in enumerate(members):
+            for j in members[x + 1:]:
+                blocks += [Block(name=f"{term}-{names[i]}-{names[j]}", key=(i, j, k), extent=(names[i], names[j]),
+                                 marker="estimate_done", args=(i, j, k, (names[i], names[j]), mc))
+                           for k, term in enumerate(schema.TERMS)]
+    ctx.log(f"latents: {int(valid.sum())} models x {lay.n_images} images in {len(groups)} groups; "
+            f"{len(blocks)} estimates ({opts.n_samples} samples each)")
+    markers = {"information_done": ((m,), ("model",)),
+               "estimate_done": ((m, m, len(schema.TERMS)), ("model_a", "model_b", "term"))}
+    return Plan(blocks=blocks, markers=markers, state=(lay, valid, groups, failed),
+                note=f"{int(valid.sum())} models, {lay.n_images} images, {len(groups)} groups")
+
+
+def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
+    """NMI and VI per pair, I(U;X)/H(X) per model, and the groups' inverse-variance means."""
+    lay, valid, groups, failed = plan.state
+    grp, m = ctx.group, lay.n_models
+    h_x = uniform_entropy(lay.n_images)
+    done = np.asarray(grp["information_done"][:]) > 0
+    ok = done & valid
+    info = np.where(ok, np.asarray(grp["information"][:]), np.nan)
+    info_se = np.where(ok, np.asarray(grp["information_se"][:]), np.nan)
+    est, est_se = np.asarray(grp["estimate"][:]), np.asarray(grp["estimate_se"][:])
+    est_done = np.asarray(grp["estimate_done"][:]) > 0
+    pairs = {k: np.full((m, m), np.nan) for k in ("nmi", "nmi_se", "vi", "vi_se")}
+    model_group = np.full(m, -1, dtype=np.int64)
+    per_group: dict[str, list[float]] = {k: [] for k in (
+        "information_mean", "information_mean_se", "information_fraction_mean", "information_fraction_mean_se",
+        "nmi_mean", "nmi_mean_se", "vi_mean", "vi_mean_se", "n_models", "n_pairs")}
+    for g, (_, members) in enumerate(groups):
+        model_group[members] = g
+        pair_nmi, pair_vi = [], []
+        for x, i in enumerate(members):
+            for j in members[x + 1:]:
+                if not est_done[i, j].all():
+                    continue
+                values = propagate_nmi_vi(*[MCEstimate(float(b), float(s)) for b, s in zip(est[i, j], est_se[i, j])])
+                for key, v in zip(("nmi", "nmi_se", "vi", "vi_se"), values):
+                    pairs[key][i, j] = pairs[key][j, i] = v
+                pair_nmi.append(values[:2])
+                pair_vi.append(values[2:])
+        im, ise = inverse_variance_mean(info[members], info_se[members])
+        nm, nse = inverse_variance_mean(*zip(*pair_nmi)) if pair_nmi else (math.nan, math.nan)
+        vm, vse = inverse_variance_mean(*zip(*pair_vi)) if pair_vi else (math.nan, math.nan)
+        for k, v in zip(per_group, (im, ise, im / h_x, ise / h_x, nm, nse, vm, vse, len(members), len(pair_nmi))):
+            per_group[k].append(v)
+    schema.write_summary(
+        grp, pairs, {"information_fraction": info / h_x, "information_fraction_se": info_se / h_x},
+        {k: np.asarray(v, dtype=np.int64 if k.startswith("n_") else np.float64) for k, v in per_group.items()},
+        [lab for lab, _ in groups], model_group)
+    grp.attrs.update({"failed_models": json.dumps(failed), "n_models": int(valid.sum()), "n_images": lay.n_images,
+                      "h_x": h_x})
+    return plan.note
+
+
+STAGE = Stage(name="latents", writes=schema.GROUP, needs=("dataset_embeddings",), plan=plan, task=estimate_task,
+              finalize=finalize)

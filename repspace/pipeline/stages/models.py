@@ -1,0 +1,55 @@
+"""The models stage: the ensemble located on disk, downloaded from the zoo, or trained on first use.
+
+Writes the run's model list (group ``models``); models already listed keep their place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...models import ModelEntry, download_models, find_models, parse_model_numbers, train_ensemble
+from ...store import models as schema
+from ..stage import Plan, Stage, StageContext
+
+
+def locate(ctx: StageContext) -> list[ModelEntry]:
+    """The configured models, trained or downloaded into ``models.dir`` first where needed."""
+    mc = ctx.config.models
+    try:
+        numbers = parse_model_numbers(",".join(mc.numbers)) if mc.numbers else None
+    except ValueError:
+        if mc.source != "directory":
+            raise
+        numbers = None  # folder names that are not numbers
+    if mc.source == "trained":
+        paths = train_ensemble(mc.train_config(), mc.dir, client=ctx.client, numbers=numbers)
+        return find_models(mc.dir, [Path(p).name for p in paths])
+    if mc.source == "zoo":
+        if not numbers:
+            raise ValueError("models.source = 'zoo' needs models.numbers, e.g. ['0-49']")
+        kwargs = {"base_url": mc.base_url} if mc.base_url else {}
+        report = download_models(numbers, mc.dir, **kwargs)
+        ctx.log(report.summary())
+        got = [n for n in numbers if n not in report.failed]
+        if not got:
+            raise FileNotFoundError(f"none of the {len(numbers)} zoo models could be downloaded into {mc.dir}")
+        return find_models(mc.dir, got)
+    if mc.numbers and numbers is None:
+        return find_models(mc.dir, list(mc.numbers))
+    return find_models(mc.dir, numbers)
+
+
+def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
+    entries = locate(ctx)
+    before = len(schema.read_models(ctx.group))
+    records = schema.write_models(ctx.root, entries)
+    listed = {e.name for e in entries}
+    kept = [r["name"] for r in records if r["name"] not in listed]
+    if kept:
+        ctx.log(f"the store holds {len(kept)} models that this configuration does not list "
+                f"({', '.join(kept[:10])}{' ...' if len(kept) > 10 else ''}); they are kept")
+    return f"{ctx.config.models.source}: {ctx.config.models.dir}; {len(entries)} models ({len(records) - before} new)"
+
+
+STAGE = Stage(name="models", writes=schema.GROUP, finalize=finalize)

@@ -1,0 +1,43 @@
+"""The pairs stage: NMI and VI between every two channels of the run, block (a, b) of models at a
+time for a <= b; each task writes its block and the transpose."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import kernels
+from ...store import block_ranges, open_group
+from ...store import pairs as schema
+from ..stage import Block, Plan, Stage, StageContext
+from ._units import one_thread, open_units, unit_rows
+
+
+def task(store_path: str, range_a: tuple[int, int], range_b: tuple[int, int], row_block_bytes: int,
+         gpu: bool) -> None:
+    with one_thread():
+        rows_a, valid_a, (ma, c) = unit_rows(store_path, *range_a, gpu)
+        same = range_a == range_b
+        rows_b, valid_b, (mb, _) = (None, valid_a, (ma, c)) if same else unit_rows(store_path, *range_b, gpu)
+        res = kernels.pairwise_information(rows_a, rows_b, options=kernels.BlockOptions(memory_bytes=row_block_bytes,
+                                                                                      threads=1))
+        nmi, vi = (kernels.to_numpy(x).astype(np.float32).reshape(ma, c, mb, c) for x in res.nmi_vi())
+        for arr in (nmi, vi):
+            arr[~valid_a] = np.nan
+            arr[:, :, ~valid_b] = np.nan
+        schema.write_block(open_group(store_path, schema.GROUP, mode="r+"), tuple(range_a), tuple(range_b),
+                           {"nmi": nmi, "vi": vi})
+
+
+def plan(ctx: StageContext) -> Plan:
+    lay, block = open_units(ctx)
+    schema.layout(ctx.group, lay.models, lay.n_channels, block)
+    ranges = block_ranges(lay.n_models, block)
+    blocks = [Block(name=f"block{a}x{b}", key=(a, b), extent=(ranges[a], ranges[b]),
+                    args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu))
+              for a in range(len(ranges)) for b in range(a, len(ranges))]
+    units = lay.n_models * lay.n_channels
+    return Plan(blocks=blocks, markers={"done": ((len(ranges), len(ranges)), ("block_a", "block_b"))},
+                note=f"{units} x {units} channel pairs in blocks of {block} models")
+
+
+STAGE = Stage(name="pairs", writes=schema.GROUP, needs=("embeddings",), plan=plan, task=task)

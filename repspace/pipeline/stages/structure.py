@@ -1,0 +1,126 @@
+"""The structure stage: which channels recur across the ensemble (OPTICS on VI and on -log NMI).
+
+Channels carrying less than ``info_threshold`` bits are left out; OPTICS runs on a
+precomputed distance (:func:`repspace.kernels.distance_matrix`) between the kept channels,
+read from ``pairs`` as a submatrix, and every cluster is summarised: its size, how many models
+it spans, its mean NMI with each ground-truth factor and its most central channel. Runs in
+the driving process; the group is replaced whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ...kernels import MEASURES, distance_matrix, similarity
+from ...store import open_dataset, open_group, write_dataset
+from ...store import pairs as pairs_schema
+from ...store import structure as schema
+from ..stage import Plan, Stage, StageContext
+
+
+def optics(d: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OPTICS on a precomputed distance matrix: (ordering, reachability, labels)."""
+    from sklearn.cluster import OPTICS
+
+    n = d.shape[0]
+    if n < 2:
+        return np.arange(n), np.full(n, np.inf), np.full(n, -1)
+    fit = OPTICS(min_samples=max(2, min(min_samples, n)), metric="precomputed").fit(d)
+    return fit.ordering_, fit.reachability_, fit.labels_
+
+
+def _clusters(sim: np.ndarray, labels: np.ndarray, model_idx: np.ndarray, nmi_factor: np.ndarray) -> list[dict]:
+    rows = []
+    for k in range(int(labels.max()) + 1 if labels.size else 0):
+        members = np.flatnonzero(labels == k)
+        within = sim[np.ix_(members, members)]
+        rows.append(dict(size=members.size, models=len(set(model_idx[members].tolist())),
+                         central=members[int(np.argmax(within.mean(axis=1)))],
+                         nmi_factor=np.nanmean(nmi_factor[members], axis=0), coherence=float(within.mean())))
+    return rows
+
+
+def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, factors: list[str], model_names: np.ndarray,
+                      values: dict[str, np.ndarray], keep: np.ndarray, info_threshold: float,
+                      min_samples: int) -> xr.Dataset:
+    """The ``structure`` group's Dataset from the kept channels' NMI and VI (``values``, (unit, unit))."""
+    model_idx, channel_idx = np.nonzero(keep)
+    n_units, n_f = model_idx.size, len(factors)
+    nmi_factor = nmi_factor_all[model_idx, channel_idx]
+    orders, reach, labels, summaries = [], [], [], []
+    for measure in MEASURES:
+        order, r, lab = optics(distance_matrix(values[measure], measure), min_samples)
+        orders.append(order)
+        reach.append(r)
+        labels.append(lab)
+        summaries.append(_clusters(similarity(values[measure], measure), lab, model_idx, nmi_factor))
+    n_clusters = max([len(s) for s in summaries] + [0])
+    shape = (len(MEASURES), n_clusters)
+    size, models, central = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.full(shape, -1, np.int64)
+    coherence, cluster_nmi = np.full(shape, np.nan), np.full(shape + (n_f,), np.nan)
+    best = np.full(shape, "", dtype=object)
+    for m, rows in enumerate(summaries):
+        for k, row in enumerate(rows):
+            size[m, k], models[m, k], central[m, k] = row["size"], row["models"], row["central"]
+            coherence[m, k], cluster_nmi[m, k] = row["coherence"], row["nmi_factor"]
+            if np.isfinite(row["nmi_factor"]).any():
+                best[m, k] = factors[int(np.nanargmax(row["nmi_factor"]))]
+    empty = np.zeros((len(MEASURES), 0))
+    return xr.Dataset(
+        {
+            "information": ("unit", information[model_idx, channel_idx],
+                            {"units": "bits", "long_name": "I(U) of the kept channels"}),
+            "nmi_factor": (("unit", "factor"), nmi_factor, {"units": "1"}),
+            "order": (("measure", "position"), np.stack(orders) if n_units else empty.astype(int),
+                      {"long_name": "OPTICS ordering: the unit at each position"}),
+            "reachability": (("measure", "unit"), np.stack(reach) if n_units else empty,
+                             {"long_name": "OPTICS reachability distance of each unit",
+                              "units_vi": "bits", "units_nmi": "-log NMI"}),
+            "label": (("measure", "unit"), np.stack(labels) if n_units else empty.astype(int),
+                      {"long_name": "OPTICS cluster label (-1: noise)"}),
+            "cluster_size": (("measure", "cluster"), size),
+            "cluster_models": (("measure", "cluster"), models, {"long_name": "number of models the cluster spans"}),
+            "cluster_central_unit": (("measure", "cluster"), central,
+                                     {"long_name": "the unit most similar on average to the other members"}),
+            "cluster_coherence": (("measure", "cluster"), coherence,
+                                  {"long_name": "mean within-cluster similarity (exp(-VI) or NMI)"}),
+            "cluster_nmi_factor": (("measure", "cluster", "factor"), cluster_nmi,
+                                   {"units": "1", "long_name": "mean NMI of the members with each factor"}),
+            "cluster_best_factor": (("measure", "cluster"), best),
+        },
+        coords={
+            "measure": np.array(MEASURES, dtype=object),
+            "unit": np.arange(n_units),
+            "model": ("unit", model_names[model_idx]),
+            "model_index": ("unit", model_idx),
+            "channel": ("unit", channel_idx),
+            "factor": np.array(factors, dtype=object),
+            "cluster": np.arange(n_clusters),
+        },
+        attrs={"info_threshold_bits": float(info_threshold), "min_samples": int(min_samples),
+               "n_channels_total": int(information.size), "n_channels_kept": int(n_units),
+               "distances": "vi: VI clipped at 0 (bits); nmi: -log NMI"},
+    )
+
+
+def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
+    c = ctx.config
+    channels = open_dataset(ctx.store_path, "channels")
+    information = channels["information"].values
+    keep = np.isfinite(information) & (information >= c.info_threshold)
+    model_idx, channel_idx = np.nonzero(keep)
+    min_samples = c.min_samples or max(2, min(20, information.shape[0] // 2))
+    pairs = open_group(ctx.store_path, pairs_schema.GROUP)
+    values = {m: pairs_schema.kept_submatrix(pairs, m, model_idx, channel_idx) for m in MEASURES}
+    model_names = np.array([str(m) for m in channels["model"].values.tolist()], dtype=object)
+    ds = structure_dataset(information, channels["nmi_factor"].values, [str(f) for f in channels["factor"].values],
+                           model_names, values, keep, c.info_threshold, min_samples)
+    ctx.group = write_dataset(ctx.store_path, schema.GROUP, ds)
+    found = ", ".join(f"{m}: {int((ds['cluster_size'].sel(measure=m) > 0).sum())} clusters" for m in MEASURES)
+    return f"{model_idx.size} of {information.size} channels above {c.info_threshold} bits; {found}"
+
+
+STAGE = Stage(name="structure", writes=schema.GROUP, needs=("channels", "pairs"), finalize=finalize, cluster=False)

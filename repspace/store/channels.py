@@ -1,0 +1,58 @@
+"""The ``channels`` group: what each channel carries, alone and about each ground-truth factor.
+
+===================  ========================  =======  ==================================
+variable             dims                      units    meaning
+===================  ========================  =======  ==================================
+information          (model, channel)          bits     I(U) about the fingerprint set
+information_twice    (model, channel)          bits     I(U,U'): the channel read twice
+nmi_factor           (model, channel, factor)  1        NMI with each ground-truth factor
+vi_factor            (model, channel, factor)  bits     VI with each ground-truth factor
+done                 (block,)                           stamps of finished blocks of models
+===================  ========================  =======  ==================================
+
+Chunks: (models_per_block, channel[, factor]); model coordinates as in
+:mod:`repspace.store.models`; attrs ``images_id``, ``models_per_block``, ``complete``.
+Failed models hold NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import zarr
+
+from .core import require_array, write_coordinate
+from .models import write_model_coords
+
+__all__ = ["GROUP", "layout", "write_block"]
+
+GROUP = "channels"
+_VARS = {
+    "information": ("bits", "I(U), information about the fingerprint set"),
+    "information_twice": ("bits", "I(U,U'), the channel read twice"),
+    "nmi_factor": ("1", "NMI with each ground-truth factor"),
+    "vi_factor": ("bits", "VI with each ground-truth factor"),
+}
+
+
+def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, factors: Sequence[str], block: int) -> None:
+    """Create or grow the arrays and coordinates for ``models`` in blocks of ``block`` models."""
+    m, f = len(models), len(factors)
+    for name, (units, long) in _VARS.items():
+        three = name.endswith("_factor")
+        require_array(group, name, shape=(m, n_channels, f) if three else (m, n_channels),
+                      chunks=(block, n_channels, f) if three else (block, n_channels), dtype="float64",
+                      dims=("model", "channel", "factor") if three else ("model", "channel"), fill_value=np.nan,
+                      attrs={"units": units, "long_name": long})
+    coords = write_model_coords(group, models)
+    write_coordinate(group, "channel", "channel", np.arange(n_channels))
+    write_coordinate(group, "factor", "factor", list(factors))
+    for name in _VARS:
+        group[name].attrs["coordinates"] = " ".join(coords)
+
+
+def write_block(group: zarr.Group, start: int, stop: int, values: dict[str, np.ndarray]) -> None:
+    """Write the rows start:stop of every variable (one chunk each)."""
+    for name in _VARS:
+        group[name][start:stop] = values[name]

@@ -1,0 +1,72 @@
+"""The ``pairs`` group: NMI and VI between every two channels of the run.
+
+=====  ==========================================  =======  ==================================
+var    dims                                        units    meaning
+=====  ==========================================  =======  ==================================
+nmi    (model_a, channel_a, model_b, channel_b)    1        normalized mutual information
+vi     (model_a, channel_a, model_b, channel_b)    bits     variation of information
+done   (block_a, block_b)                                   stamps of finished blocks (a <= b)
+=====  ==========================================  =======  ==================================
+
+float32, chunks (models_per_block, channel, models_per_block, channel), exactly symmetric
+(block (a, b) writes its transpose (b, a) too); model coordinates with suffixes ``_a`` and
+``_b``; attrs ``images_id``, ``models_per_block``, ``complete``. Failed models hold NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import zarr
+
+from .core import require_array, write_coordinate
+from .models import write_model_coords
+
+__all__ = ["GROUP", "MEASURES", "layout", "write_block", "kept_submatrix"]
+
+GROUP = "pairs"
+MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
+            "vi": ("bits", "variation of information between channels")}
+DIMS = ("model_a", "channel_a", "model_b", "channel_b")
+
+
+def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, block: int) -> None:
+    m = len(models)
+    for name, (units, long) in MEASURES.items():
+        require_array(group, name, shape=(m, n_channels, m, n_channels), chunks=(block, n_channels, block, n_channels),
+                      dtype="float32", dims=DIMS, fill_value=np.nan, attrs={"units": units, "long_name": long})
+    coords = write_model_coords(group, models, ("_a", "_b"))
+    for sfx in ("_a", "_b"):
+        write_coordinate(group, f"channel{sfx}", f"channel{sfx}", np.arange(n_channels))
+    for name in MEASURES:
+        group[name].attrs["coordinates"] = " ".join(coords)
+
+
+def write_block(group: zarr.Group, range_a: tuple[int, int], range_b: tuple[int, int],
+                values: dict[str, np.ndarray]) -> None:
+    """Write block (a, b) of each measure, (model_a, channel_a, model_b, channel_b), and its transpose."""
+    (a0, a1), (b0, b1) = range_a, range_b
+    for name in MEASURES:
+        group[name][a0:a1, :, b0:b1, :] = values[name]
+        if range_a != range_b:
+            group[name][b0:b1, :, a0:a1, :] = values[name].transpose(2, 3, 0, 1)
+
+
+def kept_submatrix(group: zarr.Group, name: str, model_index: np.ndarray, channel_index: np.ndarray) -> np.ndarray:
+    """``name`` between the channels u = (model_index[u], channel_index[u]): (unit, unit) float64.
+
+    Reads only the models that hold kept channels (zarr orthogonal selection), a few hundred
+    rows of them at a time.
+    """
+    arr = group[name]
+    n = model_index.size
+    kept = np.unique(model_index)
+    cols = np.searchsorted(kept, model_index)
+    out = np.empty((n, n), dtype=np.float64)
+    for u0 in range(0, n, 512):
+        rows = slice(u0, min(n, u0 + 512))
+        models = np.unique(model_index[rows])
+        block = np.asarray(arr.get_orthogonal_selection((models, slice(None), kept, slice(None))))
+        out[rows] = block[np.searchsorted(models, model_index[rows]), channel_index[rows]][:, cols, channel_index]
+    return out
