@@ -3,6 +3,7 @@ information (by quadrature), the groups' combined errors, resumability and store
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -12,20 +13,28 @@ import pytest
 import xarray as xr
 
 from repspace import kernels, store
-from repspace.pipeline import ModelEntry
-from repspace.pipeline.latents import (
-    TERMS,
-    LatentsConfig,
-    compare_latents,
-    group_models,
-    model_seed,
-    pair_seed,
-    run_latents,
-    select_images,
-    write_latent_embeddings,
-)
+from repspace.data import sample_indices
+from repspace.models import ModelEntry
+from repspace.pipeline import LatentsOptions, ModelsConfig, RunConfig, run
+from repspace.pipeline.stages.encode import DATASET_IMAGES_STREAM
+from repspace.pipeline.stages.latents import group_models, model_seed, pair_seed
+from repspace.store.latents import TERMS
 
 from . import reference as ref
+
+
+def write_latent_embeddings(path, mu, logvar, models, *, block=65536):
+    """Whole latent spaces given as (model, image, latent), into ``dataset_embeddings``."""
+    return store.write_posteriors(path, np.asarray(mu).transpose(0, 2, 1), np.asarray(logvar).transpose(0, 2, 1),
+                                  models, group="dataset_embeddings", images_per_chunk=block)
+
+
+def run_latents(path, client, *, seed=0, **latents):
+    """The latents stage on the store at ``path``: (its report, the ``latents`` group)."""
+    config = RunConfig(run_dir=str(path.parent), store_path=str(path), seed=seed, stages=("latents",), latents=latents,
+                       dashboard=False)
+    report = run(config, client=client).stage("latents")
+    return report, xr.open_zarr(path, group="latents", consolidated=False)
 
 
 def mixture_information_2d(mu, var, grid_points: int = 801) -> float:
@@ -90,12 +99,16 @@ def client(threads_client):
 
 
 def test_image_subset_is_seeded_sorted_and_distinct():
+    def select_images(n_total, n, seed):
+        return sample_indices(n_total, n, seed, stream=DATASET_IMAGES_STREAM)
+
     a = select_images(1000, 100, 3)
     assert a.size == 100 and np.unique(a).size == 100 and (np.diff(a) > 0).all()
     np.testing.assert_array_equal(a, select_images(1000, 100, 3))
     assert not np.array_equal(a, select_images(1000, 100, 4))
+    assert not np.array_equal(a, sample_indices(1000, 100, 3))  # not the fingerprint set of the same seed
     np.testing.assert_array_equal(select_images(5, None, 0), np.arange(5))
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(ValueError, match="larger than"):
         select_images(5, 6, 0)
 
 
@@ -108,22 +121,24 @@ def test_seeds_depend_on_names_not_positions():
 
 def test_config_validation():
     with pytest.raises(ValueError, match="n_samples"):
-        LatentsConfig(store="x", n_samples=1)
+        LatentsOptions(n_samples=1)
     with pytest.raises(ValueError, match="dtype"):
-        LatentsConfig(store="x", dtype="float16")
+        LatentsOptions(dtype="float16")
     with pytest.raises(ValueError, match="image_block"):
-        LatentsConfig(store="x", image_block=0)
-    assert LatentsConfig(store="x", models=["1", 2]).models == ("1", "2")
+        LatentsOptions(image_block=0)
+    with pytest.raises(ValueError, match="latents.n_samples must be int"):
+        LatentsOptions(n_samples="100")
+    assert ModelsConfig(numbers=["1", 2]).numbers == ("1", "2")
 
 
 def test_groups_share_dataset_family_and_value(tmp_path):
     models = entries(2, value=1.0) + entries(2, value=4.0) + entries(1, family="factor_vae", value=1.0)
     models += entries(1, value=1.0, start=5)
     mu = np.zeros((len(models), 4, 2), np.float32)
-    emb = write_latent_embeddings(tmp_path / "s.zarr", mu, mu, models)
+    lay = write_latent_embeddings(tmp_path / "s.zarr", mu, mu, models)
     valid = np.ones(len(models), bool)
     valid[1] = False
-    groups = group_models(emb, valid)
+    groups = group_models(lay.models, valid)
     assert [g for _, g in groups] == [[0, 5], [2, 3], [4]]
     assert groups[1][0] == ("toy", "beta_vae", "beta", 4.0)
 
@@ -142,7 +157,8 @@ def test_precomputed_embeddings_are_checked(tmp_path):
 
 
 def test_compute_path_does_not_import_matplotlib():
-    code = "import sys, repspace.pipeline.latents, repspace.jobs.compare_latents; print('matplotlib' in sys.modules)"
+    code = ("import sys, repspace.pipeline, repspace.pipeline.stages.latents, repspace.jobs.compare_latents; "
+            "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -159,16 +175,15 @@ def test_pairs_equal_mc_compare_called_directly(client, tmp_path):
     logvar = rng.normal(loc=-1.5, scale=0.3, size=(3, m, 3)).astype(np.float32)
     models = entries(3)
     write_latent_embeddings(tmp_path / "s.zarr", mu, logvar, models)
-    config = LatentsConfig(store=tmp_path / "s.zarr", n_samples=1500, seed=7, sample_block=512, image_block=128)
-    result = run_latents(config, client=client)
-    assert (result.n_models, result.n_images, result.n_groups, result.computed) == (3, m, 1, 3 + 3 * 5)
-    ds = result.open()
+    options = kernels.MCOptions(sample_block=512, image_block=128)
+    rep, ds = run_latents(tmp_path / "s.zarr", client, n_samples=1500, seed=7, sample_block=512, image_block=128)
+    assert (ds.attrs["n_models"], ds.attrs["n_images"], ds.sizes["group"], rep.computed) == (3, m, 1, 3 + 3 * 5)
     assert ds.attrs["complete"] is True and ds["vi"].attrs["units"] == "bits" and ds["information"].attrs["units"] == "bits"
     for i in range(3):
         for j in range(i + 1, 3):
             a, b = models[i].name, models[j].name
             direct = kernels.mc_compare(mu[i], logvar[i], mu[j], logvar[j], n_samples=1500, seed=pair_seed(7, a, b),
-                                        options=config.mc_options())
+                                        options=options)
             job = ds.sel(model_a=a, model_b=b)
             for name in ("nmi", "nmi_se", "vi", "vi_se"):
                 np.testing.assert_allclose(float(job[name]), getattr(direct, name), rtol=1e-12)
@@ -177,7 +192,7 @@ def test_pairs_equal_mc_compare_called_directly(client, tmp_path):
             np.testing.assert_allclose(job["estimate"].sel(term=list(TERMS)).values, [e.bits for e in five], rtol=1e-12)
             np.testing.assert_allclose(job["estimate_se"].values, [e.se for e in five], rtol=1e-12)
         direct = kernels.mc_information(mu[i], logvar[i], n_samples=1500, rng=np.random.default_rng(model_seed(7, models[i].name)),
-                                        options=config.mc_options())
+                                        options=options)
         np.testing.assert_allclose([float(ds["information"][i]), float(ds.information_se[i])], [direct.bits, direct.se], rtol=1e-12)
         np.testing.assert_allclose(float(ds.information_fraction[i]), direct.bits / math.log2(m), rtol=1e-12)
     assert np.isnan(ds.nmi.values.diagonal()).all()
@@ -190,8 +205,8 @@ def test_known_information_within_three_standard_errors(client, tmp_path):
     models = [ModelEntry(name=n, path="", dataset="grid", family="f", hyperparameter="h", hyperparameter_value=1.0)
               for n in names]
     write_latent_embeddings(tmp_path / "s.zarr", mu, logvar, models)
-    result = run_latents(LatentsConfig(store=tmp_path / "s.zarr", n_samples=4000, seed=3), client=client)
-    ds = result.open().load()
+    _, ds = run_latents(tmp_path / "s.zarr", client, n_samples=4000, seed=3)
+    ds = ds.load()
     var = np.exp(logvar[:, :, 0].astype(np.float64))
     mus = mu[:, :, 0].astype(np.float64)
     for i, name in enumerate(names):
@@ -219,7 +234,7 @@ def test_group_means_are_inverse_variance_weighted_and_tighter(client, tmp_path)
     logvar = np.full(mu.shape, -1.0)
     models = entries(4) + entries(1, value=2.0)
     write_latent_embeddings(tmp_path / "s.zarr", mu, logvar, models)
-    ds = run_latents(LatentsConfig(store=tmp_path / "s.zarr", n_samples=1000), client=client).open().load()
+    ds = run_latents(tmp_path / "s.zarr", client, n_samples=1000)[1].load()
     assert ds.n_models.values.tolist() == [4, 1] and ds.n_pairs.values.tolist() == [6, 0]
     iu = np.triu_indices(4, 1)
     for q in ("nmi", "vi"):
@@ -245,28 +260,27 @@ def test_reruns_and_added_models_compute_only_what_is_missing(client, tmp_path):
     models = entries(4)
     path = tmp_path / "s.zarr"
     write_latent_embeddings(path, mu[:3], logvar[:3], models[:3])
-    config = LatentsConfig(store=path, n_samples=500)
-    first = run_latents(config, client=client)
-    before = xr.open_zarr(path, group="latents", consolidated=False).load()
+    first, before = run_latents(path, client, n_samples=500)
+    before = before.load()
     assert first.computed == 3 + 15
-    assert run_latents(config, client=client).computed == 0
+    assert run_latents(path, client, n_samples=500)[0].computed == 0
     # a lost estimate is recomputed, and only it, to the same value
     grp = store.open_run(path)["latents"]
     grp["estimate_done"][0, 2, 4] = 0
-    again = run_latents(config, client=client)
+    again, _ = run_latents(path, client, n_samples=500)
     assert (again.computed, again.skipped) == (1, 17)
     after = xr.open_zarr(path, group="latents", consolidated=False).load()
     xr.testing.assert_equal(before[["nmi", "vi", "information"]], after[["nmi", "vi", "information"]])
     # a fourth model: its I(U;X) and its three pairs
     write_latent_embeddings(path, mu[3:], logvar[3:], models[3:])
-    grown = run_latents(config, client=client)
-    assert (grown.computed, grown.n_models) == (1 + 3 * 5, 4)
-    ds = grown.open().load()
+    grown, ds = run_latents(path, client, n_samples=500)
+    ds = ds.load()
+    assert (grown.computed, ds.attrs["n_models"]) == (1 + 3 * 5, 4)
     np.testing.assert_array_equal(ds.nmi.values[:3, :3], before.nmi.values)
     assert np.isfinite(ds.nmi.values[3, :3]).all()
     # other settings are refused rather than mixed in
     with pytest.raises(store.StoreError, match="n_samples"):
-        compare_latents(LatentsConfig(store=path, n_samples=600), client)
+        run_latents(path, client, n_samples=600)
 
 
 @pytest.mark.distributed
@@ -274,11 +288,11 @@ def test_incomplete_models_are_left_out(client, tmp_path):
     rng = np.random.default_rng(4)
     mu = rng.normal(size=(3, 100, 2)).astype(np.float32)
     path = tmp_path / "s.zarr"
-    emb = write_latent_embeddings(path, mu, np.full_like(mu, -1.0), entries(3), block=40)
-    emb["encoded"][1, 2] = 0
+    lay = write_latent_embeddings(path, mu, np.full_like(mu, -1.0), entries(3), block=40)
+    lay.group["encoded"][1, 2] = 0
     with pytest.warns(UserWarning, match="left out"):
-        result = run_latents(LatentsConfig(store=path, n_samples=300), client=client)
-    assert result.n_models == 2 and list(result.failed_models) == [entries(3)[1].name]
-    ds = result.open().load()
+        _, ds = run_latents(path, client, n_samples=300)
+    ds = ds.load()
+    assert ds.attrs["n_models"] == 2 and list(json.loads(ds.attrs["failed_models"])) == [entries(3)[1].name]
     assert ds.model_group.values.tolist() == [0, -1, 0] and np.isnan(ds["information"].values[1])
     assert int(ds.n_pairs[0]) == 1

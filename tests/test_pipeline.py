@@ -15,9 +15,10 @@ import zarr
 import repspace
 from repspace import store
 from repspace.data import FingerprintConfig, build_fingerprint
-from repspace.pipeline import SweepConfig, load_config, run_sweep
+from repspace.models import ModelEntry
+from repspace.pipeline import RunConfig, load_config, run
 from repspace.pipeline.config import DEFAULT_CONFIG
-from repspace.pipeline.sweep import ModelEntry, write_embeddings
+from repspace.store import write_posteriors
 
 pytestmark = pytest.mark.distributed
 
@@ -47,14 +48,14 @@ def entries(names):
                        hyperparameter_value=1.0, seed=int(n), source="test") for n in names]
 
 
-def make_run(tmp_path, n_models: int, *, models_per_block: int = 1, mu=None, logvar=None, name="run") -> SweepConfig:
-    config = SweepConfig(run_dir=str(tmp_path / name), n_images=N_IMAGES, image_size=32,
-                         pair_block_units=models_per_block * N_CHANNELS, figures=False, dashboard=False,
+def make_run(tmp_path, n_models: int, *, models_per_block: int = 1, mu=None, logvar=None, name="run") -> RunConfig:
+    config = RunConfig(run_dir=str(tmp_path / name), n_images=N_IMAGES, image_size=32,
+                         pair_block_units=models_per_block * N_CHANNELS, dashboard=False,
                          stages=("channels", "pairs", "structure"))
     build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=N_IMAGES, seed=0, image_size=32, store=config.store))
     if mu is None:
         mu, logvar, _ = synthetic_posteriors(n_models)
-    write_embeddings(config.store, mu[:n_models], logvar[:n_models], entries(range(n_models)))
+    write_posteriors(config.store, mu[:n_models], logvar[:n_models], entries(range(n_models)))
     return config
 
 
@@ -67,7 +68,7 @@ def flat(ds: xr.Dataset, name: str) -> np.ndarray:
 def test_stages_match_the_core_functions(tmp_path, client):
     mu, logvar, factors = synthetic_posteriors(5)
     config = make_run(tmp_path, 5, models_per_block=2, mu=mu, logvar=logvar)
-    result = run_sweep(config, client=client)
+    result = run(config, client=client)
     assert [r.name for r in result.stages] == ["channels", "pairs", "structure"]
 
     units_mu, units_lv = mu.reshape(-1, N_IMAGES), logvar.reshape(-1, N_IMAGES)
@@ -113,7 +114,7 @@ def _reference(tmp_path, n_models):
 
 def test_interrupted_pairs_rerun_only_missing_blocks(tmp_path, client):
     config = make_run(tmp_path, 4)
-    run_sweep(config.replace(stages=("channels", "pairs")), client=client)
+    run(config.replace(stages=("channels", "pairs")), client=client)
     before = xr.open_zarr(config.store, group="pairs", consolidated=False).load()
     # an interruption: three blocks lost their markers, their values half written
     grp = zarr.open_group(str(config.store), path="pairs", mode="r+")
@@ -122,25 +123,25 @@ def test_interrupted_pairs_rerun_only_missing_blocks(tmp_path, client):
         grp["done"][a, b] = 0
         grp["nmi"][a, :, b, :] = 7.0
     grp.attrs["complete"] = False
-    result = run_sweep(config.replace(stages=("pairs",)), client=client)
+    result = run(config.replace(stages=("pairs",)), client=client)
     rep = result.stages[0]
     assert (rep.computed, rep.skipped) == (3, 7)
     after = xr.open_zarr(config.store, group="pairs", consolidated=False).load()
     xr.testing.assert_equal(after[["nmi", "vi"]], before[["nmi", "vi"]])
-    assert run_sweep(config.replace(stages=("pairs",)), client=client).stages[0].computed == 0
+    assert run(config.replace(stages=("pairs",)), client=client).stages[0].computed == 0
 
 
 def test_adding_models_computes_only_new_pairs(tmp_path, client):
     mu, logvar, _ = synthetic_posteriors(6)
     config = make_run(tmp_path, 4, mu=mu, logvar=logvar)
-    run_sweep(config.replace(stages=("channels", "pairs")), client=client)
-    write_embeddings(config.store, mu[4:], logvar[4:], entries([4, 5]))
-    result = run_sweep(config.replace(stages=("channels", "pairs")), client=client)
+    run(config.replace(stages=("channels", "pairs")), client=client)
+    write_posteriors(config.store, mu[4:], logvar[4:], entries([4, 5]))
+    result = run(config.replace(stages=("channels", "pairs")), client=client)
     channels_rep, pairs_rep = result.stages
     assert (channels_rep.computed, channels_rep.skipped) == (2, 4)
     assert (pairs_rep.computed, pairs_rep.skipped) == (21 - 10, 10)
     fresh = make_run(tmp_path, 6, mu=mu, logvar=logvar, name="fresh")
-    run_sweep(fresh.replace(stages=("channels", "pairs")), client=client)
+    run(fresh.replace(stages=("channels", "pairs")), client=client)
     grown = xr.open_zarr(config.store, group="pairs", consolidated=False)
     whole = xr.open_zarr(fresh.store, group="pairs", consolidated=False)
     np.testing.assert_array_equal(grown["vi"].values, whole["vi"].values)
@@ -169,7 +170,7 @@ def test_a_killed_worker_does_not_change_the_result(tmp_path):
 
         killer = threading.Thread(target=kill_when_started)
         killer.start()
-        run_sweep(config.replace(stages=("pairs",)), client=cl)
+        run(config.replace(stages=("pairs",)), client=cl)
         killer.join()
         assert pids[0] not in cl.run(os.getpid).values()  # the worker really died and was replaced
     finally:
@@ -185,11 +186,11 @@ def test_a_store_from_another_fingerprint_set_is_refused(tmp_path, client):
     config = make_run(tmp_path, 2)
     other = config.replace(seed=1, stages=("fingerprint",))
     with pytest.raises(FileExistsError, match="different fingerprint set"):
-        run_sweep(other, client=client)
+        run(other, client=client)
     # channels computed on another set (its id recorded) are refused too
-    zarr.open_group(str(config.store), path="embeddings", mode="r+").attrs["fingerprint_id"] = "0123456789abcdef"
+    zarr.open_group(str(config.store), path="embeddings", mode="r+").attrs["images_id"] = "0123456789abcdef"
     with pytest.raises(store.StoreError, match="another fingerprint set"):
-        run_sweep(config, client=client)
+        run(config, client=client)
 
 
 def test_foreign_and_half_written_stores(tmp_path, client):
@@ -204,31 +205,31 @@ def test_foreign_and_half_written_stores(tmp_path, client):
         store.open_run(not_zarr)
     # a pairs stage whose task never ran: structure refuses to read it
     config = make_run(tmp_path, 2)
-    run_sweep(config.replace(stages=("channels",)), client=client)
-    with pytest.raises(RuntimeError, match="'pairs' stage .* is not complete"):
-        run_sweep(config.replace(stages=("structure",)), client=client)
+    run(config.replace(stages=("channels",)), client=client)
+    with pytest.raises(RuntimeError, match="'structure' needs the 'pairs' group"):
+        run(config.replace(stages=("structure",)), client=client)
     # a model whose encoding never finished is not taken for done
     zarr.open_group(str(config.store), path="embeddings", mode="r+")["encoded"][1] = 0
-    with pytest.raises(RuntimeError, match="models 1 have no embeddings yet"):
-        run_sweep(config.replace(stages=("pairs",)), client=client)
+    with pytest.raises(RuntimeError, match="models 1 have no posteriors in 'embeddings' yet"):
+        run(config.replace(stages=("pairs",)), client=client)
 
 
 def test_write_embeddings_rejects_bad_input(tmp_path):
-    config = SweepConfig(run_dir=str(tmp_path / "bad"), n_images=N_IMAGES, image_size=32)
+    config = RunConfig(run_dir=str(tmp_path / "bad"), n_images=N_IMAGES, image_size=32)
     build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=N_IMAGES, seed=0, image_size=32, store=config.store))
     mu = np.zeros((2, N_CHANNELS, N_IMAGES), np.float32)
     lv = np.zeros_like(mu)
     mu[1, 2, 5] = np.nan
     with pytest.raises(ValueError, match="model 1: NaN or infinite posteriors in channels \\[2\\]"):
-        write_embeddings(config.store, mu, lv, entries([0, 1]))
+        write_posteriors(config.store, mu, lv, entries([0, 1]))
     with pytest.raises(ValueError, match="fingerprint set has 40"):
-        write_embeddings(config.store, mu[:, :, :10], lv[:, :, :10], entries([0, 1]))
+        write_posteriors(config.store, mu[:, :, :10], lv[:, :, :10], entries([0, 1]))
 
 
 def test_the_default_config_file_is_the_built_in_default():
     from_file = load_config(DEFAULT_CONFIG)
-    built_in = SweepConfig()
-    for field in ("run_dir", "dataset", "image_size", "n_images", "seed", "encode_block", "pair_block_units", "info_threshold"):
+    built_in = RunConfig()
+    for field in ("run_dir", "dataset", "image_size", "n_images", "seed", "models_per_encode_task", "pair_block_units", "info_threshold"):
         assert getattr(from_file, field) == getattr(built_in, field)
     assert from_file.models.source == "trained"
     assert from_file.models.train_config() == built_in.models.train_config()

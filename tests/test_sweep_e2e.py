@@ -13,7 +13,7 @@ import xarray as xr
 
 import repspace
 from repspace.jobs import full_sweep
-from repspace.pipeline import FailedModelsWarning, SweepConfig, run_sweep
+from repspace.pipeline import FailedModelsWarning, RunConfig, run
 
 pytestmark = [pytest.mark.tf, pytest.mark.distributed]
 
@@ -45,11 +45,20 @@ def write_linear_model(path, seed: int, *, nan: bool = False) -> None:
         mean = flat @ mod.wm
         return {"mean": mean, "logvar": tf.zeros_like(mean) + mod.bv}
 
+    sign = np.sign(wm[:, :2].T @ np.concatenate([xw[None], yw[None]]).T).diagonal()  # +1: the channel grows with x (y)
+    cols = np.arange(SIZE, dtype=np.float32)
+
     @tf.function(input_signature=[tf.TensorSpec([None, K], tf.float32)])
     def decoder(latent_vectors):
-        return {"images": tf.reshape(latent_vectors @ mod.wd, [-1, SIZE, SIZE, 1])}
+        # a blob whose column follows channel 0 and whose row follows channel 1, each the way the encoder reads it
+        cx = SIZE / 2 + SIZE / 3 * tf.tanh(sign[0] * latent_vectors[:, 0] / 4)
+        cy = SIZE / 2 + SIZE / 3 * tf.tanh(sign[1] * latent_vectors[:, 1] / 4)
+        dx = (cols[None, None, :] - cx[:, None, None]) ** 2
+        dy = (cols[None, :, None] - cy[:, None, None]) ** 2
+        return {"images": (12.0 * tf.exp(-(dx + dy) / 8.0) - 6.0)[..., None]}  # logits
 
     tf.saved_model.save(mod, str(path / "model" / "tfhub"), signatures={"gaussian_encoder": gaussian_encoder, "decoder": decoder})
+    np.save(path / "reads.npy", sign)  # which way each of channels 0 and 1 reads its position
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +70,17 @@ def model_dir(tmp_path_factory):
     return d
 
 
-def config_for(tmp_path, model_dir, **kw) -> SweepConfig:
+def config_for(tmp_path, model_dir, **kw) -> RunConfig:
     base = dict(run_dir=str(tmp_path / "run"), n_images=N_IMAGES, image_size=32, dashboard=False,
-                models={"source": "directory", "dir": str(model_dir)}, encode_block=2)
+                models={"source": "directory", "dir": str(model_dir)}, models_per_encode_task=2)
     base.update(kw)
-    return SweepConfig(**base)
+    return RunConfig(**base)
 
 
 def test_full_sweep_end_to_end(tmp_path, model_dir, client):
     config = config_for(tmp_path, model_dir)
-    result = run_sweep(config, client=client)
-    assert [r.name for r in result.stages] == list(SweepConfig().stages)
+    result = run(config, client=client)
+    assert [r.name for r in result.stages] == list(RunConfig().stages)
     assert not result.failed_models
 
     fp = xr.open_zarr(config.store, group="fingerprint", consolidated=False)
@@ -101,9 +110,27 @@ def test_full_sweep_end_to_end(tmp_path, model_dir, client):
     assert all(p.stat().st_size > 10_000 for p in result.figures)
     assert "xr.open_zarr" in result.summary()
 
+    # the traversals: the posX cluster's frames move the blob right as the swept channel grows, not down
+    trav = xr.open_zarr(config.store, group="traversals", consolidated=False).load()
+    for measure in ("vi", "nmi"):
+        st = structure.sel(measure=measure)
+        for k in range(st.sizes["cluster"]):
+            if st["cluster_size"].values[k] == 0:
+                continue
+            t = trav.sel(measure=measure, cluster=k)
+            assert bool(t.decoded) and (np.diff(t.value.values) > 0).all()
+            imgs = t.images.values[..., 0]  # (step, row, column)
+            mass = imgs.sum(axis=(1, 2))
+            cx = (imgs.sum(axis=1) * np.arange(SIZE)).sum(axis=1) / mass
+            cy = (imgs.sum(axis=2) * np.arange(SIZE)).sum(axis=1) / mass
+            moving, still = (cx, cy) if str(st["cluster_best_factor"].values[k]) == "posX" else (cy, cx)
+            way = np.load(model_dir / str(t.model.values) / "reads.npy")[int(t.channel)]
+            assert (way * np.diff(moving) > 0.05).all(), (measure, k, moving)  # every frame differs, the right way
+            assert np.ptp(still) < 0.5 * np.ptp(moving)
+
     # a rerun finds everything done
-    again = run_sweep(config.replace(stages=("encode", "channels", "pairs")), client=client)
-    assert [r.computed for r in again.stages] == [4, 0, 0, 0]  # models listed; nothing encoded or computed
+    again = run(config.replace(stages=("encode", "channels", "pairs")), client=client)
+    assert [(r.name, r.computed) for r in again.stages] == [("encode", 0), ("channels", 0), ("pairs", 0)]
 
 
 def test_a_model_with_nan_output_is_named_and_the_rest_go_on(tmp_path, model_dir, client):
@@ -112,9 +139,9 @@ def test_a_model_with_nan_output_is_named_and_the_rest_go_on(tmp_path, model_dir
     d = tmp_path / "models"
     shutil.copytree(model_dir, d)
     write_linear_model(d / "7", 7, nan=True)
-    config = config_for(tmp_path, d, stages=("fingerprint", "models", "encode", "channels", "pairs"), figures=False)
+    config = config_for(tmp_path, d, stages=("fingerprint", "models", "encode", "channels", "pairs"))
     with pytest.warns(FailedModelsWarning, match=r"7: NaN or infinite posteriors in channels \[1\]"):
-        result = run_sweep(config, client=client)
+        result = run(config, client=client)
     assert list(result.failed_models) == ["7"]
     pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
     vi = pairs["vi"].values
@@ -157,21 +184,21 @@ def test_zoo_source_downloads_then_compares(tmp_path, model_dir, client):
             server.files[f"{n}.zip"] = zipped(n)
         server.forbidden.add("3.zip")
         config = config_for(tmp_path, tmp_path / "zoo", stages=("fingerprint", "models", "encode", "channels", "pairs"),
-                            figures=False, models={"source": "zoo", "dir": str(tmp_path / "zoo"), "numbers": ("0-3",),
+                            models={"source": "zoo", "dir": str(tmp_path / "zoo"), "numbers": ("0-3",),
                                                    "base_url": server.url})
-        result = run_sweep(config, client=client)
+        result = run(config, client=client)
     emb = xr.open_zarr(config.store, group="embeddings", consolidated=False)
     assert list(emb["model"].values) == ["0", "1", "2"]  # 3 was refused (403) and reported; the rest went on
-    assert result.stages[1].computed == 3
+    assert list(xr.open_zarr(config.store, group="models", consolidated=False)["model"].values) == ["0", "1", "2"]
     np.testing.assert_allclose(emb["mu"].values[1], repspace.models.load_encoder(model_dir / "1")(
         xr.open_zarr(config.store, group="fingerprint", consolidated=False)["images"].values)[0].T, atol=1e-6)
 
 
 def test_latents_stage_from_the_sweep(tmp_path, model_dir, client):
-    config = config_for(tmp_path, model_dir, stages=("fingerprint", "models", "latents", "figures"),
+    config = config_for(tmp_path, model_dir, stages=("fingerprint", "models", "encode_dataset", "latents", "figures"),
                         latents={"n_images": 200, "n_samples": 400})
-    result = run_sweep(config, client=client)
-    rep = {r.name: r for r in result.stages}["latents"]
+    result = run(config, client=client)
+    rep = result.stage("latents")
     assert rep.computed == 4 + 5 * 6  # I(U;X) per model, five estimates per pair of the one group
     lat = xr.open_zarr(config.store, group="latents", consolidated=False)
     assert lat["nmi"].dims == ("model_a", "model_b")

@@ -120,7 +120,7 @@ def make_fingerprint(dataset: Dataset, n: int, seed: int) -> xr.Dataset:
     >>> from repspace.data import load_dataset
     >>> fp = make_fingerprint(load_dataset("digits"), n=5, seed=1)
     >>> dict(fp.sizes), fp.attrs["dataset"], fp["factor"].values.tolist()
-    ({'image': 5, 'height': 8, 'width': 8, 'channel': 1, 'factor': 1}, 'digits', ['label'])
+    ({'image': 5, 'height': 8, 'width': 8, 'color': 1, 'factor': 1}, 'digits', ['label'])
     """
     try:
         index = sample_indices(len(dataset), n, seed)

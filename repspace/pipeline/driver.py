@@ -161,8 +161,8 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
         if block.marker is not None:
             store.mark(markers[block.marker], block.key, store.stamp(block.extent))
 
-    if group is not None and todo:
-        store.set_complete(group, False)
+    if group is not None and todo:  # a fresh handle: attrs are rewritten whole from the handle's copy
+        store.set_complete(store.open_group(ctx.store_path, stage.writes, mode="r+"), False)
     results = {}
     if todo:
         if stage.task is None:
@@ -171,8 +171,8 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
                             on_result=mark)
     note = stage.finalize(ctx, plan, results) if stage.finalize is not None else plan.note
     elapsed = time.perf_counter() - t0
-    group = ctx.group  # finalize may have replaced the group whole
-    if group is not None:
+    if group is not None:  # a fresh handle: finalize may have replaced the group, or written attrs elsewhere
+        group = store.open_group(ctx.store_path, stage.writes, mode="r+")
         store.record_provenance(group, config=ctx.config.as_dict(), run_id=ctx.run_id, elapsed_s=elapsed,
                                 stage=stage.name, computed=len(todo), skipped=len(plan.blocks) - len(todo))
         store.set_complete(group, True)

@@ -208,8 +208,8 @@ def is_complete(root: zarr.Group, name: str) -> bool:
 def require_complete(root: zarr.Group, name: str, needed_by: str) -> zarr.Group:
     """The group ``name``, which ``needed_by`` reads; a clear error when it is missing or unfinished."""
     if name not in root:
-        raise FileNotFoundError(f"{needed_by!r} needs the {name!r} group, which this store lacks: run the stage "
-                                f"that writes it first")
+        raise RuntimeError(f"{needed_by!r} needs the {name!r} group, which this store lacks: run the stage "
+                           f"that writes it first")
     if not is_complete(root, name):
         raise RuntimeError(f"{needed_by!r} needs the {name!r} group, which is not complete (an interrupted "
                            f"stage?): rerun the stage that writes it")

@@ -74,8 +74,7 @@ class Layout:
 
 
 def layout(
-    root: zarr.Group,
-    name: str,
+    emb: zarr.Group,
     models: Sequence[Any],
     *,
     n_channels: int | None,
@@ -85,12 +84,12 @@ def layout(
     models_per_chunk: int,
     images_per_chunk: int,
 ) -> Layout:
-    """Create or grow group ``name`` for ``models`` (models already there keep their place).
+    """Lay out (or grow) the embeddings group ``emb`` for ``models`` (models already there keep their place).
 
     ``n_channels`` None: the group must exist already. Raises StoreError when the group
     holds other images, another chunking or another number of channels.
     """
-    emb = root.require_group(name)
+    name = emb.path
     recorded = emb.attrs.get("images_id")
     if recorded is not None and recorded != images_id:
         raise StoreError(
@@ -169,11 +168,8 @@ def write_posteriors(
     records = merge_models([], models)
     if len(records) != len(models):
         raise ValueError("models must have distinct names")
-    for rec, m_, lv in zip(records, mu, logvar):
-        bad = ~(np.isfinite(m_) & np.isfinite(lv))
-        if bad.any():
-            raise ValueError(f"model {rec['name']}: NaN or infinite posteriors in channels "
-                             f"{sorted(set(np.nonzero(bad)[0].tolist()))}")
+    if group == DATASET:
+        _check_finite(records, mu, logvar)  # before the store is created
     root = open_run(store_path, create=group == DATASET)
     if group == FINGERPRINT:
         index, attrs, images_id = fingerprint_images(root)
@@ -189,10 +185,11 @@ def write_posteriors(
         chunks = (1, min(images_per_chunk, index.size))
     else:
         raise ValueError(f"group must be {FINGERPRINT!r} or {DATASET!r}, got {group!r}")
+    _check_finite(records, mu, logvar)
     if group in root and "mu" in root[group]:
         stored = root[group]["mu"]
         chunks = (int(stored.chunks[0]), int(stored.chunks[2]))
-    lay = layout(root, group, records, n_channels=mu.shape[1], dataset_index=index, images=attrs,
+    lay = layout(root.require_group(group), records, n_channels=mu.shape[1], dataset_index=index, images=attrs,
                  images_id=images_id, models_per_chunk=chunks[0], images_per_chunk=chunks[1])
     emb = lay.group
     rows = [lay.names.index(r["name"]) for r in records]
@@ -207,6 +204,14 @@ def write_posteriors(
             emb["encoded"][i] = 1
     set_complete(emb, bool((lay.status() != 0).all()))
     return lay
+
+
+def _check_finite(records: Sequence[Mapping[str, Any]], mu: np.ndarray, logvar: np.ndarray) -> None:
+    for rec, m_, lv in zip(records, mu, logvar):
+        bad = ~(np.isfinite(m_) & np.isfinite(lv))
+        if bad.any():
+            raise ValueError(f"model {rec['name']}: NaN or infinite posteriors in channels "
+                             f"{sorted(set(np.nonzero(bad)[0].tolist()))}")
 
 
 def encoded_models(lay: Layout) -> np.ndarray:

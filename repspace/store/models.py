@@ -80,10 +80,9 @@ def write_model_coords(group: zarr.Group, models: Sequence[Mapping[str, Any]], s
     return names
 
 
-def write_models(root: zarr.Group, models: Sequence[Any]) -> list[dict[str, Any]]:
+def write_models(group: zarr.Group, models: Sequence[Any]) -> list[dict[str, Any]]:
     """Record ``models`` (ModelEntry-like objects, mappings or names) in the ``models`` group,
     after the models it already holds; returns the run's model records in order."""
-    group = root.require_group(GROUP)
     merged = merge_models(read_models(group), models)
     write_model_coords(group, merged, with_path=True)
     set_complete(group, True, n_models=len(merged))

@@ -108,7 +108,7 @@ def plan_encode(ctx: StageContext) -> Plan:
     n_channels = None
     if "mu" not in ctx.group:
         n_channels = int(load_encoder(models[0]["path"]).n_latents)
-    lay = schema.layout(ctx.root, schema.FINGERPRINT, models, n_channels=n_channels, dataset_index=index,
+    lay = schema.layout(ctx.group, models, n_channels=n_channels, dataset_index=index,
                         images=attrs, images_id=images_id, models_per_chunk=c.models_per_encode_task,
                         images_per_chunk=index.size)
     ranges = block_ranges(lay.n_models, lay.models_per_chunk)
@@ -125,7 +125,7 @@ def plan_encode_dataset(ctx: StageContext) -> Plan:
     index = sample_indices(len(ds), opts.n_images, c.seed, stream=DATASET_IMAGES_STREAM)
     identity = {"dataset": c.dataset, "image_size": image_size, "n_total": len(ds), "n_images": len(index),
                 "seed": c.seed if opts.n_images is not None else None}
-    lay = schema.layout(ctx.root, schema.DATASET, models, n_channels=int(first.n_latents), dataset_index=index,
+    lay = schema.layout(ctx.group, models, n_channels=int(first.n_latents), dataset_index=index,
                         images=identity, images_id=identity_hash(identity, index), models_per_chunk=1,
                         images_per_chunk=opts.images_per_encode_task)
     dataset = {"name": c.dataset, "data_dir": c.data_dir, "image_size": image_size}

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...plots import draw_latents_figure, draw_run_figures
 from ...store import is_complete
 from ..stage import Plan, Stage, StageContext
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
+    from ...plots import draw_latents_figure, draw_run_figures  # matplotlib only where figures are drawn
+
     out = ctx.config.figure_dir
     figures = draw_run_figures(ctx.store_path, out) if is_complete(ctx.root, "structure") else []
     if is_complete(ctx.root, "latents"):

@@ -43,7 +43,7 @@ def locate(ctx: StageContext) -> list[ModelEntry]:
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     entries = locate(ctx)
     before = len(schema.read_models(ctx.group))
-    records = schema.write_models(ctx.root, entries)
+    records = schema.write_models(ctx.group, entries)
     listed = {e.name for e in entries}
     kept = [r["name"] for r in records if r["name"] not in listed]
     if kept:
