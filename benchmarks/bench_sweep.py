@@ -22,8 +22,9 @@ import numpy as np
 import psutil
 
 from repspace.data import FingerprintConfig, build_fingerprint
-from repspace.pipeline import SweepConfig, run_sweep
-from repspace.pipeline.sweep import ModelEntry, write_embeddings
+from repspace.models import ModelEntry
+from repspace.pipeline import RunConfig, run
+from repspace.store import write_posteriors
 
 
 def gemm_rate_one_thread(n: int = 2048, repeats: int = 3) -> float:
@@ -75,9 +76,8 @@ def main() -> None:
     units = m * c
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        config = SweepConfig(run_dir=str(Path(tmp) / "run"), n_images=n, image_size=32, dashboard=False, figures=False,
-                             n_workers=args.workers, pair_block_units=args.pair_block_units, encode_block=50,
-                             stages=("channels", "pairs"))
+        config = RunConfig(run_dir=str(Path(tmp) / "run"), n_images=n, image_size=32, dashboard=False,
+                           n_workers=args.workers, pair_block_units=args.pair_block_units, stages=("channels", "pairs"))
         build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=n, seed=0, image_size=32, store=config.store))
         rng = np.random.default_rng(0)
         for start in range(0, m, 100):  # write in slices: never the whole synthetic ensemble in memory
@@ -85,14 +85,14 @@ def main() -> None:
             mu = rng.normal(size=(stop - start, c, n)).astype(np.float32)
             logvar = rng.normal(-1.0, 0.5, size=(stop - start, c, n)).astype(np.float32)
             models = [ModelEntry(name=str(i), path="", family="synthetic", seed=i, source="benchmark") for i in range(start, stop)]
-            write_embeddings(config.store, mu, logvar, models, encode_block=50)
+            write_posteriors(config.store, mu, logvar, models, models_per_chunk=50)
         rate = gemm_rate_one_thread() * args.workers
         print(f"synthetic store: {m} models x {c} channels x {n} images = {units} units")
         print(f"float32 GEMM: {rate:.1f} GFLOP/s with {args.workers} workers x 1 thread (2048^3, measured now)")
         monitor = PeakRSS()
         monitor.start()
         t0 = time.perf_counter()
-        result = run_sweep(config)
+        result = run(config)
         total = time.perf_counter() - t0
         monitor.stop.set()
         monitor.join()

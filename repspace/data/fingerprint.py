@@ -34,6 +34,7 @@ import numpy as np
 import xarray as xr
 
 from .base import Dataset
+from .catalog import load_dataset
 
 from ..store.fingerprint import GROUP, open_fingerprint, same_fingerprint, write_fingerprint
 
@@ -182,8 +183,6 @@ def build_fingerprint(config: FingerprintConfig) -> xr.Dataset:
     The returned set carries the attr ``elapsed_s`` (seconds to make it), which is not
     written.
     """
-    from . import load_dataset
-
     start = time.perf_counter()
     dataset = load_dataset(
         config.dataset, data_dir=config.data_dir, image_size=config.image_size, **config.options

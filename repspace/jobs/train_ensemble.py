@@ -10,11 +10,13 @@ skips finished models. ``--scheduler ADDRESS`` runs on an existing Dask cluster.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 
+from repspace.cluster import connect
 from repspace.models.training import ARCHITECTURES, TRAINABLE_FAMILIES, TrainConfig, train_ensemble
 from repspace.models.zoo import parse_model_numbers
 
@@ -75,16 +77,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
 def main(argv: list[str] | None = None) -> int:
     config, dest, address = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by local worker processes
-    client = None
-    if address:
-        from distributed import Client
-
-        client = Client(address)
-    try:
+    with connect(scheduler_address=address, log=print) if address else contextlib.nullcontext(None) as client:
         paths = train_ensemble(config, dest, client=client)
-    finally:
-        if client is not None:
-            client.close()
     print(f"{len(paths)} models in {dest}")
     return 0
 

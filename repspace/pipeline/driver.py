@@ -59,9 +59,11 @@ class RunReport:
 
     def summary(self) -> str:
         lines = ["", f"repspace run {self.run_id} finished", f"  store:   {self.store}", ""]
-        lines.append(f"  {'stage':<15}{'time':>9}  {'computed':>9}  {'skipped':>8}  note")
+        lines.append(f"  {'stage':<15}{'time':>9}  {'computed':>9}  {'skipped':>8}  note (computed, skipped: blocks)")
         for r in self.stages:
-            lines.append(f"  {r.name:<15}{r.seconds:8.1f}s  {r.computed:>9}  {r.skipped:>8}  {r.note}")
+            blocks = r.computed + r.skipped > 0  # a stage without blocks does its work in finalize
+            computed, skipped = (r.computed, r.skipped) if blocks else ("-", "-")
+            lines.append(f"  {r.name:<15}{r.seconds:8.1f}s  {computed:>9}  {skipped:>8}  {r.note}")
         if self.failed_models:
             lines += ["", "  models left out (could not be encoded):"]
             lines.extend(f"    {k}: {v}" for k, v in self.failed_models.items())
