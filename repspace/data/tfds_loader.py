@@ -22,8 +22,10 @@ _BATCH = 4096
 
 def import_tfds() -> Any:
     """Import tensorflow_datasets, or say how to install it."""
+    from .._quiet import import_tfds as _import_quietly
+
     try:
-        import tensorflow_datasets as tfds
+        tfds = _import_quietly()
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
             "this dataset is read through tensorflow-datasets, which is not installed: "

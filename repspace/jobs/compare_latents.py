@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from repspace._quiet import set_verbose
+from repspace.data.catalog import DATASETS
 from repspace.pipeline import LATENTS_STAGES, LatentsOptions, ModelsConfig, RunConfig, run
 
 
@@ -34,7 +36,8 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
                    "SavedModels, .keras); leave out to compare the posteriors already in the store")
     p.add_argument("--model", action="append", default=[], metavar="NAME",
                    help="use only this model of --models-dir (repeatable); default: all of them")
-    p.add_argument("--dataset", default="dsprites_procedural", help="dataset the models encode (default: %(default)s)")
+    p.add_argument("--dataset", default="dsprites_procedural", choices=list(DATASETS), metavar="DATASET",
+                   help=f"dataset the models encode, one of {', '.join(DATASETS)} (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default: $REPSPACE_DATA_DIR or data)")
     p.add_argument("--image-size", type=int, default=None, help="square image size the models take (default: the "
                    "first model's input size)")
@@ -61,7 +64,9 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
                    "%(default)s)")
     p.add_argument("--dashboard", action="store_true", help="serve the LocalCluster's dashboard on 127.0.0.1")
     p.add_argument("--no-figure", action="store_true", help="draw no figure")
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
     a = p.parse_args(argv)
+    set_verbose(a.verbose)
     stages = set(LATENTS_STAGES)
     if a.models_dir is None:
         stages -= {"models", "encode_dataset"}

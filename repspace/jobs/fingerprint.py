@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from repspace.data.catalog import DATASETS
 from repspace.data.fingerprint import FingerprintConfig, build_fingerprint
 
 
@@ -33,7 +34,8 @@ def _option(text: str) -> tuple[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> FingerprintConfig:
     """Parse command-line arguments into a :class:`FingerprintConfig`."""
     p = argparse.ArgumentParser(prog="python -m repspace.jobs.fingerprint", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="dsprites_procedural", help="dataset name (default: %(default)s)")
+    p.add_argument("--dataset", default="dsprites_procedural", choices=list(DATASETS), metavar="DATASET",
+                   help=f"one of {', '.join(DATASETS)} (default: %(default)s; files: data/README.md)")
     p.add_argument("-n", "--n", type=int, default=300, help="number of images (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--store", type=Path, required=True, help="the run's zarr store")

@@ -11,6 +11,8 @@ import argparse
 import sys
 import warnings
 
+from .._quiet import set_verbose
+from ..data.catalog import DATASETS
 from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config, run
 from ..pipeline.config import DEFAULT_CONFIG
 
@@ -24,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help=f"sweep configuration (TOML); default {DEFAULT_CONFIG}")
     p.add_argument("--run-dir", help="the run's folder: store.zarr and figures/ go inside; rerunning resumes it")
     g = p.add_argument_group("fingerprint set")
-    g.add_argument("--dataset", help="dataset name (see data/README.md), e.g. dsprites_procedural, dsprites, smallnorb")
+    g.add_argument("--dataset", choices=list(DATASETS), metavar="DATASET",
+                   help=f"one of {', '.join(DATASETS)} (files: data/README.md; default from the config)")
     g.add_argument("--data-dir", help="folder of dataset files (default: $REPSPACE_DATA_DIR or data/)")
     g.add_argument("--image-size", type=int, help="image height and width the models take")
     g.add_argument("--n-images", type=int, help="number of fingerprint images N")
@@ -53,11 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads-per-worker", type=int, help="threads per LocalCluster worker")
     g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
     g.add_argument("--gpu", action="store_true", help="run the kernels on cupy (GPU workers)")
+    g.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_verbose(args.verbose)
     train: dict = {}
     if args.train_steps is not None:
         train["steps"] = args.train_steps

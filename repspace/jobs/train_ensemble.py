@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
+from repspace._quiet import set_verbose
 from repspace.cluster import connect
+from repspace.data.catalog import DATASETS
 from repspace.models.training import ARCHITECTURES, TRAINABLE_FAMILIES, TrainConfig, train_ensemble
 from repspace.models.zoo import parse_model_numbers
 
@@ -30,6 +31,14 @@ def _values(text: str) -> tuple[str, tuple[float, ...]]:
     return family, tuple(float(v) for v in vals.split(","))
 
 
+def _families(text: str) -> tuple[str, ...]:
+    names = tuple(f for f in text.split(",") if f)
+    unknown = [f for f in names if f not in TRAINABLE_FAMILIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown families {unknown}; choose from {', '.join(TRAINABLE_FAMILIES)}")
+    return names
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | None]:
     """(config, destination, scheduler address or None) from the command line."""
     p = argparse.ArgumentParser(prog="python -m repspace.jobs.train_ensemble", description=__doc__,
@@ -37,23 +46,28 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
     p.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="ensemble directory (default %(default)s)")
     p.add_argument("--config", type=Path, help="a JSON file of TrainConfig fields (options below override it)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
-    p.add_argument("--dataset")
-    p.add_argument("--data-dir")
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--families", help=f"comma-separated, from {', '.join(TRAINABLE_FAMILIES)}")
+    d = TrainConfig.offline_default()
+    p.add_argument("--dataset", choices=list(DATASETS), metavar="DATASET",
+                   help=f"one of {', '.join(DATASETS)} (default: {d.dataset})")
+    p.add_argument("--data-dir", help="dataset folder (default: $REPSPACE_DATA_DIR or data)")
+    p.add_argument("--image-size", type=int, help=f"default: {d.image_size}")
+    p.add_argument("--families", type=_families,
+                   help=f"comma-separated, from {', '.join(TRAINABLE_FAMILIES)} (default: {','.join(d.families)})")
     p.add_argument("--values", type=_values, action="append", metavar="FAMILY=V1,V2",
                    help="hyperparameter values of a family (repeatable)")
     p.add_argument("--seeds", help="e.g. 0-9 or 0,3,5")
-    p.add_argument("--architecture", choices=ARCHITECTURES)
+    p.add_argument("--architecture", choices=ARCHITECTURES, help=f"default: {d.architecture}")
     p.add_argument("--mlp-hidden", help="hidden widths of the MLP, e.g. 128,128")
     p.add_argument("--latents", type=int, dest="n_latents")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, dest="learning_rate")
-    p.add_argument("--steps", type=int)
+    p.add_argument("--steps", type=int, help=f"training steps per model (default: {d.steps})")
+    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
     p.add_argument("--pool-size", type=int)
     p.add_argument("--workers", type=int, help="trainings at once on the local cluster")
     p.add_argument("--threads", type=int, help="TensorFlow threads per training")
     a = p.parse_args(argv)
+    set_verbose(a.verbose)  # inherited by local worker processes
 
     fields = json.loads(a.config.read_text()) if a.config else {}
     for name in ("dataset", "data_dir", "image_size", "architecture", "n_latents", "batch_size",
@@ -61,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
         if getattr(a, name) is not None:
             fields[name] = getattr(a, name)
     if a.families:
-        fields["families"] = tuple(f for f in a.families.split(",") if f)
+        fields["families"] = a.families
     if a.values:
         fields["hyperparameters"] = {**fields.get("hyperparameters", {}), **dict(a.values)}
     if a.seeds:
@@ -76,7 +90,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
 
 def main(argv: list[str] | None = None) -> int:
     config, dest, address = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by local worker processes
     with connect(scheduler_address=address, log=print) if address else contextlib.nullcontext(None) as client:
         paths = train_ensemble(config, dest, client=client)
     print(f"{len(paths)} models in {dest}")

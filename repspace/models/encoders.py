@@ -273,7 +273,9 @@ def load_encoder(path: str | Path, *, batch_size: int = 256, info: ModelInfo | N
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
     target, model_dir = _resolve(path)
-    import tensorflow as tf
+    from .._quiet import import_tensorflow
+
+    tf = import_tensorflow()
 
     if target.is_dir():
         if not (target / "saved_model.pb").exists() and not (target / "saved_model.pbtxt").exists():

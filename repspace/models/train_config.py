@@ -75,7 +75,8 @@ class TrainConfig:
     log_every : int
         Steps per point of the loss curve (losses averaged over those steps).
     progress_every : int
-        Steps between progress lines; 0 for none.
+        Steps between progress lines of one training (and a line when it is done); 0 (the default)
+        for none: an ensemble prints one line per finished model.
     threads : int
         TensorFlow intra- and inter-op threads per training.
     workers : int
@@ -107,7 +108,7 @@ class TrainConfig:
     steps: int = 10_000
     pool_size: int = 20_000
     log_every: int = 100
-    progress_every: int = 1000
+    progress_every: int = 0
     threads: int = 1
     workers: int = 2
     deterministic: bool = True

@@ -80,7 +80,9 @@ def _check_existing(model_dir: Path, config: TrainConfig, spec: ModelSpec) -> di
 
 
 def _configure_tf(config: TrainConfig, seed: int):
-    import tensorflow as tf
+    from .._quiet import import_tensorflow
+
+    tf = import_tensorflow()
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
@@ -284,6 +286,7 @@ def train_model(
             return TrainedModel(final, spec, _check_existing(final, config, spec), skipped=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _log(f"{label}: done in {results['elapsed_seconds']:.1f} s, recon {results['reconstruction_loss']:.2f}, "
-         f"kl {results['kl_loss']:.2f} -> {final}")
+    if config.progress_every:
+        _log(f"{label}: done in {results['elapsed_seconds']:.1f} s, recon {results['reconstruction_loss']:.2f}, "
+             f"kl {results['kl_loss']:.2f} -> {final}")
     return TrainedModel(final, spec, results, skipped=False)

@@ -98,7 +98,7 @@ class LatentsOptions:
     """
 
     n_images: int | None = None
-    n_samples: int = 20_000
+    n_samples: int = 2_000
     sample_block: int = 2048
     image_block: int = 16384
     images_per_encode_task: int = 65536

@@ -53,12 +53,16 @@ class RunReport:
     stages: list[StageReport]
     failed_models: dict[str, str] = dataclasses.field(default_factory=dict)
     figures: list[Path] = dataclasses.field(default_factory=list)
+    report: Path | None = None
 
     def stage(self, name: str) -> StageReport:
         return next(r for r in self.stages if r.name == name)
 
     def summary(self) -> str:
-        lines = ["", f"repspace run {self.run_id} finished", f"  store:   {self.store}", ""]
+        lines = ["", f"repspace run {self.run_id} finished", f"  store:   {self.store}"]
+        if self.report is not None:
+            lines.append(f"  report:  {self.report}   (open this first)")
+        lines.append("")
         lines.append(f"  {'stage':<15}{'time':>9}  {'computed':>9}  {'skipped':>8}  note (computed, skipped: blocks)")
         for r in self.stages:
             blocks = r.computed + r.skipped > 0  # a stage without blocks does its work in finalize
@@ -82,11 +86,23 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _duration(seconds: float) -> str:
+    """
+    >>> _duration(42.4), _duration(754), _duration(7 * 3600 + 1800)
+    ('42 s', '12.6 min', '7.5 h')
+    """
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 6000 else f"{seconds / 3600:.1f} h"
+
+
 def _bar(label: str, done: int, total: int, start: float, width: int = 30) -> str:
+    """One progress line: tasks done of total, time so far, and what is left at the rate so far."""
     frac = done / total if total else 1.0
     filled = int(round(frac * width))
     elapsed = time.perf_counter() - start
-    return f"{label:<14} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {elapsed:6.1f} s"
+    left = f", about {_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
+    return f"{label:<14} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {_duration(elapsed)}{left}"
 
 
 def run_tasks(
@@ -163,6 +179,11 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
         if block.marker is not None:
             store.mark(markers[block.marker], block.key, store.stamp(block.extent))
 
+    cost = sum(b.cost for b in todo)
+    if cost > 0 and ctx.client is not None and cost / max(1, len(ctx.client.nthreads())) >= 10:
+        threads = max(1, sum(ctx.client.nthreads().values()))
+        ctx.log(f"{stage.name}: {len(todo)} of {len(plan.blocks)} blocks to compute, about {_duration(cost / threads)} "
+                f"on {threads} worker threads (estimated from the work; the progress line refines it)")
     if group is not None and todo:  # a fresh handle: attrs are rewritten whole from the handle's copy
         store.set_complete(store.open_group(ctx.store_path, stage.writes, mode="r+"), False)
     results = {}
@@ -218,7 +239,8 @@ def run_stages(
     for name in ("embeddings", "dataset_embeddings"):
         if name in root:
             report.failed_models.update(json.loads(root[name].attrs.get("failed_models", "{}")))
-    figures = root.attrs.get("figures")
-    report.figures = [Path(p) for p in json.loads(figures)] if figures and any(s.name == "figures" for s in stages) else []
+    if any(s.name == "figures" for s in stages):
+        report.figures = [Path(p) for p in json.loads(root.attrs.get("figures", "[]"))]
+        report.report = Path(root.attrs["report"]) if "report" in root.attrs else None
     root.attrs["last_run"] = json.dumps({"run_id": run_id, **{r.name: round(r.seconds, 2) for r in report.stages}})
     return report

@@ -45,6 +45,8 @@ class Block:
     extent : what the block covers (repr-stable); a finished block is skipped while it is unchanged.
     args : arguments of the stage's task after the store path.
     marker : the marker array (None: no marker, the block always runs).
+    cost : the block's expected seconds on one worker thread, from the work it has to do
+        (0: not estimated); the driver adds them up to say how long a stage will take.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Block:
     extent: Any = None
     args: tuple[Any, ...] = ()
     marker: str | None = "done"
+    cost: float = 0.0
 
 
 @dataclasses.dataclass

@@ -16,6 +16,10 @@ from ...store import channels as schema
 from ..stage import Block, Plan, Stage, StageContext
 from ._units import one_thread, open_units, unit_rows
 
+SECONDS_PER_UNIT_IMAGE2 = 4e-8
+"""Seconds of one worker thread per channel and squared fingerprint image (5 factors), measured
+by benchmarks/bench_sweep.py (benchmarks/README.md); for estimates only."""
+
 
 def task(store_path: str, start: int, stop: int, gpu: bool) -> None:
     with one_thread():
@@ -41,7 +45,9 @@ def plan(ctx: StageContext) -> Plan:
     factors = [str(f) for f in ctx.root["fingerprint"]["factor"][:]]
     schema.layout(ctx.group, lay.models, lay.n_channels, factors, block)
     ranges = block_ranges(lay.n_models, block)
-    blocks = [Block(name=f"block{b}", key=(b,), extent=r, args=(*r, ctx.config.gpu)) for b, r in enumerate(ranges)]
+    per_model = lay.n_channels * lay.n_images**2 * SECONDS_PER_UNIT_IMAGE2
+    blocks = [Block(name=f"block{b}", key=(b,), extent=r, args=(*r, ctx.config.gpu), cost=(r[1] - r[0]) * per_model)
+              for b, r in enumerate(ranges)]
     return Plan(blocks=blocks, markers={"done": ((len(ranges),), ("block",))}, note=f"blocks of {block} models")
 
 

@@ -1,9 +1,11 @@
 """The figures stage: PNGs in ``<run_dir>/figures`` of every finished analysis of the store
-(structure, latents). Reads only the store; writes no group."""
+(structure, latents), and the run report ``<run_dir>/report.html``. Reads only the store;
+writes no group."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from ...store import is_complete
@@ -11,14 +13,16 @@ from ..stage import Plan, Stage, StageContext
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
-    from ...plots import draw_latents_figure, draw_run_figures  # matplotlib only where figures are drawn
+    from ...plots import draw_latents_figure, draw_run_figures, write_report  # matplotlib only here
 
     out = ctx.config.figure_dir
     figures = draw_run_figures(ctx.store_path, out) if is_complete(ctx.root, "structure") else []
     if is_complete(ctx.root, "latents"):
         figures.append(draw_latents_figure(ctx.store_path, out / "latents.png"))
+    report = write_report(ctx.store_path, Path(ctx.config.run_dir) / "report.html", figures)
     ctx.root.attrs["figures"] = json.dumps([str(p) for p in figures])
-    return str(out) if figures else "nothing finished to draw"
+    ctx.root.attrs["report"] = str(report)
+    return f"{out}; report {report}" if figures else f"nothing finished to draw; report {report}"
 
 
 STAGE = Stage(name="figures", finalize=finalize, cluster=False)

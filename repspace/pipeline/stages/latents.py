@@ -30,9 +30,22 @@ from ...store import embeddings as emb_schema
 from ...store import latents as schema
 from ..stage import Block, Plan, Stage, StageContext
 
-__all__ = ["STAGE", "model_seed", "pair_seed", "group_models", "estimate_task"]
+__all__ = ["STAGE", "model_seed", "pair_seed", "group_models", "estimate_task", "estimate_cost"]
 
 _MODEL_KEY, _PAIR_KEY = 1, 2  # first spawn-key word of each random stream (0: the image subset)
+LIKELIHOOD_TERMS_PER_S = {"float64": 1.9e9, "float32": 3.8e9}
+"""Sample x posterior x (2d + 9) terms per second of one worker thread in one estimate, from
+benchmarks/bench_latents.py (benchmarks/README.md: 20,000 samples over 737,280 10-d posteriors
+in about 4 minutes in float64, under 2 in float32); for estimates only."""
+
+
+def estimate_cost(n_samples: int, n_images: int, dims: int, dtype: str) -> float:
+    """Expected seconds of one worker thread for one estimate.
+
+    >>> round(estimate_cost(20_000, 737_280, 10, "float64") / 60)
+    4
+    """
+    return n_samples * n_images * (2 * dims + 9) / LIKELIHOOD_TERMS_PER_S[dtype]
 
 
 def _name_key(name: str) -> int:
@@ -133,16 +146,18 @@ def plan(ctx: StageContext) -> Plan:
     schema.layout(ctx.group, lay.models, settings)
     groups = group_models(lay.models, valid)
     names, m = lay.names, lay.n_models
+    d = lay.n_channels
+    cost = {k: estimate_cost(opts.n_samples, lay.n_images, d * (1 if k < 2 else 2), opts.dtype) for k in range(6)}
     blocks = [Block(name=f"information-{names[i]}", key=(int(i),), extent=names[i], marker="information_done",
-                    args=(int(i), -1, -1, (names[i], ""), mc)) for i in np.flatnonzero(valid)]
+                    args=(int(i), -1, -1, (names[i], ""), mc), cost=cost[0]) for i in np.flatnonzero(valid)]
     for _, members in groups:
         for x, i in enumerate(members):
             for j in members[x + 1:]:
                 blocks += [Block(name=f"{term}-{names[i]}-{names[j]}", key=(i, j, k), extent=(names[i], names[j]),
-                                 marker="estimate_done", args=(i, j, k, (names[i], names[j]), mc))
+                                 marker="estimate_done", args=(i, j, k, (names[i], names[j]), mc), cost=cost[k])
                            for k, term in enumerate(schema.TERMS)]
     ctx.log(f"latents: {int(valid.sum())} models x {lay.n_images} images in {len(groups)} groups; "
-            f"{len(blocks)} estimates ({opts.n_samples} samples each)")
+            f"{len(blocks)} estimates of {opts.n_samples} samples each")
     markers = {"information_done": ((m,), ("model",)),
                "estimate_done": ((m, m, len(schema.TERMS)), ("model_a", "model_b", "term"))}
     return Plan(blocks=blocks, markers=markers, state=(lay, valid, groups, failed),

@@ -11,6 +11,10 @@ from ...store import pairs as schema
 from ..stage import Block, Plan, Stage, StageContext
 from ._units import one_thread, open_units, unit_rows
 
+PAIR_FLOPS_PER_S = 2.7e10
+"""Useful flops (N^2 per pair of units) per second of one worker thread, measured by
+benchmarks/bench_sweep.py on the 2-core machine (benchmarks/README.md); for estimates only."""
+
 
 def task(store_path: str, range_a: tuple[int, int], range_b: tuple[int, int], row_block_bytes: int,
          gpu: bool) -> None:
@@ -32,8 +36,10 @@ def plan(ctx: StageContext) -> Plan:
     lay, block = open_units(ctx)
     schema.layout(ctx.group, lay.models, lay.n_channels, block)
     ranges = block_ranges(lay.n_models, block)
+    units = [(r1 - r0) * lay.n_channels for r0, r1 in ranges]
     blocks = [Block(name=f"block{a}x{b}", key=(a, b), extent=(ranges[a], ranges[b]),
-                    args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu))
+                    args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu),
+                    cost=lay.n_images**2 * units[a] * units[b] / PAIR_FLOPS_PER_S)
               for a in range(len(ranges)) for b in range(a, len(ranges))]
     units = lay.n_models * lay.n_channels
     return Plan(blocks=blocks, markers={"done": ((len(ranges), len(ranges)), ("block_a", "block_b"))},

@@ -1,0 +1,165 @@
+"""The run report: ``runs/<run>/report.html``, one self-contained page (figures inlined) that a
+person opens first. Reads the run store and the figures drawn from it, nothing else.
+
+What it shows: the configuration; the ensemble (models, families, settings); per stage what
+was computed and how long it took (each group's provenance); the structure figures and a table
+of the clusters; the whole-latent-space figure and group means; the models left out and why;
+how to open each group in xarray.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..kernels import MEASURES
+from ..store import is_complete, open_dataset, open_run
+from ..store.models import read_models
+
+__all__ = ["write_report", "GROUPS"]
+
+GROUPS = ("fingerprint", "models", "embeddings", "channels", "pairs", "structure", "traversals",
+          "dataset_embeddings", "latents")
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #eee; } pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def _e(x: Any) -> str:
+    """Text content, escaped (quotes stay as they are: they are safe outside attributes)."""
+    return html.escape(str(x), quote=False)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            text = f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
+            return f'<td class="num">{_e(text)}</td>'
+        return f"<td>{_e(v)}</td>"
+
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></p>'
+
+
+def _provenance(root: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [(g, dict(root[g].attrs)) for g in GROUPS if g in root and "run_id" in root[g].attrs]
+
+
+def _ensemble(models: list[dict[str, Any]]) -> str:
+    if not models:
+        return "<p>No models recorded.</p>"
+    settings = Counter((m["dataset"], m["family"], f"{m['hyperparameter']}={m['hyperparameter_value']:g}"
+                        if m["hyperparameter"] else "", m["source"]) for m in models)
+    out = f"<p>{len(models)} models.</p>" + _table(("dataset", "family", "setting", "source", "models"),
+                                                  [(*k, n) for k, n in sorted(settings.items())])
+    if len(models) <= 60:
+        out += "<details><summary>every model</summary>" + _table(
+            ("model", "family", "setting", "seed", "path"),
+            [(m["name"], m["family"], f"{m['hyperparameter']}={m['hyperparameter_value']:g}" if m["hyperparameter"]
+              else "", m["seed"], m["path"]) for m in models]) + "</details>"
+    return out
+
+
+def _clusters(store_path: str) -> str:
+    st = open_dataset(store_path, "structure").load()
+    parts = [f"<p>{st.attrs.get('n_channels_kept')} of {st.attrs.get('n_channels_total')} channels carry at least "
+             f"{st.attrs.get('info_threshold_bits')} bits; OPTICS min_samples {st.attrs.get('min_samples')}.</p>"]
+    for measure in MEASURES:
+        s = st.sel(measure=measure)
+        rows = []
+        for k in range(s.sizes["cluster"]):
+            if int(s["cluster_size"].values[k]) == 0:
+                continue
+            best = str(s["cluster_best_factor"].values[k])
+            nmi = float(np.nanmax(s["cluster_nmi_factor"].values[k])) if best else float("nan")
+            rows.append((k, int(s["cluster_size"].values[k]), int(s["cluster_models"].values[k]), best or "-", nmi,
+                         float(s["cluster_coherence"].values[k])))
+        noise = int((s["label"].values < 0).sum())
+        parts.append(f"<h3>Clusters by {'VI' if measure == 'vi' else 'NMI'}</h3>")
+        parts.append(_table(("cluster", "channels", "models spanned", "best-matching factor", "its NMI",
+                             "coherence"), rows, cls=f"clusters clusters-{measure}"))
+        parts.append(f'<p class="note">{noise} channels are OPTICS noise. Coherence: the mean similarity '
+                     f"({'exp(-VI)' if measure == 'vi' else 'NMI'}) within the cluster.</p>")
+    return "".join(parts)
+
+
+def _latents(store_path: str) -> str:
+    la = open_dataset(store_path, "latents").load()
+    rows = [(str(la["group_dataset"].values[g]), str(la["group_family"].values[g]),
+             f"{la['group_hyperparameter'].values[g]}={float(la['group_hyperparameter_value'].values[g]):g}",
+             int(la["n_models"].values[g]), float(la["information_fraction_mean"].values[g]),
+             float(la["nmi_mean"].values[g]), float(la["nmi_mean_se"].values[g]), float(la["vi_mean"].values[g]),
+             float(la["vi_mean_se"].values[g])) for g in range(la.sizes["group"])]
+    return (f"<p>Monte Carlo over M = {la.attrs.get('n_images')} images.</p>"
+            + _table(("dataset", "family", "setting", "models", "I(U;X)/H(X)", "NMI", "± SE", "VI (bits)", "± SE"),
+                     rows, cls="latents"))
+
+
+def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path]) -> Path:
+    """Write the report of the run in ``store_path`` to ``out`` (HTML), inlining ``figures``."""
+    store_path = str(store_path)
+    root = open_run(store_path, create=False)
+    run = Path(store_path).resolve()
+    name = run.parent.name if run.name == "store.zarr" else run.name
+    prov = _provenance(root)
+    latest = max(prov, key=lambda p: str(p[1].get("written_at", "")))[1] if prov else {}
+    config = json.loads(latest.get("config", "{}"))
+    models = read_models(root["models"]) if "models" in root else (
+        read_models(root["embeddings"]) if "embeddings" in root else [])
+    by_name = {Path(f).stem: Path(f) for f in figures}
+    body = [f"<h1>repspace run {_e(name)}</h1>",
+            f'<p class="note">store {_e(store_path)}; last written {_e(latest.get("written_at", "?"))} by run '
+            f'{_e(latest.get("run_id", "?"))}, repspace {_e(latest.get("repspace_version", "?"))}</p>']
+    if is_complete(root, "structure"):
+        body.append("<h2>Channel structure</h2>")
+        if "structure_vi" in by_name:
+            body.append(_image(by_name["structure_vi"], "the channel structure figure (VI)"))
+        body.append(_clusters(store_path))
+        for key in ("structure_nmi", "members_vi", "members_nmi"):
+            if key in by_name:
+                body.append(f"<details><summary>{_e(key)}</summary>{_image(by_name[key], key)}</details>")
+    if is_complete(root, "latents"):
+        body.append("<h2>Whole latent spaces</h2>")
+        if "latents" in by_name:
+            body.append(_image(by_name["latents"], "whole latent spaces by Monte Carlo"))
+        body.append(_latents(store_path))
+    body.append("<h2>The ensemble</h2>" + _ensemble(models))
+    failed: dict[str, str] = {}
+    for g in ("embeddings", "dataset_embeddings", "latents"):
+        if g in root:
+            failed.update(json.loads(root[g].attrs.get("failed_models", "{}") or "{}"))
+    body.append("<h2>Models left out</h2>" + (_table(("model", "why"), sorted(failed.items()), cls="failed")
+                                               if failed else "<p>None: every model was encoded.</p>"))
+    body.append("<h2>Stages</h2>" + _table(
+        ("group", "stage", "blocks computed", "blocks skipped", "seconds", "run", "written"),
+        [(g, a.get("stage", g), a.get("computed", ""), a.get("skipped", ""), float(a.get("elapsed_s", float("nan"))),
+          a.get("run_id", ""), a.get("written_at", "")) for g, a in prov], cls="stages"))
+    body.append("<h2>Configuration</h2><pre>" + _e(json.dumps(config, indent=2, sort_keys=True)) + "</pre>")
+    opens = "\n".join(f'xr.open_zarr("{store_path}", group="{g}", consolidated=False)' for g in GROUPS if g in root)
+    body.append("<h2>Open the results</h2><pre>import xarray as xr\n" + _e(opens) + "</pre>")
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>repspace run {_e(name)}"
+            f"</title><style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
