@@ -36,7 +36,7 @@ def setup() -> None:
     print(f"setting up {VENV} (first use, or pyproject.toml changed; a few minutes) ...", flush=True)
     if not python().exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    pip = [str(python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [str(python()), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]  # errors only
     subprocess.run([*pip, "--upgrade", "pip"], check=True, cwd=ROOT)
     subprocess.run([*pip, "-e", ".[tf,test]"], check=True, cwd=ROOT)
     STAMP.write_text(wanted + "\n")

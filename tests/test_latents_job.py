@@ -57,7 +57,9 @@ def test_arguments_become_a_config(tmp_path):
                                latents=LatentsOptions(n_images=500, n_samples=300, image_block=64, dtype="float32"))
     assert config.store == tmp_path / "store.zarr" and config.figure_dir == tmp_path / "figures"
     config = job.parse_args(["--store", str(tmp_path / "x.zarr")])
-    assert config.stages == ("latents",) and config.latents.n_images is None and config.store == tmp_path / "x.zarr"
+    assert config.stages == ("latents",) and config.latents.n_images == job.DEFAULT_N_IMAGES == 20_000
+    assert config.store == tmp_path / "x.zarr" and config.latents.n_samples == 2_000
+    assert job.parse_args(["--store", "y.zarr", "--n-images", "all"]).latents.n_images is None
     assert job.main(["--store", str(tmp_path / "y.zarr"), "--n-samples", "1"]) == 2
 
 

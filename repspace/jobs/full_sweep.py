@@ -23,28 +23,34 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", help=f"sweep configuration (TOML); default {DEFAULT_CONFIG}")
-    p.add_argument("--run-dir", help="the run's folder: store.zarr and figures/ go inside; rerunning resumes it")
+    d = load_config(DEFAULT_CONFIG)  # flags default to the configuration file; shown: the offline default's values
+    p.add_argument("--config", help=f"run configuration (TOML); default {DEFAULT_CONFIG}; flags override it")
+    p.add_argument("--run-dir", help=f"the run's folder: store.zarr, report.html and figures/ go inside; rerunning "
+                                     f"resumes it (offline default: {d.run_dir})")
     g = p.add_argument_group("fingerprint set")
     g.add_argument("--dataset", choices=list(DATASETS), metavar="DATASET",
                    help=f"one of {', '.join(DATASETS)} (files: data/README.md; default from the config)")
     g.add_argument("--data-dir", help="folder of dataset files (default: $REPSPACE_DATA_DIR or data/)")
-    g.add_argument("--image-size", type=int, help="image height and width the models take")
-    g.add_argument("--n-images", type=int, help="number of fingerprint images N")
-    g.add_argument("--seed", type=int, help="seed that draws the fingerprint set")
+    g.add_argument("--image-size", type=int, help=f"image height and width the models take (offline default: "
+                                                  f"{d.image_size})")
+    g.add_argument("--n-images", type=int, help=f"number of fingerprint images N (offline default: {d.n_images})")
+    g.add_argument("--seed", type=int, help=f"seed that draws the fingerprint set (offline default: {d.seed})")
     g = p.add_argument_group("models")
     g.add_argument("--models-source", choices=("trained", "directory", "zoo"),
                    help="trained: train the [models.train] grid on first use; directory: every model in --models-dir; "
                         "zoo: download --models numbers into --models-dir")
-    g.add_argument("--models-dir", help="folder of model folders <n>/model/tfhub")
+    g.add_argument("--models-dir", help=f"folder of model folders <n>/model/tfhub (offline default: {d.models.dir})")
     g.add_argument("--models", nargs="+", help="model numbers or ranges, e.g. 0-49 300-349")
     g.add_argument("--base-url", help="zoo mirror to download from")
     g.add_argument("--train-steps", type=int, help="training steps per model (source = trained)")
     g.add_argument("--train-seeds", type=int, help="number of seeds to train (source = trained)")
     g = p.add_argument_group("computation")
-    g.add_argument("--models-per-encode-task", type=int, help="models per encode task")
-    g.add_argument("--pair-block-units", type=int, help="channels per side of one pairs task (bounds task memory)")
-    g.add_argument("--info-threshold", type=float, help="channels under this many bits are left out of the structure")
+    g.add_argument("--models-per-encode-task", type=int,
+                   help=f"models per encode task (offline default: {d.models_per_encode_task})")
+    g.add_argument("--pair-block-units", type=int, help=f"channels per side of one pairs task (bounds task memory; "
+                                                        f"offline default: {d.pair_block_units})")
+    g.add_argument("--info-threshold", type=float, help=f"channels under this many bits are left out of the "
+                                                        f"structure (offline default: {d.info_threshold})")
     g.add_argument("--min-samples", type=int, help="OPTICS min_samples (default: min(20, half the models))")
     g.add_argument("--stages", nargs="+", choices=STAGE_NAMES,
                    help=f"run these stages (default: {' '.join(SWEEP_STAGES)}; add encode_dataset latents for "
@@ -52,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-figures", action="store_true", help="skip the figures")
     g = p.add_argument_group("execution")
     g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
-    g.add_argument("--workers", type=int, help="workers of the in-process LocalCluster")
-    g.add_argument("--threads-per-worker", type=int, help="threads per LocalCluster worker")
+    g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster (offline default: "
+                                               f"{d.n_workers})")
+    g.add_argument("--threads-per-worker", type=int, help=f"threads per LocalCluster worker (offline default: "
+                                                          f"{d.threads_per_worker})")
     g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
     g.add_argument("--gpu", action="store_true", help="run the kernels on cupy (GPU workers)")
     g.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")

@@ -36,6 +36,7 @@ TensorFlow is imported only when a model is trained.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,16 +125,19 @@ def train_ensemble(
                 for s in todo
             }
             failed: dict[int, str] = {}
+            start = time.perf_counter()
             for k, fut in enumerate(as_completed(futures), 1):
                 spec = futures[fut]
+                left = (time.perf_counter() - start) / k * (len(todo) - k)
+                eta = f"; about {left / 60:.1f} min left" if k < len(todo) else ""
                 if fut.status != "finished":
                     err = fut.exception()
                     failed[spec.number] = f"{type(err).__name__}: {err}"
-                    _log(f"[{k}/{len(todo)}] {spec.label()}: FAILED {failed[spec.number]}")
+                    _log(f"[{k}/{len(todo)}] {spec.label()}: FAILED {failed[spec.number]}{eta}")
                     continue
                 r = fut.result().results
                 _log(f"[{k}/{len(todo)}] {spec.label()}: recon {r['reconstruction_loss']:.2f} "
-                     f"kl {r['kl_loss']:.2f} ({r.get('elapsed_seconds', 0):.0f} s)")
+                     f"kl {r['kl_loss']:.2f} ({r.get('elapsed_seconds', 0):.0f} s){eta}")
             if failed:
                 lines = "; ".join(f"model {n}: {why}" for n, why in sorted(failed.items()))
                 raise RuntimeError(f"{len(failed)} of {len(todo)} models failed to train ({lines})")
