@@ -5,21 +5,8 @@ It is drawn without replacement by ``numpy.random.default_rng(seed).choice(len(d
 n, replace=False)`` and then sorted by dataset index, so a seed picks a set of images
 (the order of images carries no meaning in any of the measures) and files are read in
 order. The set is written as the group ``fingerprint`` of the run's zarr (format 3)
-store (its layout: :mod:`repspace.store.fingerprint`), and reads back with ``xr.open_zarr(store, group="fingerprint", consolidated=False)``:
-
-==========  ===================================  =======  ==============================
-variable    dims                                 dtype    meaning
-==========  ===================================  =======  ==============================
-images      (image, height, width, color)        float32  pixel values in [0, 1]
-factors     (image, factor)                      int64    ground-truth factor classes
-index       (image,)                             int64    row of the image in the dataset
-factor      (factor,) coordinate                 str      factor names
-factor_size (factor,) coordinate                 int64    classes per factor
-==========  ===================================  =======  ==============================
-
-with attrs ``dataset``, ``seed``, ``n``, ``image_size``, ``dataset_length``, ``options``
-(JSON of the loader options that change the images) and ``sampling``. A group whose
-write finished carries the attr ``complete = True``.
+store, whose layout (variables, dims, attrs) is documented in :mod:`repspace.store.fingerprint`,
+and reads back with ``xr.open_zarr(store, group="fingerprint", consolidated=False)``.
 """
 
 from __future__ import annotations
