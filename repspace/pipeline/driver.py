@@ -138,10 +138,9 @@ def run_tasks(
             results[name] = fut.result()
         except Exception as err:
             errors[name] = err
-        else:
-            if on_result is not None:
-                on_result(name, results[name])
-        fut.release()
+        fut.release()  # before the block is marked: a marked block's result is never held, so never recomputed
+        if name in results and on_result is not None:
+            on_result(name, results[name])
         now = time.perf_counter()
         if tty:
             stream.write("\r" + _bar(label, done, total, start))
@@ -222,6 +221,13 @@ def run_stages(
     run_id = uuid.uuid4().hex[:12]
     store_path = config.store
     store_path.parent.mkdir(parents=True, exist_ok=True)
+    with store.run_lock(store_path, run_id, log=log):
+        return _run_locked(stages, config, client, log, run_id)
+
+
+def _run_locked(stages: Sequence[Stage], config: RunConfig, client: "Client | None", log: Callable[[str], None],
+                run_id: str) -> RunReport:
+    store_path = config.store
     root = store.open_run(store_path)
     log(f"run {run_id} in {store_path.parent if config.store_path is None else store_path}: "
         f"stages {', '.join(s.name for s in stages)}")

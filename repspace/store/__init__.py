@@ -15,7 +15,8 @@ latents                :mod:`repspace.store.latents`                the latents 
 =====================  ===========================================  ====================================
 
 :mod:`repspace.store.core` holds what every group shares: opening a run, arrays and
-coordinates, done-markers, provenance and the atomic replacement of a group.
+coordinates, done-markers, provenance and the atomic replacement of a group;
+:mod:`repspace.store.lock` keeps one run per store at a time.
 """
 
 from .core import (
@@ -42,6 +43,7 @@ from .core import (
     write_whole,
 )
 from .embeddings import write_posteriors
+from .lock import StoreLocked, lock_path, run_lock
 
 __all__ = [
     "FORMAT",
@@ -66,4 +68,7 @@ __all__ = [
     "write_dataset",
     "write_whole",
     "write_posteriors",
+    "StoreLocked",
+    "lock_path",
+    "run_lock",
 ]

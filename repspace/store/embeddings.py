@@ -30,6 +30,7 @@ attrs: ``images_id`` (what identifies the images: for ``embeddings`` the fingerp
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ import zarr
 
 from . import fingerprint as fp_schema
 from .core import StoreError, block_ranges, open_run, require_array, set_complete, write_coordinate
+from .lock import run_lock
 from .models import MODEL_COORDS, merge_models, read_models, write_model_coords
 
 __all__ = [
@@ -170,6 +172,14 @@ def write_posteriors(
         raise ValueError("models must have distinct names")
     if group == DATASET:
         _check_finite(records, mu, logvar)  # before the store is created
+    with run_lock(store_path, f"write_posteriors-{os.getpid()}"):
+        return _write_locked(store_path, mu, logvar, records, group, dataset_index, images, models_per_chunk,
+                             images_per_chunk)
+
+
+def _write_locked(store_path: str | Path, mu: np.ndarray, logvar: np.ndarray, records: list[dict[str, Any]],
+                  group: str, dataset_index: np.ndarray | None, images: Mapping[str, Any] | None,
+                  models_per_chunk: int, images_per_chunk: int) -> Layout:
     root = open_run(store_path, create=group == DATASET)
     if group == FINGERPRINT:
         index, attrs, images_id = fingerprint_images(root)

@@ -17,6 +17,7 @@ once written. :func:`fingerprint_id` names the set; every group computed from it
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import xarray as xr
 import zarr
 
 from .core import identity_hash
+from .lock import run_lock
 
 __all__ = ["GROUP", "write_fingerprint", "open_fingerprint", "same_fingerprint", "fingerprint_id"]
 
@@ -76,7 +78,11 @@ def write_fingerprint(store_path: str | Path, fp: xr.Dataset) -> None:
     FileExistsError
         If the store already holds a different fingerprint set.
     """
-    store_path = Path(store_path)
+    with run_lock(store_path, f"write_fingerprint-{os.getpid()}"):
+        _write_locked(Path(store_path), fp)
+
+
+def _write_locked(store_path: Path, fp: xr.Dataset) -> None:
     state = _group_state(store_path)
     if state == "complete":
         existing = open_fingerprint(store_path)
