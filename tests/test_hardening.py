@@ -161,3 +161,28 @@ def test_a_lost_worker_recomputes_no_finished_block(tmp_path):
     got = xr.open_zarr(config.store, group="pairs", consolidated=False)
     assert (np.asarray(zarr.open_group(str(config.store), path="pairs")["done"][:]) > 0).sum() == 12 * 13 // 2
     assert np.isfinite(got["vi"].values).all()
+
+
+@pytest.mark.parametrize("line,says", [
+    ('n_images = "100"', "n_images must be int, got '100'"),
+    ('info_threshold = "high"', "info_threshold must be float, got 'high'"),
+    ('min_samples = "5"', "min_samples must be int or None, got '5'"),
+    ("min_samples = 0", "min_samples must be at least 2"),
+    ("min_samples = -3", "min_samples must be at least 2"),
+    ('dataset = "mnistt"', "dataset must be one of dsprites_procedural"),
+    ("pair_block_units = 0", "pair_block_units must be positive"),
+    ("n_imgs = 3", "unknown keys ['n_imgs']"),
+    ('[latents]\nn_samples = "2000"', "latents.n_samples must be int"),
+    ('[latents]\ndtype = "float16"', "latents.dtype must be 'float64' or 'float32'"),
+    ('[models]\nsource = "zooo"', "models.source must be one of"),
+    ('[models.train]\nsteps = "100"', "models.train.steps must be int"),
+])
+def test_configuration_errors_name_key_and_file_before_any_stage(tmp_path, capsys, line, says):
+    from repspace.jobs import full_sweep
+
+    path = tmp_path / "bad.toml"
+    path.write_text(f'run_dir = "{tmp_path / "run"}"\n{line}\n')
+    assert full_sweep.main(["--config", str(path), "--no-dashboard"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and str(path) in err, err
+    assert not (tmp_path / "run").exists()  # nothing ran, nothing was written

@@ -10,7 +10,7 @@ as ``distributed``, which it re-exports).
 2. ``repspace.store.*`` imports from repspace only ``store``, ``kernels``, ``_version``; no
    tensorflow, matplotlib, distributed.
 3. ``repspace.data.*`` and ``repspace.models.*`` import from repspace only ``data``, ``models``,
-   ``store``, ``kernels``, ``cluster``, ``_version``, ``_quiet`` (nothing from pipeline, plots, jobs, api);
+   ``store``, ``kernels``, ``cluster``, ``_version``, ``_quiet``, ``_checks`` (nothing from pipeline, plots, jobs, api);
    models may import data, data must not import models.
 4. ``repspace.plots.*`` imports from repspace only ``plots``, ``store``, ``kernels``; no tensorflow.
 5. ``repspace.pipeline.*`` imports nothing from ``repspace.jobs`` or ``repspace.api``.
@@ -103,7 +103,7 @@ def rule_store(graph, sources):
 
 
 def rule_data_models(graph, sources):
-    allowed = {"data", "models", "store", "kernels", "cluster", "_version", "_quiet"}
+    allowed = {"data", "models", "store", "kernels", "cluster", "_version", "_quiet", "_checks"}
     return _check(graph, {"models"}, allowed) + _check(graph, {"data"}, allowed - {"models"})
 
 

@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> DownloadConfig:
     p.add_argument("--keep-zip", action="store_true", help="keep <n>.zip after extracting")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     a = p.parse_args(argv)
+    for name, least in (("workers", 1), ("retries", 0)):
+        if getattr(a, name) < least:
+            p.error(f"--{name} must be at least {least}, got {getattr(a, name)}")
     return DownloadConfig(
         numbers=parse_model_numbers(a.numbers), dest=a.dest, base_url=a.base_url, workers=a.workers,
         retries=a.retries, progress=not a.quiet, keep_zip=a.keep_zip,

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from repspace._checks import check_types
 from repspace.models.zoo import HYPERPARAMETERS, ModelInfo
 
 __all__ = [
@@ -118,6 +119,7 @@ class TrainConfig:
     annealed_steps: int | None = None
 
     def __post_init__(self):
+        check_types(self, "models.train.")
         for fam in self.families:
             if fam not in TRAINABLE_FAMILIES:
                 raise ValueError(

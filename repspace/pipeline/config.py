@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._checks import check_types as _check_types
+from ..data.catalog import DATASETS
 from ..models import TrainConfig
 
 __all__ = ["RunConfig", "ModelsConfig", "LatentsOptions", "load_config", "DEFAULT_CONFIG", "SWEEP_STAGES", "STAGE_NAMES"]
@@ -26,29 +26,6 @@ STAGE_NAMES = ("fingerprint", "models", "encode", "channels", "pairs", "structur
 """Every stage, in the order a run takes them."""
 SWEEP_STAGES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals", "figures")
 """The stages of the full sweep (add "encode_dataset" and "latents" for whole latent spaces)."""
-
-
-def _check_types(obj: Any, where: str) -> None:
-    """Refuse fields whose value is not of the declared type (int, float, str, bool, or None), naming the key."""
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        value, hint = getattr(obj, f.name), hints[f.name]
-        args = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
-            else (hint,)
-        simple = [a for a in args if a in (int, float, str, bool, type(None))]
-        if len(simple) != len(args):
-            continue  # tuples, mappings and nested configs are checked where they are built
-        ok = any(
-            (a is type(None) and value is None)
-            or (a is bool and isinstance(value, bool))
-            or (a is int and isinstance(value, int) and not isinstance(value, bool))
-            or (a is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-            or (a is str and isinstance(value, str))
-            for a in simple
-        )
-        if not ok:
-            names = " or ".join("None" if a is type(None) else a.__name__ for a in simple)
-            raise ValueError(f"{where}{f.name} must be {names}, got {value!r} ({type(value).__name__})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +163,11 @@ class RunConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.info_threshold < 0:
             raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
+        if self.min_samples is not None and self.min_samples < 2:
+            raise ValueError(f"min_samples must be at least 2 (OPTICS), or left out for min(20, half the models); "
+                             f"got {self.min_samples}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {self.dataset!r}")
 
     @property
     def store(self) -> Path:
@@ -243,9 +225,9 @@ def load_config(
     models = tables["models"]
     if train_overrides:
         models["train"] = {**dict(models.get("train", {})), **train_overrides}
-    if "train" in models:
-        TrainConfig.offline_default(**models["train"])  # fail early on bad training options
     try:
+        if "train" in models:
+            TrainConfig.offline_default(**models["train"])  # bad training options fail now, not after other stages
         return RunConfig(**raw, models=ModelsConfig(**models), latents=LatentsOptions(**tables["latents"]))
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: {err}") from None
