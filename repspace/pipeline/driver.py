@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import store
+from ..store import verify
 from ..cluster import connect
 from .config import RunConfig
 from .stage import Block, Plan, Stage, StageContext
@@ -169,14 +170,26 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
         return block.marker is not None and store.is_done(markers[block.marker], block.key, store.stamp(block.extent))
 
     todo = [b for b in plan.blocks if not done(b)]
+    if stage.writes in verify.MARKED_GROUPS and len(todo) < len(plan.blocks):  # finished blocks, checked cheaply
+        finished = {(b.marker, b.key): b for b in plan.blocks if b not in todo}
+        damage = verify.damaged_blocks(ctx.store_path, stage.writes, list(finished))
+        for d in damage[:10]:
+            ctx.log(f"{stage.name}: {d}; recomputing its block")
+        if len(damage) > 10:
+            ctx.log(f"{stage.name}: ... {len(damage) - 10} more damaged chunks; recomputing their blocks")
+        verify.discard(ctx.store_path, damage)
+        broken = {(d.marker, d.key) for d in damage}
+        todo += [b for k, b in finished.items() if k in broken]
     by_name = {b.name: b for b in todo}
-    if len(by_name) != len(todo):
+    if len(by_name) != len(todo) or len({b.name for b in plan.blocks}) != len(plan.blocks):
         raise ValueError(f"stage {stage.name!r} planned blocks with the same name")
 
     def mark(name: str, result: Any) -> None:
         block = by_name[name]
         if block.marker is not None:
             store.mark(markers[block.marker], block.key, store.stamp(block.extent))
+            if stage.writes in verify.MARKED_GROUPS:
+                verify.record_block(ctx.store_path, group, block.marker, block.key)
 
     cost = sum(b.cost for b in todo)
     if cost > 0 and ctx.client is not None and cost / max(1, len(ctx.client.nthreads())) >= 10:

@@ -41,6 +41,7 @@ import zarr
 from . import fingerprint as fp_schema
 from .core import StoreError, block_ranges, open_run, require_array, set_complete, write_coordinate
 from .lock import run_lock
+from .verify import damaged_embeddings, record_embedding_chunks
 from .models import MODEL_COORDS, merge_models, read_models, write_model_coords
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "write_posteriors",
     "encoded_models",
     "check_encoded",
+    "check_intact",
     "posteriors",
 ]
 
@@ -212,6 +214,7 @@ def _write_locked(store_path: str | Path, mu: np.ndarray, logvar: np.ndarray, re
             emb["mu"][i] = mu[k]
             emb["logvar"][i] = logvar[k]
             emb["encoded"][i] = 1
+    record_embedding_chunks(store_path, emb)
     set_complete(emb, bool((lay.status() != 0).all()))
     return lay
 
@@ -229,6 +232,16 @@ def encoded_models(lay: Layout) -> np.ndarray:
     return (lay.status() > 0).all(axis=1)
 
 
+def check_intact(store_path: str | Path, lay: Layout) -> None:
+    """Refuse a group whose chunks are missing or damaged, naming each (the reading stage would take
+    them for NaN or fail inside a codec)."""
+    damage = damaged_embeddings(store_path, lay.group.path)
+    if damage:
+        listed = "; ".join(str(d) for d in damage[:5]) + (f"; and {len(damage) - 5} more" if len(damage) > 5 else "")
+        raise StoreError(f"damaged posteriors: {listed}. Rerun the encode stage to encode those models again, or "
+                         f"python -m repspace.jobs.verify {Path(store_path).parent} --repair")
+
+
 def check_encoded(lay: Layout) -> None:
     """Refuse a group with models not yet encoded (0) anywhere: an interrupted encode stage."""
     pending = (lay.status() == 0).any(axis=1)
@@ -238,10 +251,22 @@ def check_encoded(lay: Layout) -> None:
                            "interrupted encode stage?); rerun the encode stage")
 
 
+def read(group: zarr.Group, name: str, start: int, stop: int) -> np.ndarray:
+    """``name`` of models start:stop; an error of zarr or a codec names the array, the chunks and the models."""
+    try:
+        return np.asarray(group[name][start:stop])
+    except Exception as err:
+        per = int(group[name].chunks[0])
+        names = [str(x) for x in group["model"][start:stop]]
+        raise StoreError(f"{group.path}/{name}: chunks {start // per}-{(stop - 1) // per} (models {', '.join(names)}) "
+                         f"cannot be read ({type(err).__name__}: {err}); python -m repspace.jobs.verify RUN_DIR "
+                         "--repair encodes them again") from err
+
+
 def posteriors(group: zarr.Group, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """mu, logvar (model, channel, image) of models start:stop, failed models zeroed, and which are valid."""
-    mu = np.asarray(group["mu"][start:stop])
-    logvar = np.asarray(group["logvar"][start:stop])
+    mu = read(group, "mu", start, stop)
+    logvar = read(group, "logvar", start, stop)
     valid = (np.asarray(group["encoded"][start:stop]) > 0).all(axis=1)
     mu[~valid] = 0.0
     logvar[~valid] = 0.0

@@ -20,7 +20,7 @@ import numpy as np
 
 from ...data import load_dataset, sample_indices
 from ...models import load_encoder
-from ...store import block_ranges, identity_hash, open_group
+from ...store import StoreError, block_ranges, identity_hash, open_group, verify
 from ...store import embeddings as schema
 from ...store import models as models_schema
 from ..stage import Block, Plan, Stage, StageContext
@@ -87,6 +87,22 @@ def _run_models(ctx: StageContext) -> list[dict[str, Any]]:
     return models_schema.read_models(ctx.root[models_schema.GROUP])
 
 
+def _reencode_damaged(ctx: StageContext, lay: schema.Layout) -> None:
+    """Chunks of the group that are missing or damaged: their models are encoded again (StoreError for
+    posteriors written from elsewhere, which cannot be)."""
+    damage = verify.damaged_embeddings(ctx.store_path, lay.group.path)
+    paths = {m["name"]: m["path"] for m in lay.models}
+    for d in damage:
+        if any(not paths.get(m) for m in d.models):
+            raise StoreError(f"{d}; these posteriors were written from elsewhere (write_posteriors): write them again")
+    verify.discard(ctx.store_path, damage)
+    for d in damage:
+        ctx.log(f"{ctx.group.path}: {d}; encoding its models again")
+        for m in d.models:
+            i = lay.names.index(m)
+            lay.group["encoded"][i, d.chunk[2]] = 0
+
+
 def _blocks(lay: schema.Layout, model_ranges: list[tuple[int, int]], label: str, args: Any) -> list[Block]:
     """A block per (block of models, block of images) with models not yet encoded there."""
     status = lay.status()
@@ -111,6 +127,7 @@ def plan_encode(ctx: StageContext) -> Plan:
     lay = schema.layout(ctx.group, models, n_channels=n_channels, dataset_index=index,
                         images=attrs, images_id=images_id, models_per_chunk=c.models_per_encode_task,
                         images_per_chunk=index.size)
+    _reencode_damaged(ctx, lay)
     ranges = block_ranges(lay.n_models, lay.models_per_chunk)
     blocks = _blocks(lay, ranges, "models", (None, 256))
     return Plan(blocks=blocks, state=lay, note=f"{lay.n_models} models x {lay.n_channels} channels x {lay.n_images} images")
@@ -128,14 +145,16 @@ def plan_encode_dataset(ctx: StageContext) -> Plan:
     lay = schema.layout(ctx.group, models, n_channels=int(first.n_latents), dataset_index=index,
                         images=identity, images_id=identity_hash(identity, index), models_per_chunk=1,
                         images_per_chunk=opts.images_per_encode_task)
+    _reencode_damaged(ctx, lay)
     dataset = {"name": c.dataset, "data_dir": c.data_dir, "image_size": image_size}
     blocks = _blocks(lay, [(0, lay.n_models)], "images", (dataset, opts.batch_size))
     return Plan(blocks=blocks, state=lay, note=f"{lay.n_models} models x {lay.n_images} images of {c.dataset}")
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
-    """Record which models failed, and why; warn about the ones that failed now."""
+    """Record which models failed, and why, and the bytes of every chunk; warn about the models that failed now."""
     lay: schema.Layout = plan.state
+    verify.record_embedding_chunks(ctx.store_path, ctx.group)
     recorded = json.loads(ctx.group.attrs.get("failed_models", "{}"))
     new: dict[str, str] = {}
     for r in results.values():

@@ -1,0 +1,88 @@
+"""Repairing a damaged run: the blocks whose chunks are missing or damaged are marked not done, and
+the stages that write them run again (with the run's own configuration), then the stages that
+read them. Finished blocks that are intact are not recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import store
+from ..store import verify
+from .config import STAGE_NAMES, RunConfig
+from .driver import RunReport, _log
+from .stages import STAGES
+from .sweep import run
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["repair", "recorded_config"]
+
+_DOWNSTREAM = ("structure", "traversals", "figures")
+
+
+def recorded_config(root, store_path: Path) -> RunConfig:
+    """The configuration that last wrote the store (from its groups' provenance)."""
+    latest = max((dict(root[g].attrs) for g, _ in root.groups() if "config" in root[g].attrs),
+                 key=lambda a: str(a.get("written_at", "")), default=None)
+    if latest is None:
+        raise RuntimeError(f"{store_path} records no configuration: nothing to rerun")
+    d = json.loads(latest["config"])
+    d["store_path"] = str(store_path)
+    return RunConfig(**d)
+
+
+def _block_key(group: str, array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    """The (marker, key) of the block that writes ``chunk`` of ``array``."""
+    if group == "channels":
+        return "done", (chunk[0],)
+    if group == "pairs":
+        a, b = chunk[0], chunk[2]
+        return "done", (min(a, b), max(a, b))
+    if array in ("information", "information_se"):
+        return "information_done", tuple(chunk)
+    return "estimate_done", tuple(chunk)
+
+
+def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Client | None" = None,
+           log: Callable[[str], None] = _log) -> RunReport | None:
+    """Mark what ``damage`` covers as not done and rerun the stages that write it, then those that read it."""
+    if not damage:
+        return None
+    store_path = Path(store_path)
+    with store.run_lock(store_path, "repair"):
+        root = store.open_run(store_path, create=False)
+        config = recorded_config(root, store_path)
+        writers = {s.writes: s.name for s in STAGES.values() if s.writes}
+        for d in damage:  # everything checked before anything is changed
+            if d.group in ("embeddings", "dataset_embeddings"):
+                paths = {m["name"]: m["path"] for m in store.models.read_models(root[d.group])}
+                if any(not paths.get(m) for m in d.models):
+                    raise store.StoreError(f"{d}: these posteriors were written from elsewhere (write_posteriors) "
+                                           "and cannot be encoded again here: write them again")
+        stages = set()
+        for d in damage:
+            group = store.open_group(store_path, d.group, mode="r+")
+            if d.group in verify.MARKED_GROUPS:
+                marker, key = (d.marker, d.key) if d.marker else _block_key(d.group, d.array, d.chunk)
+                group[marker][key] = 0
+            elif d.group in ("embeddings", "dataset_embeddings"):
+                names = [str(x) for x in group["model"][:]]
+                for m in d.models:
+                    group["encoded"][names.index(m), d.chunk[2]] = 0
+            store.set_complete(group, False)
+            stages.add(writers.get(d.group, d.group))
+            log(f"repair: {d}")
+        verify.discard(store_path, damage)
+        stages |= {s for s in _DOWNSTREAM if s == "figures" or s in root}
+        if "encode" in stages or "encode_dataset" in stages:
+            stages.add("models")
+        if "encode" in stages:
+            stages.add("fingerprint")
+        todo = tuple(s for s in STAGE_NAMES if s in stages)
+        log(f"repair: rerunning {', '.join(todo)}")
+        return run(config.replace(stages=todo), client=client, log=log)

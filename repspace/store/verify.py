@@ -1,0 +1,221 @@
+"""Finished blocks that can be checked: what a block wrote is recorded when it is marked, and
+checked cheaply (file sizes) when a stage reads its inputs, or whole (every chunk decoded).
+
+For a group with done-markers (channels, pairs, latents), each marker ``<m>`` has a sibling
+``<m>_bytes``: the bytes on disk of the chunks the block wrote, recorded as it was marked
+(0: no chunk written, e.g. a block of failed models only, which zarr leaves out). Which chunks
+a block wrote follows from its key (:func:`block_chunks`). The embeddings groups record the
+bytes of each (models, images) chunk of ``mu`` and ``logvar`` in ``chunk_bytes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from .core import open_group, open_run, require_array
+
+__all__ = ["Damage", "discard", "block_chunks", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
+           "record_embedding_chunks", "damaged_embeddings", "undecodable", "find_damage", "MARKED_GROUPS"]
+
+MARKED_GROUPS = ("channels", "pairs", "latents")
+_CHANNELS = ("information", "information_twice", "nmi_factor", "vi_factor")
+
+
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    """One damaged chunk: where it is, the models it covers, and what is wrong."""
+
+    group: str
+    array: str
+    chunk: tuple[int, ...]
+    models: tuple[str, ...]
+    why: str
+    marker: str | None = None
+    key: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        models = ", ".join(self.models[:8]) + (" ..." if len(self.models) > 8 else "")
+        return f"{self.group}/{self.array} chunk {self.chunk} (models {models}): {self.why}"
+
+
+def block_chunks(group: str, marker: str, key: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """(array, chunk coordinates) of every chunk the block ``key`` of ``group`` writes."""
+    if group == "channels":
+        (b,) = key
+        return [(name, (b, 0, 0) if name.endswith("_factor") else (b, 0)) for name in _CHANNELS]
+    if group == "pairs":
+        a, b = key
+        coords = [(a, 0, b, 0)] + ([(b, 0, a, 0)] if a != b else [])
+        return [(name, c) for name in ("nmi", "vi") for c in coords]
+    if group == "latents":
+        names = ("information", "information_se") if marker == "information_done" else ("estimate", "estimate_se")
+        return [(name, tuple(key)) for name in names]
+    raise ValueError(f"group {group!r} has no blockwise markers")
+
+
+def chunk_path(store_path: str | Path, group: str, array: str, coords: Sequence[int]) -> Path:
+    arr = open_group(store_path, group)[array]
+    return Path(store_path) / group / array / arr.metadata.encode_chunk_key(tuple(int(c) for c in coords))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def chunks_bytes(store_path: str | Path, group: str, chunks: Sequence[tuple[str, tuple[int, ...]]]) -> int:
+    """Bytes on disk of ``chunks`` (a chunk that is not there counts 0)."""
+    return sum(_size(chunk_path(store_path, group, a, c)) for a, c in chunks)
+
+
+_MAX_CHUNKS = {"channels": 4, "pairs": 4, "latents": 2}
+
+
+def record_block(store_path: str | Path, group: zarr.Group, marker: str, key: tuple[int, ...]) -> None:
+    """Record the bytes of each chunk block ``key`` wrote, in ``<marker>_bytes`` (-1 past its chunks)."""
+    done = group[marker]
+    n = _MAX_CHUNKS[group.path]
+    sizes = require_array(group, f"{marker}_bytes", shape=(*done.shape, n), chunks=(*done.chunks, n), dtype="int64",
+                          dims=(*done.metadata.dimension_names, "block_chunk"), fill_value=-1,
+                          attrs={"description": "bytes on disk of each chunk the block wrote, when it was marked "
+                                                "(-1: no such chunk; chunks in the order of store.verify.block_chunks)"})
+    row = np.full(n, -1, dtype=np.int64)
+    for k, (array, coords) in enumerate(block_chunks(group.path, marker, key)):
+        row[k] = _size(chunk_path(store_path, group.path, array, coords))
+    sizes[key] = row
+
+
+def _block_models(group: zarr.Group, marker: str, key: tuple[int, ...]) -> tuple[str, ...]:
+    names = [str(x) for x in group["model" if "model" in group else "model_a"][:]]
+    if group.path == "latents":
+        return tuple(names[i] for i in sorted(set(key[:2])))
+    per = int(group.attrs.get("models_per_block", 1))
+    return tuple(names[i] for b in sorted(set(key)) for i in range(b * per, min(len(names), (b + 1) * per)))
+
+
+def damaged_blocks(store_path: str | Path, name: str,
+                   blocks: Sequence[tuple[str, tuple[int, ...]]] | None = None) -> list[Damage]:
+    """Chunks of blocks marked done in group ``name`` that are missing or not the size they were written with
+    (every marked block, or those of ``blocks``: (marker, key) pairs)."""
+    group = open_group(store_path, name)
+    out = []
+    for marker in [m for m in ("done", "information_done", "estimate_done") if m in group]:
+        if f"{marker}_bytes" not in group:
+            continue
+        done = np.asarray(group[marker][:])
+        stored = np.asarray(group[f"{marker}_bytes"][:])
+        sizes = np.full((*done.shape, stored.shape[-1]), -1, dtype=np.int64)  # the marker may have grown since
+        sizes[tuple(slice(0, min(a, b)) for a, b in zip(done.shape, stored.shape))] = \
+            stored[tuple(slice(0, min(a, b)) for a, b in zip(done.shape, stored.shape))]
+        recorded = (done > 0) & (sizes[..., 0] >= 0)
+        keys = ([tuple(k) for k in np.argwhere(recorded).tolist()] if blocks is None
+                else [k for m, k in blocks if m == marker])
+        for key in keys:
+            if not recorded[key]:
+                continue
+            for k, (array, coords) in enumerate(block_chunks(name, marker, key)):
+                path = chunk_path(store_path, name, array, coords)
+                now, then = _size(path), int(sizes[key][k])
+                if now != then:
+                    why = "missing" if not path.exists() else f"{now} bytes on disk"
+                    out.append(Damage(name, array, coords, _block_models(group, marker, key),
+                                      f"{why}, {then} bytes when its block was finished", marker, key))
+    return out
+
+
+def _embedding_chunks(group: zarr.Group) -> Iterator[tuple[int, int]]:
+    mu = group["mu"]
+    grid = (-(-mu.shape[0] // mu.chunks[0]), -(-mu.shape[2] // mu.chunks[2]))
+    for m in range(grid[0]):
+        for i in range(grid[1]):
+            yield m, i
+
+
+def record_embedding_chunks(store_path: str | Path, group: zarr.Group) -> None:
+    """Record the bytes of every (models, images) chunk of ``mu`` and ``logvar`` in ``chunk_bytes``."""
+    mu = group["mu"]
+    grid = (-(-mu.shape[0] // mu.chunks[0]), -(-mu.shape[2] // mu.chunks[2]))
+    sizes = np.array([[[_size(chunk_path(store_path, group.path, a, (m, 0, i))) for a in ("mu", "logvar")]
+                       for i in range(grid[1])] for m in range(grid[0])], dtype=np.int64).reshape(*grid, 2)
+    if "chunk_bytes" in group and tuple(group["chunk_bytes"].shape) != (*grid, 2):
+        del group["chunk_bytes"]
+    arr = require_array(group, "chunk_bytes", shape=(*grid, 2), chunks=(*grid, 2), dtype="int64",
+                        dims=("model_chunk", "image_chunk", "mu_logvar"), fill_value=-1,
+                        attrs={"description": "bytes on disk of each chunk of mu and logvar, when last written"})
+    arr[...] = sizes
+
+
+def damaged_embeddings(store_path: str | Path, name: str) -> list[Damage]:
+    """Chunks of ``mu``/``logvar`` of group ``name`` missing or not the size they were written with."""
+    group = open_group(store_path, name)
+    if "chunk_bytes" not in group or "mu" not in group:
+        return []
+    recorded = np.asarray(group["chunk_bytes"][:])
+    names = [str(x) for x in group["model"][:]]
+    per = int(group["mu"].chunks[0])
+    out = []
+    for m, i in _embedding_chunks(group):
+        if m >= recorded.shape[0] or i >= recorded.shape[1]:
+            continue
+        for k, a in enumerate(("mu", "logvar")):
+            path = chunk_path(store_path, name, a, (m, 0, i))
+            now, then = _size(path), int(recorded[m, i, k])
+            if then >= 0 and now != then:
+                why = "missing" if not path.exists() else f"{now} bytes on disk"
+                out.append(Damage(name, a, (m, 0, i), tuple(names[m * per:(m + 1) * per]),
+                                  f"{why}, {then} bytes when it was written"))
+    return out
+
+
+def undecodable(store_path: str | Path, name: str) -> list[Damage]:
+    """Every chunk of every array of group ``name`` read back; those that cannot be decoded."""
+    group = open_group(store_path, name)
+    out = []
+    names = [str(x) for x in group["model"][:]] if "model" in group else []
+    for array_name, arr in group.arrays():
+        if arr.ndim == 0 or arr.size == 0:
+            continue
+        grid = [range(-(-s // c)) for s, c in zip(arr.shape, arr.chunks)]
+        for coords in np.ndindex(*[len(g) for g in grid]):
+            sel = tuple(slice(c * k, (c + 1) * k) for c, k in zip(coords, arr.chunks))
+            try:
+                arr[sel]
+            except Exception as err:  # a codec or a truncated file: name the chunk
+                per = arr.chunks[0]
+                models = tuple(names[coords[0] * per:(coords[0] + 1) * per]) if names and \
+                    (arr.metadata.dimension_names or ("",))[0] in ("model", "model_a") else ()
+                out.append(Damage(name, array_name, tuple(coords), models,
+                                  f"cannot be read ({type(err).__name__}: {err})"))
+    return out
+
+
+def discard(store_path: str | Path, damage: Sequence[Damage]) -> None:
+    """Remove the damaged chunks' files, so that what rewrites them starts from the fill value instead of
+    decoding a broken chunk (a write into part of a chunk reads the rest of it first)."""
+    for d in damage:
+        chunk_path(store_path, d.group, d.array, d.chunk).unlink(missing_ok=True)
+
+
+def find_damage(store_path: str | Path, *, deep: bool = False) -> list[Damage]:
+    """Every damaged chunk of a run store: cheap size checks of every recorded block and chunk, and
+    with ``deep`` every chunk of every group decoded."""
+    root = open_run(store_path, create=False)
+    out: list[Damage] = []
+    for name in ("embeddings", "dataset_embeddings"):
+        if name in root:
+            out += damaged_embeddings(store_path, name)
+    for name in MARKED_GROUPS:
+        if name in root:
+            out += damaged_blocks(store_path, name)
+    if deep:
+        seen = {(d.group, d.array, d.chunk) for d in out}
+        for name in [n for n, _ in root.groups()]:
+            out += [d for d in undecodable(store_path, name) if (d.group, d.array, d.chunk) not in seen]
+    return out

@@ -1,0 +1,96 @@
+"""Damaged stores: deleted and truncated chunks in embeddings, channels and pairs are detected with
+the array, chunk and models named, and repaired to the values of a clean run."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from repspace import store
+from repspace.jobs import verify as verify_job
+from repspace.pipeline import RunConfig, run
+from repspace.store.verify import chunk_path, find_damage
+
+from .test_hardening import prepared
+from .test_sweep_e2e import config_for, model_dir  # noqa: F401  (the fixture of four linear TF models)
+
+pytestmark = pytest.mark.distributed
+
+GROUPS = ("embeddings", "channels", "pairs", "structure")
+
+
+def values(path) -> dict:
+    out = {}
+    for g in GROUPS:
+        ds = xr.open_zarr(path, group=g, consolidated=False).load()
+        for name in ds.data_vars:
+            if not name.startswith("done") and name not in ("encoded", "chunk_bytes"):
+                out[f"{g}/{name}"] = ds[name].values
+    return out
+
+
+def truncate(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_verify_names_each_damaged_chunk_and_repair_restores_a_clean_run(tmp_path, model_dir, client, capsys):  # noqa: F811
+    config = config_for(tmp_path, model_dir, stages=("fingerprint", "models", "encode", "channels", "pairs",
+                                                    "structure"), pair_block_units=6)
+    run(config, client=client)
+    clean = tmp_path / "clean.zarr"
+    shutil.copytree(config.store, clean)
+    damaged = [("embeddings", "mu", (1, 0, 0), "delete"), ("embeddings", "logvar", (0, 0, 0), "truncate"),
+               ("channels", "information", (1, 0), "delete"), ("channels", "vi_factor", (0, 0, 0), "truncate"),
+               ("pairs", "vi", (0, 0, 1, 0), "delete"), ("pairs", "nmi", (1, 0, 1, 0), "truncate")]
+    for group, array, chunk, how in damaged:
+        path = chunk_path(config.store, group, array, chunk)
+        path.unlink() if how == "delete" else truncate(path)
+
+    assert verify_job.main([config.run_dir]) == 1
+    out = capsys.readouterr().out
+    for group, array, chunk, how in damaged:
+        line = next(line for line in out.splitlines() if f"{group}/{array} chunk {chunk}" in line)
+        assert ("missing" in line) == (how == "delete"), line
+        assert "models " in line
+    assert "models 2, 3" in next(line for line in out.splitlines() if "embeddings/mu chunk (1, 0, 0)" in line)
+
+    # the stages refuse damaged inputs with the chunk named, rather than reading NaN or failing in a codec
+    with pytest.raises(store.StoreError, match=r"embeddings/mu chunk \(1, 0, 0\) \(models 2, 3\): missing"):
+        run(config.replace(stages=("pairs",)), client=client, log=lambda m: None)
+
+    assert verify_job.main([config.run_dir, "--repair"]) == 0, capsys.readouterr()
+    assert "repaired" in capsys.readouterr().out
+    assert not find_damage(config.store, deep=True)
+    got, want = values(config.store), values(clean)
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_a_rerun_recomputes_only_the_blocks_whose_chunks_are_damaged(tmp_path, client):
+    config = prepared(tmp_path, 6)  # blocks of two models: 3 channel blocks, 6 pair blocks
+    run(config, client=client)
+    before = {g: xr.open_zarr(config.store, group=g, consolidated=False).load() for g in ("channels", "pairs")}
+    chunk_path(config.store, "pairs", "vi", (2, 0, 1, 0)).unlink()  # the transpose half of block (1, 2)
+    truncate(chunk_path(config.store, "channels", "nmi_factor", (0, 0, 0)))
+    said = []
+    result = run(config, client=client, log=said.append)
+    assert [(r.name, r.computed, r.skipped) for r in result.stages] == [("channels", 1, 2), ("pairs", 1, 5)]
+    assert any("pairs/vi chunk (2, 0, 1, 0)" in s and "missing" in s and "recomputing" in s for s in said), said
+    assert any("channels/nmi_factor chunk (0, 0, 0)" in s for s in said), said
+    for g, ds in before.items():
+        xr.testing.assert_equal(xr.open_zarr(config.store, group=g, consolidated=False).load(), ds)
+
+
+def test_posteriors_written_from_elsewhere_cannot_be_repaired_and_say_so(tmp_path, client, capsys):
+    config = prepared(tmp_path, 4)
+    run(config, client=client)
+    chunk_path(config.store, "embeddings", "mu", (0, 0, 0)).unlink()
+    assert verify_job.main([str(config.store), "--repair"]) == 2
+    assert "written from elsewhere" in capsys.readouterr().err
+    with pytest.raises(store.StoreError, match=r"embeddings/mu chunk \(0, 0, 0\) \(models 0, 1, 2, 3\): missing"):
+        run(config.replace(stages=("channels",)), client=client, log=lambda m: None)
