@@ -7,6 +7,8 @@ almost nothing, with a linear decoder: the structure stage must find an x and a 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -206,3 +208,29 @@ def test_latents_stage_from_the_sweep(tmp_path, model_dir, client):
     assert finite.size == 12 and (finite > 0).all()
     assert [p.name for p in result.figures] == ["latents.png"]
     assert 'group="latents"' in result.summary()
+
+
+@pytest.mark.parametrize("first", ["six_channels", "corrupt"])
+def test_the_models_agree_on_the_channels_and_a_bad_first_model_is_left_out(tmp_path, model_dir, client, first):
+    import shutil
+
+    from .test_models_encoders import linear_weights, write_tf2_saved_model
+
+    d = tmp_path / "models"
+    for n in range(4):  # the four good models become 1-4; model 0, first in order, is the odd one
+        shutil.copytree(model_dir / str(n), d / str(n + 1))
+    if first == "six_channels":
+        write_tf2_saved_model(d / "0" / "model" / "tfhub", linear_weights(0, h=SIZE, w=SIZE, c=1, k=6))
+        why = "0: gives 6 channels; the run's models give 3 (4 of 5 models)"
+    else:
+        (d / "0" / "model" / "tfhub").mkdir(parents=True)
+        (d / "0" / "model" / "tfhub" / "saved_model.pb").write_bytes(b"not a model")
+        why = "0: cannot be read"
+    config = config_for(tmp_path, d, stages=("fingerprint", "models", "encode", "channels", "pairs"))
+    with pytest.warns(FailedModelsWarning, match=re.escape(why)):
+        result = run(config, client=client)
+    assert list(result.failed_models) == ["0"]
+    emb = xr.open_zarr(config.store, group="embeddings", consolidated=False)
+    assert emb["mu"].shape == (5, K, N_IMAGES) and list(emb["model"].values) == ["0", "1", "2", "3", "4"]
+    vi = xr.open_zarr(config.store, group="pairs", consolidated=False)["vi"].values
+    assert np.isnan(vi[0]).all() and np.isfinite(vi[1:, :, 1:]).all()

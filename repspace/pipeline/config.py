@@ -108,6 +108,8 @@ class RunConfig:
         fingerprint set, the first model's input for whole-dataset runs).
     n_images, seed : the fingerprint set (the seed also seeds every Monte Carlo stream).
     models : ModelsConfig.
+    n_channels : channels per model (None: the count most of the run's models give; a model that
+        gives another is named and left out).
     models_per_encode_task : models per encode task (and per chunk of ``embeddings``).
     pair_block_units : units (channels) per side of one pairs task.
     row_block_bytes : memory budget of generated BC rows inside one task.
@@ -129,6 +131,7 @@ class RunConfig:
     n_images: int = 300
     seed: int = 0
     models: ModelsConfig = dataclasses.field(default_factory=ModelsConfig)
+    n_channels: int | None = None
     models_per_encode_task: int = 2
     pair_block_units: int = 2000
     row_block_bytes: int = 64 * 2**20
@@ -163,6 +166,9 @@ class RunConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.info_threshold < 0:
             raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
+        if self.n_channels is not None and self.n_channels < 1:
+            raise ValueError(f"n_channels must be positive, or left out for what the models agree on; got "
+                             f"{self.n_channels}")
         if self.min_samples is not None and self.min_samples < 2:
             raise ValueError(f"min_samples must be at least 2 (OPTICS), or left out for min(20, half the models); "
                              f"got {self.min_samples}")

@@ -12,8 +12,10 @@ is named and left out; the rest of the run goes on.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -83,6 +85,55 @@ def encode_task(
     return {"failed": failed, "seconds": time.perf_counter() - t0}
 
 
+def probe_task(path: str) -> dict[str, Any]:
+    """What one model is: its channels and input shape, or why it cannot be read (runs on a worker)."""
+    try:
+        enc = load_encoder(path)
+        return {"n_latents": int(enc.n_latents), "input_shape": [None if s is None else int(s) for s in enc.input_shape]}
+    except Exception as err:  # a model that cannot be read is named and left out
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+def agree(ctx: StageContext, models: list[dict[str, Any]]) -> tuple[int, list, dict[str, str]]:
+    """The channel count of the run (the configuration's, else the one most models give) and its models'
+    input shape; and {name: reason} of the models that give another count or cannot be read."""
+    paths = [m["path"] for m in models]
+    if ctx.client is not None:
+        results = ctx.client.gather(ctx.client.map(probe_task, paths, pure=False, key=[
+            f"probe-{i}-{os.urandom(4).hex()}" for i in range(len(paths))]))
+    else:
+        results = [probe_task(p) for p in paths]
+    counts = Counter(r["n_latents"] for r in results if "n_latents" in r)
+    if not counts:
+        raise RuntimeError(f"none of the {len(models)} models can be read: " + "; ".join(
+            f"{m['name']}: {r['error']}" for m, r in list(zip(models, results))[:5]))
+    top = counts.most_common()
+    if ctx.config.n_channels is not None:
+        n = ctx.config.n_channels
+    elif len(top) > 1 and top[0][1] == top[1][1]:
+        raise ValueError(f"the models disagree on their channels ({', '.join(f'{c} models give {k}' for k, c in top)}); "
+                         "set n_channels in the configuration")
+    else:
+        n = top[0][0]
+    failed = {}
+    for m, r in zip(models, results):
+        if "error" in r:
+            failed[m["name"]] = f"cannot be read ({r['error']})"
+        elif r["n_latents"] != n:
+            source = "the configuration's n_channels" if ctx.config.n_channels else f"{counts[n]} of {len(models)} models"
+            failed[m["name"]] = f"gives {r['n_latents']} channels; the run's models give {n} ({source})"
+    shapes = Counter(tuple(r["input_shape"]) for r in results if r.get("n_latents") == n)
+    return n, list(shapes.most_common(1)[0][0]) if shapes else [None, None, None], failed
+
+
+def _leave_out(ctx: StageContext, lay: schema.Layout, failed: dict[str, str]) -> None:
+    """Mark ``failed`` models as failed on every image block, with their reasons."""
+    for name in failed:
+        lay.group["encoded"][lay.names.index(name), :] = -1
+    recorded = json.loads(ctx.group.attrs.get("failed_models", "{}"))
+    ctx.group.attrs["failed_models"] = json.dumps({**recorded, **failed}, sort_keys=True)
+
+
 def _run_models(ctx: StageContext) -> list[dict[str, Any]]:
     return models_schema.read_models(ctx.root[models_schema.GROUP])
 
@@ -103,14 +154,16 @@ def _reencode_damaged(ctx: StageContext, lay: schema.Layout) -> None:
             lay.group["encoded"][i, d.chunk[2]] = 0
 
 
-def _blocks(lay: schema.Layout, model_ranges: list[tuple[int, int]], label: str, args: Any) -> list[Block]:
-    """A block per (block of models, block of images) with models not yet encoded there."""
+def _blocks(lay: schema.Layout, model_ranges: list[tuple[int, int]], label: str, args: Any,
+            skip: dict[str, str]) -> list[Block]:
+    """A block per (block of models, block of images) with models not yet encoded there (or failed before,
+    which are tried again), leaving out the models of ``skip``."""
     status = lay.status()
     paths = [m["path"] for m in lay.models]
     blocks = []
     for b, (s0, s1) in enumerate(lay.image_blocks):
         for m0, m1 in model_ranges:
-            rows = [(i, lay.names[i], paths[i]) for i in range(m0, m1) if status[i, b] <= 0]
+            rows = [(i, lay.names[i], paths[i]) for i in range(m0, m1) if status[i, b] <= 0 and lay.names[i] not in skip]
             if rows:
                 name = f"models{m0}-{m1 - 1}" if label == "models" else f"images{s0}-{s1 - 1}"
                 blocks.append(Block(name=name, marker=None, args=(lay.group.path, rows, b, s0, s1, *args)))
@@ -121,42 +174,50 @@ def plan_encode(ctx: StageContext) -> Plan:
     c = ctx.config
     models = _run_models(ctx)
     index, attrs, images_id = schema.fingerprint_images(ctx.root)
-    n_channels = None
-    if "mu" not in ctx.group:
-        n_channels = int(load_encoder(models[0]["path"]).n_latents)
+    n_channels, failed = None, {}
+    if "mu" not in ctx.group:  # a new group: the channels the models agree on
+        n_channels, _, failed = agree(ctx, models)
     lay = schema.layout(ctx.group, models, n_channels=n_channels, dataset_index=index,
                         images=attrs, images_id=images_id, models_per_chunk=c.models_per_encode_task,
                         images_per_chunk=index.size)
+    _leave_out(ctx, lay, failed)
     _reencode_damaged(ctx, lay)
     ranges = block_ranges(lay.n_models, lay.models_per_chunk)
-    blocks = _blocks(lay, ranges, "models", (None, 256))
-    return Plan(blocks=blocks, state=lay, note=f"{lay.n_models} models x {lay.n_channels} channels x {lay.n_images} images")
+    blocks = _blocks(lay, ranges, "models", (None, 256), failed)
+    return Plan(blocks=blocks, state=(lay, failed),
+                note=f"{lay.n_models} models x {lay.n_channels} channels x {lay.n_images} images")
 
 
 def plan_encode_dataset(ctx: StageContext) -> Plan:
     c, opts = ctx.config, ctx.config.latents
     models = _run_models(ctx)
-    first = load_encoder(models[0]["path"])
-    image_size = c.image_size if c.image_size is not None else first.input_shape[0]
+    if "mu" in ctx.group:  # the group's channels and images decide; the encode tasks check each model
+        n_channels, failed = int(ctx.group["mu"].shape[1]), {}
+        image_size = c.image_size if c.image_size is not None else json.loads(ctx.group.attrs["images"])["image_size"]
+    else:  # a new group: what the models agree on
+        n_channels, input_shape, failed = agree(ctx, models)
+        image_size = c.image_size if c.image_size is not None else input_shape[0]
     ds = load_dataset(c.dataset, data_dir=c.data_dir, image_size=image_size)
     index = sample_indices(len(ds), opts.n_images, c.seed, stream=DATASET_IMAGES_STREAM)
     identity = {"dataset": c.dataset, "image_size": image_size, "n_total": len(ds), "n_images": len(index),
                 "seed": c.seed if opts.n_images is not None else None}
-    lay = schema.layout(ctx.group, models, n_channels=int(first.n_latents), dataset_index=index,
+    lay = schema.layout(ctx.group, models, n_channels=n_channels, dataset_index=index,
                         images=identity, images_id=identity_hash(identity, index), models_per_chunk=1,
                         images_per_chunk=opts.images_per_encode_task)
+    _leave_out(ctx, lay, failed)
     _reencode_damaged(ctx, lay)
     dataset = {"name": c.dataset, "data_dir": c.data_dir, "image_size": image_size}
-    blocks = _blocks(lay, [(0, lay.n_models)], "images", (dataset, opts.batch_size))
-    return Plan(blocks=blocks, state=lay, note=f"{lay.n_models} models x {lay.n_images} images of {c.dataset}")
+    blocks = _blocks(lay, [(0, lay.n_models)], "images", (dataset, opts.batch_size), failed)
+    return Plan(blocks=blocks, state=(lay, failed),
+                note=f"{lay.n_models} models x {lay.n_images} images of {c.dataset}")
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     """Record which models failed, and why, and the bytes of every chunk; warn about the models that failed now."""
-    lay: schema.Layout = plan.state
+    lay, left_out = plan.state
     verify.record_embedding_chunks(ctx.store_path, ctx.group)
     recorded = json.loads(ctx.group.attrs.get("failed_models", "{}"))
-    new: dict[str, str] = {}
+    new: dict[str, str] = dict(left_out)
     for r in results.values():
         for name, why in r["failed"].items():
             new.setdefault(name, why)
