@@ -94,3 +94,29 @@ def test_posteriors_written_from_elsewhere_cannot_be_repaired_and_say_so(tmp_pat
     assert "written from elsewhere" in capsys.readouterr().err
     with pytest.raises(store.StoreError, match=r"embeddings/mu chunk \(0, 0, 0\) \(models 0, 1, 2, 3\): missing"):
         run(config.replace(stages=("channels",)), client=client, log=lambda m: None)
+
+
+def test_dropping_a_model_recomputes_exactly_the_blocks_that_involve_it(tmp_path, client, capsys):
+    from repspace.jobs import full_sweep
+
+    config = prepared(tmp_path, 6)  # blocks of two models
+    run(config, client=client)
+    before = {g: xr.open_zarr(config.store, group=g, consolidated=False).load() for g in ("channels", "pairs")}
+    code = full_sweep.main(["--run-dir", config.run_dir, "--n-images", str(config.n_images), "--pair-block-units",
+                            str(config.pair_block_units), "--stages", "channels", "pairs", "--drop-models", "3",
+                            "--workers", "1", "--no-dashboard"])
+    assert code == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("channels", "pairs"))}
+    assert rows["channels"][2:4] == ["1", "2"] and rows["pairs"][2:4] == ["3", "3"]  # block 1, and its 3 pairs
+    assert "3: dropped from the run" in out
+    ch = xr.open_zarr(config.store, group="channels", consolidated=False).load()
+    pr = xr.open_zarr(config.store, group="pairs", consolidated=False).load()
+    assert np.isnan(ch["information"].values[3]).all() and np.isnan(pr["vi"].values[3]).all()
+    keep = [0, 1, 2, 4, 5]
+    np.testing.assert_array_equal(ch["information"].values[keep], before["channels"]["information"].values[keep])
+    np.testing.assert_array_equal(pr["vi"].values[keep][:, :, keep], before["pairs"]["vi"].values[keep][:, :, keep])
+    with pytest.raises(ValueError, match="the run has no models 99"):
+        from repspace.pipeline.repair import drop_models
+
+        drop_models(config.store, ["99"])

@@ -15,6 +15,7 @@ from .._quiet import set_verbose
 from ..data.catalog import DATASETS
 from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config, run
 from ..pipeline.config import DEFAULT_CONFIG
+from ..pipeline.repair import drop_models
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"run these stages (default: {' '.join(SWEEP_STAGES)}; add encode_dataset latents for "
                         "whole latent spaces)")
     g.add_argument("--no-figures", action="store_true", help="skip the figures")
+    g.add_argument("--drop-models", nargs="+", metavar="NAME",
+                   help="take these models out of the run first (never encoded again); the channels and pairs "
+                        "blocks that involve them are recomputed by this run's stages")
     g = p.add_argument_group("execution")
     g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
     g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster (offline default: "
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         try:
+            if args.drop_models:
+                drop_models(config.store, args.drop_models)
             result = run(config)
         except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
             print(f"error: {err}", file=sys.stderr)

@@ -20,7 +20,7 @@ from .sweep import run
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["repair", "recorded_config"]
+__all__ = ["repair", "recorded_config", "drop_models"]
 
 _DOWNSTREAM = ("structure", "traversals", "figures")
 
@@ -86,3 +86,54 @@ def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Clie
         todo = tuple(s for s in STAGE_NAMES if s in stages)
         log(f"repair: rerunning {', '.join(todo)}")
         return run(config.replace(stages=todo), client=client, log=log)
+
+
+def drop_models(store_path: str | Path, names: list[str], *, log: Callable[[str], None] = _log) -> None:
+    """Take models out of a run: their posteriors are marked dropped (never encoded again), and every block of
+    channels, pairs and latents that involves them is marked not done, so that the next run of those stages
+    recomputes exactly those blocks (with NaN for the dropped models)."""
+    from ..store import embeddings as emb_schema
+
+    store_path = Path(store_path)
+    with store.run_lock(store_path, "drop-models"):
+        root = store.open_run(store_path, create=False)
+        known = set()
+        for name in ("embeddings", "dataset_embeddings"):
+            if name in root:
+                known |= {str(x) for x in root[name]["model"][:]}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ValueError(f"the run has no models {', '.join(unknown)}; its models: {', '.join(sorted(known))}")
+        for name in ("embeddings", "dataset_embeddings"):
+            if name not in root:
+                continue
+            group = store.open_group(store_path, name, mode="r+")
+            models = [str(x) for x in group["model"][:]]
+            rows = [models.index(m) for m in names if m in models]
+            for i in rows:
+                group["encoded"][i, :] = emb_schema.DROPPED
+            failed = json.loads(group.attrs.get("failed_models", "{}"))
+            failed.update({models[i]: "dropped from the run" for i in rows})
+            group.attrs["failed_models"] = json.dumps(failed, sort_keys=True)
+            log(f"{name}: dropped {', '.join(models[i] for i in rows)}")
+            if name == "embeddings":
+                for marked in ("channels", "pairs"):
+                    if marked in root and "done" in root[marked]:
+                        g = store.open_group(store_path, marked, mode="r+")
+                        per = int(g.attrs.get("models_per_block", 1))
+                        blocks = sorted({i // per for i in rows})
+                        done = g["done"]
+                        for b in blocks:
+                            if marked == "channels":
+                                done[b] = 0
+                            else:
+                                done[b, :] = 0
+                                done[:, b] = 0
+                        store.set_complete(g, False)
+            elif "latents" in root:
+                g = store.open_group(store_path, "latents", mode="r+")
+                for i in rows:
+                    g["information_done"][i] = 0
+                    g["estimate_done"][i, :, :] = 0
+                    g["estimate_done"][:, i, :] = 0
+                store.set_complete(g, False)

@@ -14,7 +14,8 @@ variable       dims                    dtype    meaning
 =============  ======================  =======  ===========================================
 mu             (model, channel, image) float32  posterior mean
 logvar         (model, channel, image) float32  posterior log-variance
-encoded        (model, image_block)    int64    >0 encoded, -1 failed, 0 not yet
+encoded        (model, image_block)    int64    >0 encoded, -1 failed (tried again on a rerun),
+                                                -2 dropped from the run, 0 not yet
 image          (image,) coordinate     int64    position of the image in this group, 0..n-1
 dataset_index  (image,) coordinate     int64    row of the image in its dataset
 channel        (channel,) coordinate   int64    latent channel of the model
@@ -58,6 +59,8 @@ __all__ = [
 
 FINGERPRINT = "embeddings"
 DATASET = "dataset_embeddings"
+PENDING, FAILED, DROPPED = 0, -1, -2
+"""Values of ``encoded`` other than done (> 0)."""
 DIMS = ("model", "channel", "image")
 
 
@@ -73,7 +76,7 @@ class Layout:
         self.image_blocks = block_ranges(self.n_images, self.images_per_chunk)
 
     def status(self) -> np.ndarray:
-        """(model, image_block) int64: >0 encoded, -1 failed, 0 not yet."""
+        """(model, image_block) int64: >0 encoded, -1 failed, -2 dropped, 0 not yet."""
         return np.asarray(self.group["encoded"][:])
 
 
@@ -117,7 +120,7 @@ def layout(
                       fill_value=np.nan, attrs={"long_name": desc})
     require_array(emb, "encoded", shape=(m, -(-n // images_per_chunk)), chunks=(1, 1), dtype="int64",
                   dims=("model", "image_block"), fill_value=0,
-                  attrs={"description": ">0 encoded, -1 failed (NaN or unreadable), 0 not yet"})
+                  attrs={"description": ">0 encoded, -1 failed (NaN or unreadable), -2 dropped, 0 not yet"})
     write_model_coords(emb, merged, with_path=True)
     write_coordinate(emb, "channel", "channel", np.arange(n_channels))
     write_coordinate(emb, "image", "image", np.arange(n), attrs={"long_name": "position of the image in this group"})

@@ -163,7 +163,8 @@ def _blocks(lay: schema.Layout, model_ranges: list[tuple[int, int]], label: str,
     blocks = []
     for b, (s0, s1) in enumerate(lay.image_blocks):
         for m0, m1 in model_ranges:
-            rows = [(i, lay.names[i], paths[i]) for i in range(m0, m1) if status[i, b] <= 0 and lay.names[i] not in skip]
+            rows = [(i, lay.names[i], paths[i]) for i in range(m0, m1)
+                    if status[i, b] in (schema.PENDING, schema.FAILED) and lay.names[i] not in skip]
             if rows:
                 name = f"models{m0}-{m1 - 1}" if label == "models" else f"images{s0}-{s1 - 1}"
                 blocks.append(Block(name=name, marker=None, args=(lay.group.path, rows, b, s0, s1, *args)))
