@@ -93,7 +93,7 @@ def test_success_forbidden_missing_corrupt(server, tmp_path):
     good = make_zip(4)
     server.files["4.zip"] = good[:1000] + bytes(b ^ 0xFF for b in good[1000:1100]) + good[1100:]
     server.files["5.zip"] = make_zip(5, tfhub=False)
-    report = download_models(range(7), tmp_path, base_url=server.url, workers=3, progress=False)
+    report = download_models(range(7), tmp_path, base_url=server.url, workers=3, progress=False, check_models=False)
     assert report.downloaded == [0, 1, 2]
     assert set(report.failed) == {3, 4, 5, 6}
     assert "403" in report.failed[3]
@@ -114,7 +114,7 @@ def test_success_forbidden_missing_corrupt(server, tmp_path):
     # A rerun fetches nothing that is done and retries what failed.
     server.requests.clear()
     server.files["4.zip"] = good
-    again = download_models(range(7), tmp_path, base_url=server.url, workers=2, progress=False)
+    again = download_models(range(7), tmp_path, base_url=server.url, workers=2, progress=False, check_models=False)
     assert again.skipped == [0, 1, 2] and again.downloaded == [4]
     assert sorted(again.failed) == [3, 5, 6]
     assert {name for name, _ in server.requests} == {"3.zip", "4.zip", "5.zip", "6.zip"}
@@ -124,7 +124,7 @@ def test_cut_connection_is_resumed_within_a_call(server, tmp_path):
     data = make_zip(7)
     server.files["7.zip"] = data
     server.cut.add("7.zip")
-    report = download_models([7], tmp_path, base_url=server.url, progress=False)
+    report = download_models([7], tmp_path, base_url=server.url, progress=False, check_models=False)
     assert report.downloaded == [7] and report.ok
     assert report.bytes_fetched == len(data)
     assert server.requests == [("7.zip", None), ("7.zip", f"bytes={len(data) // 2}-")]
@@ -134,14 +134,14 @@ def test_cut_connection_leaves_a_part_file_that_a_rerun_resumes(server, tmp_path
     data = make_zip(8)
     server.files["8.zip"] = data
     server.cut.add("8.zip")
-    report = download_models([8], tmp_path, base_url=server.url, retries=0, progress=True)
+    report = download_models([8], tmp_path, base_url=server.url, retries=0, progress=True, check_models=False)
     assert list(report.failed) == [8]
     assert "model 8: FAILED" in capsys.readouterr().err
     part = tmp_path / "8.zip.part"
     assert part.stat().st_size == len(data) // 2
     assert not is_downloaded(tmp_path, 8)  # a partial download is not done
 
-    report = download_models([8], tmp_path, base_url=server.url, retries=0, progress=True)
+    report = download_models([8], tmp_path, base_url=server.url, retries=0, progress=True, check_models=False)
     assert report.downloaded == [8]
     assert server.requests[-1] == ("8.zip", f"bytes={len(data) // 2}-")
     assert not part.exists()
@@ -149,7 +149,7 @@ def test_cut_connection_leaves_a_part_file_that_a_rerun_resumes(server, tmp_path
 
 
 def test_unreachable_server_reports_every_model(tmp_path):
-    report = download_models([1, 2], tmp_path, base_url="http://127.0.0.1:9", retries=0, progress=False)
+    report = download_models([1, 2], tmp_path, base_url="http://127.0.0.1:9", retries=0, progress=False, check_models=False)
     assert sorted(report.failed) == [1, 2]
 
 
@@ -158,9 +158,45 @@ def test_cli(server, tmp_path, capsys):
 
     server.files["9.zip"] = make_zip(9)
     server.files["10.zip"] = make_zip(10)
-    rc = job.main(["9-10", "--dest", str(tmp_path), "--base-url", server.url, "--workers", "2"])
+    rc = job.main(["9-10", "--dest", str(tmp_path), "--base-url", server.url, "--workers", "2", "--no-check"])
     assert rc == 0 and is_downloaded(tmp_path, 9) and is_downloaded(tmp_path, 10)
-    rc = job.main(["9-11", "--dest", str(tmp_path), "--base-url", server.url, "--quiet"])
+    rc = job.main(["9-11", "--dest", str(tmp_path), "--base-url", server.url, "--quiet", "--no-check"])
     assert rc == 1
     assert "model 11: HTTP 404" in capsys.readouterr().out
     assert parse_model_numbers("9-11") == [9, 10, 11]
+
+
+def test_entries_that_climb_out_are_reported_not_dropped_silently(tmp_path):
+    with ZooServer() as server:
+        server.files["7.zip"] = make_zip(7)
+        report = download_models([7], tmp_path, base_url=server.url, progress=False, check_models=False)
+    assert report.downloaded == [7] and report.dropped == {7: ["../evil.txt"]}
+    assert "1 zip entries not extracted (paths outside the model folder): ../evil.txt" in report.summary()
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_a_whole_zip_whose_model_cannot_be_opened_does_not_count(tmp_path):
+    pytest.importorskip("tensorflow")
+    with ZooServer() as server:
+        server.files["7.zip"] = make_zip(7)  # a fine zip, but saved_model.pb is not a model
+        report = download_models([7], tmp_path, base_url=server.url, progress=False)
+    assert "its model cannot be opened" in report.failed[7]
+    assert not is_downloaded(tmp_path, 7) and not (tmp_path / "7").exists() and not (tmp_path / "7.zip").exists()
+
+
+@pytest.mark.tf
+def test_a_real_model_passes_the_check(tmp_path):
+    pytest.importorskip("tensorflow")
+    from .test_models_encoders import linear_weights, write_tf2_saved_model
+
+    model = tmp_path / "built" / "model" / "tfhub"
+    write_tf2_saved_model(model, linear_weights(0))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in model.rglob("*"):
+            if f.is_file():
+                zf.write(f, f"12/model/tfhub/{f.relative_to(model)}")
+    with ZooServer() as server:
+        server.files["12.zip"] = buf.getvalue()
+        report = download_models([12], tmp_path / "dest", base_url=server.url, progress=False)
+    assert report.downloaded == [12] and not report.failed and is_downloaded(tmp_path / "dest", 12)

@@ -26,6 +26,7 @@ class DownloadConfig:
     retries: int = 2
     progress: bool = True
     keep_zip: bool = False
+    check_models: bool = True
 
 
 def parse_args(argv: list[str] | None = None) -> DownloadConfig:
@@ -38,13 +39,15 @@ def parse_args(argv: list[str] | None = None) -> DownloadConfig:
     p.add_argument("--retries", type=int, default=DownloadConfig.retries, help="resumes per model after a cut (default %(default)s)")
     p.add_argument("--keep-zip", action="store_true", help="keep <n>.zip after extracting")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-check", action="store_true", help="do not open each model (its gaussian_encoder signature) "
+                   "before it counts as downloaded")
     a = p.parse_args(argv)
     for name, least in (("workers", 1), ("retries", 0)):
         if getattr(a, name) < least:
             p.error(f"--{name} must be at least {least}, got {getattr(a, name)}")
     return DownloadConfig(
         numbers=parse_model_numbers(a.numbers), dest=a.dest, base_url=a.base_url, workers=a.workers,
-        retries=a.retries, progress=not a.quiet, keep_zip=a.keep_zip,
+        retries=a.retries, progress=not a.quiet, keep_zip=a.keep_zip, check_models=not a.no_check,
     )
 
 
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     report = download_models(
         cfg.numbers, cfg.dest, base_url=cfg.base_url, workers=cfg.workers, progress=cfg.progress,
-        retries=cfg.retries, keep_zip=cfg.keep_zip,
+        retries=cfg.retries, keep_zip=cfg.keep_zip, check_models=cfg.check_models,
     )
     print(report.summary())
     return 0 if report.ok else 1

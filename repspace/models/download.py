@@ -46,7 +46,10 @@ class DownloadReport:
     skipped : list of int
         Models already present in ``dest`` (not fetched again).
     failed : dict of int -> str
-        Models that could not be fetched, with the reason.
+        Models that could not be fetched, or whose model could not be opened, with the reason.
+    dropped : dict of int -> list of str
+        Entries of a model's zip that were not extracted because their paths climb out of the
+        model folder or are absolute.
     bytes_fetched : int
         Bytes received over the network in this call.
     """
@@ -54,6 +57,7 @@ class DownloadReport:
     downloaded: list[int] = dataclasses.field(default_factory=list)
     skipped: list[int] = dataclasses.field(default_factory=list)
     failed: dict[int, str] = dataclasses.field(default_factory=dict)
+    dropped: dict[int, list[str]] = dataclasses.field(default_factory=dict)
     bytes_fetched: int = 0
 
     @property
@@ -66,6 +70,8 @@ class DownloadReport:
             f"{len(self.failed)} failed ({self.bytes_fetched / 1e6:.1f} MB fetched)"
         ]
         lines += [f"  model {n}: {why}" for n, why in sorted(self.failed.items())]
+        lines += [f"  model {n}: {len(names)} zip entries not extracted (paths outside the model folder): "
+                  f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" for n, names in sorted(self.dropped.items())]
         return "\n".join(lines)
 
 
@@ -117,8 +123,11 @@ def _tfhub_prefix(names: list[str]) -> str:
     raise DownloadError("the zip holds no model/tfhub")
 
 
-def _extract(zip_path: Path, target: Path) -> None:
-    """Verify ``zip_path`` and extract the model into ``target`` (which must not exist)."""
+def _extract(zip_path: Path, target: Path, check: Callable[[Path], None] | None = None) -> list[str]:
+    """Verify ``zip_path`` and extract the model into ``target`` (which must not exist); ``check(folder)``
+    opens the extracted model before it counts (DownloadError when it cannot). Returns the entries that
+    were not extracted because their paths climb out of the model folder."""
+    dropped: list[str] = []
     try:
         with zipfile.ZipFile(zip_path) as zf:
             bad = zf.testzip()
@@ -130,10 +139,14 @@ def _extract(zip_path: Path, target: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             for info in zf.infolist():
-                if not info.filename.startswith(prefix):
+                whole = PurePosixPath(info.filename)
+                if whole.is_absolute() or ".." in whole.parts or "\\" in info.filename:
+                    dropped.append(info.filename)  # would climb out of the model folder: never written
                     continue
+                if not info.filename.startswith(prefix):
+                    continue  # the zoo's zips hold more than the model (results, postprocessing)
                 rel = PurePosixPath(info.filename[len(prefix):])
-                if not rel.parts or rel.is_absolute() or ".." in rel.parts:
+                if not rel.parts:
                     continue
                 out = tmp.joinpath(*rel.parts)
                 if info.is_dir():
@@ -144,7 +157,14 @@ def _extract(zip_path: Path, target: Path) -> None:
                     shutil.copyfileobj(src, dst)
     except zipfile.BadZipFile as err:
         raise DownloadError(f"corrupt zip: {err}") from None
+    if check is not None:
+        try:
+            check(tmp)
+        except Exception as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DownloadError(f"the zip is whole, but its model cannot be opened ({type(err).__name__}: {err})") from None
     os.replace(tmp, target)
+    return dropped
 
 
 def download_model(
@@ -156,8 +176,13 @@ def download_model(
     timeout: float = 60.0,
     keep_zip: bool = False,
     on_bytes: Callable[[int, int | None], None] | None = None,
+    check: Callable[[Path], None] | None = None,
+    on_dropped: Callable[[list[str]], None] | None = None,
 ) -> int:
     """Fetch and extract model ``n`` into ``dest/<n>``; returns bytes received.
+
+    ``check(folder)`` opens the extracted model before it counts as downloaded; ``on_dropped`` is
+    told the zip entries that were not extracted (paths outside the model folder).
 
     A dropped connection is resumed from the part file up to ``retries`` times. A corrupt
     zip is deleted (so the next attempt starts afresh) and raises :class:`DownloadError`;
@@ -185,10 +210,12 @@ def download_model(
     if target.exists():  # a directory without model/tfhub: left by something else
         raise DownloadError(f"{target} exists but holds no model/tfhub; move it away first")
     try:
-        _extract(zip_path, target)
+        dropped = _extract(zip_path, target, check)
     except DownloadError:
         zip_path.unlink(missing_ok=True)
         raise
+    if dropped and on_dropped is not None:
+        on_dropped(dropped)
     if not keep_zip:
         zip_path.unlink(missing_ok=True)
     return received[0]
@@ -231,6 +258,7 @@ def download_models(
     retries: int = 2,
     timeout: float = 60.0,
     keep_zip: bool = False,
+    check_models: bool = True,
 ) -> DownloadReport:
     """Fetch zoo models ``numbers`` into ``dest/<n>/model/tfhub``, ``workers`` at a time.
 
@@ -250,6 +278,9 @@ def download_models(
         Downloads at once.
     progress : bool
         Print progress to stderr.
+    check_models : bool
+        Open each extracted model (its ``gaussian_encoder`` signature) before it counts as
+        downloaded; a whole zip that holds a broken model is reported as failed.
     """
     numbers = sorted(set(int(n) for n in numbers))
     dest = Path(dest)
@@ -257,6 +288,17 @@ def download_models(
     report = DownloadReport()
     prog = _Progress(len(numbers), progress)
     lock = threading.Lock()
+    opening = threading.Lock()
+
+    def open_model(folder: Path) -> None:
+        from .encoders import load_encoder
+
+        with opening:  # one TensorFlow load at a time
+            load_encoder(folder)
+
+    def dropped(n: int, names: list[str]) -> None:
+        with lock:
+            report.dropped[n] = names
 
     def one(n: int) -> None:
         if is_downloaded(dest, n):
@@ -268,6 +310,7 @@ def download_models(
             got = download_model(
                 n, dest, base_url=base_url, retries=retries, timeout=timeout, keep_zip=keep_zip,
                 on_bytes=lambda done, total: prog.bytes(n, done, total),
+                check=open_model if check_models else None, on_dropped=lambda names: dropped(n, names),
             )
         except urllib.error.HTTPError as err:
             why = f"HTTP {err.code} {err.reason}"
