@@ -1,8 +1,11 @@
 """Dask clusters: the one place that makes a LocalCluster or connects to a scheduler.
 
 Used by the pipeline's driver and by ensemble training. The in-process default binds the
-scheduler, the workers and every dashboard to 127.0.0.1: a Dask dashboard or scheduler on
-all interfaces has no authentication.
+scheduler, the workers and every dashboard to 127.0.0.1, and its scheduler and workers speak
+TLS with temporary credentials that only this process holds (distributed's
+``Security.temporary()``, mutual TLS): another local user cannot connect to it and run code on
+the workers. It costs nothing measurable (benchmarks/README.md). The dashboards (HTTP, read
+only) stay on loopback without authentication.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1) -> "Client":
     ``client.cluster`` too.
     """
     from distributed import Client, LocalCluster
+    from distributed.security import Security
 
+    security = Security.temporary()  # credentials in this process only: no other local user gets in
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
@@ -34,8 +39,9 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1) -> "Client":
         # the scheduler and workers serve HTTP even without a dashboard: keep it on loopback
         dashboard_address="127.0.0.1:0",
         worker_dashboard_address="127.0.0.1:0",
+        security=security,
     )
-    return Client(cluster)
+    return Client(cluster, security=security)
 
 
 @contextlib.contextmanager
