@@ -14,12 +14,23 @@ def inc(x):
 
 
 def test_the_local_cluster_takes_only_its_own_client():
+    import gc
+
+    import dask
     from distributed import Client
 
-    with connect(n_workers=1, dashboard=False) as client:
-        address = client.scheduler.address
-        assert address.startswith("tls://127.0.0.1:")
-        assert client.submit(inc, 1).result() == 2  # its own client works, through TLS
-        for other in (address, address.replace("tls://", "tcp://")):  # another local client, without the credentials
-            with pytest.raises((OSError, TimeoutError, ValueError, TypeError)):
-                Client(other, timeout=3)
+    scheduler = dask.config.get("scheduler", None)
+    try:
+        with connect(n_workers=1, dashboard=False) as client:
+            address = client.scheduler.address
+            assert address.startswith("tls://127.0.0.1:")
+            assert client.submit(inc, 1).result() == 2  # its own client works, through TLS
+            for other in (address, address.replace("tls://", "tcp://")):  # a local client without the credentials
+                with pytest.raises((OSError, TimeoutError, ValueError, TypeError)):
+                    Client(other, timeout=3)
+            gc.collect()  # the refused clients, collected now: collected later, they would reset dask's scheduler
+    finally:  # a Client that fails to connect leaves dask's default scheduler set to it: put it back
+        if scheduler is None:
+            dask.config.config.pop("scheduler", None)
+        else:
+            dask.config.set(scheduler=scheduler)

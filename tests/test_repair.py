@@ -120,3 +120,12 @@ def test_dropping_a_model_recomputes_exactly_the_blocks_that_involve_it(tmp_path
         from repspace.pipeline.repair import drop_models
 
         drop_models(config.store, ["99"])
+
+
+def test_a_stage_refuses_a_damaged_input_naming_the_chunk(tmp_path, client):
+    config = prepared(tmp_path, 4)
+    run(config, client=client)
+    truncate(chunk_path(config.store, "pairs", "nmi", (0, 0, 1, 0)))
+    with pytest.raises(store.StoreError, match=r"'structure' reads 'pairs', which is damaged: pairs/nmi chunk "
+                                               r"\(0, 0, 1, 0\) \(models 0, 1, 2, 3\): \d+ bytes on disk"):
+        run(config.replace(stages=("structure",)), client=client, log=lambda m: None)

@@ -158,10 +158,25 @@ def run_tasks(
     return results
 
 
+def _check_input(stage: str, store_path: Path, need: str) -> None:
+    """Refuse an input group whose finished chunks are missing or damaged (cheap: their sizes), naming each."""
+    if need in verify.MARKED_GROUPS:
+        damage = verify.damaged_blocks(store_path, need)
+    elif need in ("embeddings", "dataset_embeddings"):
+        damage = verify.damaged_embeddings(store_path, need)
+    else:
+        return
+    if damage:
+        listed = "; ".join(str(d) for d in damage[:5]) + (f"; and {len(damage) - 5} more" if len(damage) > 5 else "")
+        raise store.StoreError(f"{stage!r} reads {need!r}, which is damaged: {listed}. Rerun the stage that writes "
+                               f"it, or python -m repspace.jobs.verify {store_path.parent} --repair")
+
+
 def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
     t0 = time.perf_counter()
     for need in stage.needs:
         store.require_complete(ctx.root, need, stage.name)
+        _check_input(stage.name, ctx.store_path, need)
     plan = stage.plan(ctx) if stage.plan is not None else Plan()
     group = ctx.group
     markers = {name: store.require_marker(group, shape, dims, name) for name, (shape, dims) in plan.markers.items()}

@@ -42,7 +42,7 @@ import zarr
 from . import fingerprint as fp_schema
 from .core import StoreError, block_ranges, open_run, require_array, set_complete, write_coordinate
 from .lock import run_lock
-from .verify import damaged_embeddings, record_embedding_chunks
+from .verify import record_embedding_chunks
 from .models import MODEL_COORDS, merge_models, read_models, write_model_coords
 
 __all__ = [
@@ -53,7 +53,6 @@ __all__ = [
     "write_posteriors",
     "encoded_models",
     "check_encoded",
-    "check_intact",
     "posteriors",
 ]
 
@@ -233,16 +232,6 @@ def _check_finite(records: Sequence[Mapping[str, Any]], mu: np.ndarray, logvar: 
 def encoded_models(lay: Layout) -> np.ndarray:
     """(model,) bool: models encoded on every image block."""
     return (lay.status() > 0).all(axis=1)
-
-
-def check_intact(store_path: str | Path, lay: Layout) -> None:
-    """Refuse a group whose chunks are missing or damaged, naming each (the reading stage would take
-    them for NaN or fail inside a codec)."""
-    damage = damaged_embeddings(store_path, lay.group.path)
-    if damage:
-        listed = "; ".join(str(d) for d in damage[:5]) + (f"; and {len(damage) - 5} more" if len(damage) > 5 else "")
-        raise StoreError(f"damaged posteriors: {listed}. Rerun the encode stage to encode those models again, or "
-                         f"python -m repspace.jobs.verify {Path(store_path).parent} --repair")
 
 
 def check_encoded(lay: Layout) -> None:

@@ -22,7 +22,6 @@ def open_units(ctx: StageContext) -> tuple[emb_schema.Layout, int]:
     stage's group, which a rerun must keep; the group records the images it was computed on."""
     lay = emb_schema.Layout(ctx.root[emb_schema.FINGERPRINT])
     emb_schema.check_encoded(lay)
-    emb_schema.check_intact(ctx.store_path, lay)
     fid = fingerprint_id(ctx.root)
     if lay.group.attrs.get("images_id") != fid:
         raise StoreError("the embeddings were computed on another fingerprint set than the store's; a run never "

@@ -134,7 +134,6 @@ def estimate_task(store_path: str, i: int, j: int, term: int, names: tuple[str, 
 def plan(ctx: StageContext) -> Plan:
     c, opts = ctx.config, ctx.config.latents
     lay = emb_schema.Layout(ctx.root[emb_schema.DATASET])
-    emb_schema.check_intact(ctx.store_path, lay)
     valid = emb_schema.encoded_models(lay)
     failed = {lay.names[i]: "posteriors incomplete (an encode block failed or was not run)"
               for i in np.flatnonzero(~valid)}
