@@ -23,6 +23,8 @@ WITH_EXAMPLES = [
     "repspace.data.digits",
     "repspace.data.fingerprint",
     "repspace.kernels.distances",
+    "repspace.kernels.measures",
+    "repspace.measures",
     "repspace.store.core",
     "repspace.plots.structure",
     "repspace.pipeline.stages.traversals",

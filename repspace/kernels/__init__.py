@@ -7,6 +7,7 @@ its inputs (numpy, cupy, or another array-API namespace).
 from ._array import to_numpy
 from .bhattacharyya import bhattacharyya_coefficients
 from .distances import MEASURES, distance_matrix, similarity, uniform_entropy
+from .measures import center_gram, cka, hsic, linear_kernel, mean_posterior_std, rbf_kernel
 from .information import (
     BlockOptions,
     LabelRows,
@@ -35,6 +36,12 @@ __all__ = [
     "distance_matrix",
     "similarity",
     "uniform_entropy",
+    "center_gram",
+    "cka",
+    "hsic",
+    "linear_kernel",
+    "mean_posterior_std",
+    "rbf_kernel",
     "bhattacharyya_coefficients",
     "BlockOptions",
     "LabelRows",

@@ -1,0 +1,123 @@
+"""Measures between whole spaces: HSIC and CKA against slow, written-out references and closed forms;
+compare_spaces against the core; measure_agreement against scipy."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.stats import ortho_group, spearmanr
+
+import repspace
+from repspace import kernels
+from repspace.measures import MEASURES, compare_spaces, measure_agreement
+
+
+def hsic_biased_reference(k, l):
+    n = len(k)
+    h = np.eye(n) - np.ones((n, n)) / n  # the centering matrix, explicitly
+    return np.trace(k @ h @ l @ h) / (n - 1) ** 2
+
+
+def hsic_unbiased_reference(k, l):
+    """The U-statistic over ordered distinct 4-tuples: E[k_ij l_ij] + E[k_ij] E[l_qr] - 2 E[k_ij l_iq]."""
+    n = len(k)
+    total, count = 0.0, 0
+    for i, j, q, r in itertools.permutations(range(n), 4):
+        total += k[i, j] * l[i, j] + k[i, j] * l[q, r] - 2 * k[i, j] * l[i, q]
+        count += 1
+    return total / count
+
+
+def cka_reference(k, l, hsic):
+    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+
+
+def spaces(seed=0, n=9):
+    rng = np.random.default_rng(seed)
+    return ([rng.normal(size=(n, 2)), rng.normal(size=(n, 1)), rng.normal(size=(n, 3))],
+            [rng.normal(-1.5, 0.3, size=(n, 2)), rng.normal(-1.0, 0.3, size=(n, 1)), rng.normal(-2, 0.3, size=(n, 3))])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hsic_and_cka_match_the_written_out_estimators(seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(7, 2)), rng.normal(size=(7, 3))
+    for k, l in [(kernels.linear_kernel(x), kernels.linear_kernel(y)), (kernels.rbf_kernel(x, 0.7), kernels.rbf_kernel(y, 1.3))]:
+        assert kernels.hsic(k, l) == pytest.approx(hsic_biased_reference(k, l), rel=1e-12, abs=1e-14)
+        assert kernels.hsic(k, l, debiased=True) == pytest.approx(hsic_unbiased_reference(k, l), rel=1e-10, abs=1e-13)
+        assert kernels.cka(k, l) == pytest.approx(cka_reference(k, l, hsic_biased_reference), rel=1e-12)
+        assert kernels.cka(k, l, debiased=True) == pytest.approx(cka_reference(k, l, hsic_unbiased_reference), rel=1e-9)
+
+
+def test_cka_closed_forms():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(25, 4))
+    q = ortho_group.rvs(4, random_state=4)
+    for debiased in (False, True):
+        assert kernels.cka(kernels.linear_kernel(x), kernels.linear_kernel(x), debiased=debiased) == pytest.approx(1.0)
+        # linear CKA is invariant to orthogonal transforms and isotropic scaling
+        assert kernels.cka(kernels.linear_kernel(x), kernels.linear_kernel(3.5 * x @ q),
+                           debiased=debiased) == pytest.approx(1.0, abs=1e-12)
+    assert kernels.cka(kernels.linear_kernel(x), kernels.linear_kernel(rng.normal(size=(25, 4)))) < 0.6
+    assert np.isnan(kernels.cka(np.ones((5, 5)), kernels.linear_kernel(x[:5])))  # a constant kernel
+
+
+def test_compare_spaces_against_the_core_and_the_references():
+    mus, lvs = spaces()
+    ds = compare_spaces(mus, lvs, seed=1, mc_samples=1500)
+    assert set(ds.data_vars) == set(MEASURES) | {"nmi_mc_se", "vi_mc_se"}
+    for name in MEASURES:
+        np.testing.assert_allclose(ds[name].values, ds[name].values.T, err_msg=name)
+    bc = np.stack([repspace.bhattacharyya(m, v) for m, v in zip(mus, lvs)])
+    core = repspace.compare(bc)
+    np.testing.assert_allclose(ds.nmi_bc.values, core.nmi.values, atol=1e-12)
+    np.testing.assert_allclose(ds.vi_bc.values, core.vi.values, atol=1e-12)
+    np.testing.assert_allclose(np.diag(ds.cka_bc.values), 1.0, atol=1e-12)
+    for a, b in [(0, 1), (0, 2), (1, 2)]:
+        assert float(ds.cka_bc[a, b]) == pytest.approx(cka_reference(bc[a], bc[b], hsic_biased_reference), rel=1e-10)
+        lin = [m @ m.T for m in mus]
+        assert float(ds.cka_linear[a, b]) == pytest.approx(cka_reference(lin[a], lin[b], hsic_biased_reference), rel=1e-10)
+        sd = [np.mean(np.exp(v / 2)) for v in lvs]
+        rbf = [np.exp(-((m[:, None, :] - m[None, :, :]) ** 2).sum(-1) / (2 * s**2)) for m, s in zip(mus, sd)]
+        assert float(ds.cka_rbf[a, b]) == pytest.approx(cka_reference(rbf[a], rbf[b], hsic_biased_reference), rel=1e-9)
+    # Monte Carlo: a space against itself shares everything, within three standard errors
+    same = compare_spaces([mus[0], mus[0]], [lvs[0], lvs[0]], ["nmi_mc", "vi_mc"], mc_samples=3000)
+    assert abs(float(same.nmi_mc[0, 1]) - 1) < 3 * float(same.nmi_mc_se[0, 1]) + 1e-9
+    assert abs(float(same.vi_mc[0, 1])) < 3 * float(same.vi_mc_se[0, 1]) + 1e-9
+    again = compare_spaces(mus, lvs, ["vi_mc"], seed=1, mc_samples=1500)
+    xr.testing.assert_equal(again.vi_mc, ds.vi_mc)  # seeded
+
+
+def test_labelled_spaces_by_dim_name():
+    mus, lvs = spaces(5)
+    plain = compare_spaces(mus, lvs, ["cka_linear", "vi_bc"])
+    named = [xr.DataArray(m.T, dims=("dim", "item"), name=f"s{k}") for k, m in enumerate(mus)]
+    lv_named = [xr.DataArray(v.T, dims=("dim", "item")) for v in lvs]
+    ds = compare_spaces(named, lv_named, ["cka_linear", "vi_bc"])
+    assert ds.space_a.values.tolist() == ["s0", "s1", "s2"]
+    np.testing.assert_allclose(ds.cka_linear.values, plain.cka_linear.values, atol=1e-12)
+    np.testing.assert_allclose(ds.vi_bc.values, plain.vi_bc.values, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown measures"):
+        compare_spaces(mus, lvs, ["cka_lin"])
+    with pytest.raises(ValueError, match="share their items"):
+        compare_spaces([mus[0], mus[1][:5]], [lvs[0], lvs[1][:5]])
+
+
+def test_measure_agreement_is_spearman_over_distinct_pairs():
+    rng = np.random.default_rng(6)
+    mus = [rng.normal(size=(12, 2)) * (1 + k % 3) + k * rng.normal(size=(12, 2)) for k in range(5)]
+    lvs = [np.full((12, 2), -1.0)] * 5
+    ds = compare_spaces(mus, lvs, ["nmi_bc", "vi_bc", "cka_linear", "cka_bc"])
+    rho = measure_agreement(ds)
+    iu = np.triu_indices(5, 1)
+    assert rho.attrs["pairs"] == 10
+    for a, b in [("nmi_bc", "vi_bc"), ("nmi_bc", "cka_linear"), ("cka_bc", "vi_bc")]:
+        assert float(rho.sel(measure_a=a, measure_b=b)) == pytest.approx(
+            spearmanr(ds[a].values[iu], ds[b].values[iu]).statistic, abs=1e-12)
+    assert float(rho.sel(measure_a="nmi_bc", measure_b="vi_bc")) < 0  # a distance against a similarity
+    np.testing.assert_allclose(np.diag(rho.values), 1.0)
+    with pytest.raises(ValueError, match="at least 3 distinct pairs"):
+        measure_agreement(compare_spaces(mus[:2], lvs[:2], ["cka_linear"]))
