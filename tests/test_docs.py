@@ -22,6 +22,7 @@ WITH_EXAMPLES = [
     "repspace.data.procedural",
     "repspace.data.digits",
     "repspace.data.fingerprint",
+    "repspace.data.synthetic_spaces",
     "repspace.kernels.distances",
     "repspace.kernels.measures",
     "repspace.measures",

@@ -121,3 +121,23 @@ def test_measure_agreement_is_spearman_over_distinct_pairs():
     np.testing.assert_allclose(np.diag(rho.values), 1.0)
     with pytest.raises(ValueError, match="at least 3 distinct pairs"):
         measure_agreement(compare_spaces(mus[:2], lvs[:2], ["cka_linear"]))
+
+
+def test_the_nine_spaces_and_what_the_measures_see_in_them():
+    from repspace.data.synthetic_spaces import nine_spaces
+
+    spaces = nine_spaces()
+    assert len(spaces) == 9 and all(s.mu.shape[0] == 64 and s.mu.shape == s.logvar.shape for s in spaces)
+    ds = compare_spaces([s.mu for s in spaces], [s.logvar for s in spaces], ["nmi_bc", "vi_bc", "cka_linear", "cka_bc"])
+    info = repspace.compare(np.stack([repspace.bhattacharyya(s.mu, s.logvar) for s in spaces]))["information"].values
+    names = [s.name for s in spaces]
+    assert info[names.index("two clusters")] == pytest.approx(1.0, abs=0.01)  # two indistinguishable halves: 1 bit
+    assert info[names.index("four clusters")] == pytest.approx(2.0, abs=0.02)
+    assert info[names.index("line")] > info[names.index("spiral")] > info[names.index("bloated spiral")]
+    a, b = names.index("spiral"), names.index("bloated spiral")
+    # the same means, other variances: linear CKA sees no difference, the information measures do
+    assert float(ds.cka_linear[a, b]) == pytest.approx(1.0, abs=1e-12)
+    assert float(ds.nmi_bc[a, b]) < 0.95 and float(ds.vi_bc[a, b]) > 0.5
+    assert float(ds.cka_bc[a, b]) < 0.99
+    two, four = names.index("two clusters"), names.index("four clusters")
+    assert float(ds.vi_bc[two, four]) == pytest.approx(1.0, abs=0.03)  # four clusters refine two: VI = H(4) - H(2)
