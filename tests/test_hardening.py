@@ -61,7 +61,7 @@ def test_two_structure_runs_at_once_never_leave_a_broken_group(tmp_path, client)
         assert got.attrs["complete"] is True
         xr.testing.assert_equal(got[["order", "label", "reachability", "cluster_size"]],
                                 reference[["order", "label", "reachability", "cluster_size"]])
-        assert not store.lock_path(config.store).exists()
+        assert store.lock.holder(config.store) is None  # the lock file names nobody once the runs are over
     assert refused >= 1  # at least once the two overlapped, and the second was refused
 
 
@@ -73,15 +73,19 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, client):
     said = []
     run(config.replace(stages=("channels",)), client=client, log=said.append)
     assert any("taking over the lock" in s and "killed0run" in s and "is gone" in s for s in said), said
-    assert not store.lock_path(config.store).exists()
+    assert store.lock.holder(config.store) is None
 
 
 def test_a_live_lock_refuses_with_its_holder_named(tmp_path, client):
     config = prepared(tmp_path, 2)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    path = store.lock_path(config.store)
+    hold = ("import fcntl, json, os, socket, sys, time\n"
+            f"f = open({str(path)!r}, 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "json.dump({'pid': os.getpid(), 'host': socket.gethostname(), 'run_id': 'busy0run', 'since': 'now'}, f)\n"
+            "f.flush(); print('held', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:
-        store.lock_path(config.store).write_text(json.dumps(
-            {"pid": holder.pid, "host": socket.gethostname(), "run_id": "busy0run", "since": "now"}))
+        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(store.StoreLocked, match=rf"in use by run busy0run \(pid {holder.pid} on"):
             run(config.replace(stages=("channels",)), client=client, log=lambda m: None)
         with pytest.raises(store.StoreLocked):
@@ -89,8 +93,9 @@ def test_a_live_lock_refuses_with_its_holder_named(tmp_path, client):
     finally:
         holder.kill()
         holder.wait()
-    assert (holder_info := store.lock.holder(config.store)) and holder_info["run_id"] == "busy0run"
-    store.lock_path(config.store).unlink()
+    said = []  # the holder was killed: the kernel released its lock, and the next run takes over
+    run(config.replace(stages=("channels",)), client=client, log=said.append)
+    assert any("taking over the lock" in s and "busy0run" in s for s in said), said
 
 
 def test_a_refused_write_leaves_the_store_as_it_was(tmp_path):
@@ -102,7 +107,7 @@ def test_a_refused_write_leaves_the_store_as_it_was(tmp_path):
         store.write_posteriors(config.store, mu, logvar, entries([10, 11]))
     after = {str(p.relative_to(config.store)): p.read_bytes() for p in config.store.rglob("*") if p.is_file()}
     assert after == before
-    assert not store.lock_path(config.store).exists()
+    assert store.lock.holder(config.store) is None
 
 
 def test_a_lost_worker_recomputes_no_finished_block(tmp_path):

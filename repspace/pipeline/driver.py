@@ -177,16 +177,28 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
     for need in stage.needs:
         store.require_complete(ctx.root, need, stage.name)
         _check_input(stage.name, ctx.store_path, need)
-    plan = stage.plan(ctx) if stage.plan is not None else Plan()
     group = ctx.group
+    was_complete = group is not None and group.attrs.get("complete") is True
+    if group is not None and not stage.whole:  # the group is being changed: never taken for complete meanwhile
+        store.set_complete(group, False)  # through the handle the stage writes with, so no write brings it back
+    try:
+        plan = stage.plan(ctx) if stage.plan is not None else Plan()
+    except Exception:
+        if was_complete and not stage.whole:  # a refusal while planning changed nothing: complete as it was
+            store.set_complete(store.open_group(ctx.store_path, stage.writes, mode="r+"), True)
+        raise
     markers = {name: store.require_marker(group, shape, dims, name) for name, (shape, dims) in plan.markers.items()}
+    if stage.writes in verify.MARKED_GROUPS:
+        for name in markers:
+            verify.require_sizes(group, name)
 
     def done(block: Block) -> bool:
         return block.marker is not None and store.is_done(markers[block.marker], block.key, store.stamp(block.extent))
 
     todo = [b for b in plan.blocks if not done(b)]
     if stage.writes in verify.MARKED_GROUPS and len(todo) < len(plan.blocks):  # finished blocks, checked cheaply
-        finished = {(b.marker, b.key): b for b in plan.blocks if b not in todo}
+        pending = {b.name for b in todo}
+        finished = {(b.marker, b.key): b for b in plan.blocks if b.name not in pending}
         damage = verify.damaged_blocks(ctx.store_path, stage.writes, list(finished))
         for d in damage[:10]:
             ctx.log(f"{stage.name}: {d}; recomputing its block")
@@ -202,17 +214,15 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
     def mark(name: str, result: Any) -> None:
         block = by_name[name]
         if block.marker is not None:
-            store.mark(markers[block.marker], block.key, store.stamp(block.extent))
-            if stage.writes in verify.MARKED_GROUPS:
+            if stage.writes in verify.MARKED_GROUPS:  # what the block wrote, recorded before it counts as done
                 verify.record_block(ctx.store_path, group, block.marker, block.key)
+            store.mark(markers[block.marker], block.key, store.stamp(block.extent))
 
     cost = sum(b.cost for b in todo)
     if cost > 0 and ctx.client is not None and cost / max(1, len(ctx.client.nthreads())) >= 10:
         threads = max(1, sum(ctx.client.nthreads().values()))
         ctx.log(f"{stage.name}: {len(todo)} of {len(plan.blocks)} blocks to compute, about {_duration(cost / threads)} "
                 f"on {threads} worker threads (estimated from the work; the progress line refines it)")
-    if group is not None and todo:  # a fresh handle: attrs are rewritten whole from the handle's copy
-        store.set_complete(store.open_group(ctx.store_path, stage.writes, mode="r+"), False)
     results = {}
     if todo:
         if stage.task is None:

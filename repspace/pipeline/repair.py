@@ -73,7 +73,8 @@ def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Clie
             elif d.group in ("embeddings", "dataset_embeddings"):
                 names = [str(x) for x in group["model"][:]]
                 for m in d.models:
-                    group["encoded"][names.index(m), d.chunk[2]] = 0
+                    if int(group["encoded"][names.index(m), d.chunk[2]]) > 0:  # dropped and failed models stay
+                        group["encoded"][names.index(m), d.chunk[2]] = 0
             store.set_complete(group, False)
             stages.add(writers.get(d.group, d.group))
             log(f"repair: {d}")

@@ -91,6 +91,8 @@ class Stage:
     needs : groups that must be complete before it runs.
     plan, task, finalize : the stage's functions (each optional).
     cluster : whether the stage needs the Dask client (tasks, or work submitted by finalize).
+    whole : the stage replaces its group whole, atomically (or by a protocol of its own, as the
+        fingerprint's), so the driver need not mark it incomplete while the stage runs.
     """
 
     name: str
@@ -100,3 +102,4 @@ class Stage:
     task: Callable[..., Any] | None = None
     finalize: Callable[[StageContext, Plan, dict[str, Any]], str] | None = None
     cluster: bool = True
+    whole: bool = False

@@ -1,16 +1,16 @@
-"""One run per store at a time: a lock file beside the store, ``<store>.lock``.
+"""One run per store at a time: an exclusive ``flock`` on a file beside the store, ``<store>.lock``.
 
-The lock holds the holder's pid, host, run id and start time. A second run on the store is
-refused with a message naming the holder. A lock whose holder is gone (same host, no such
-process, or a lock file left empty by a crash) is taken over with a message, so a killed run
-never leaves a store stuck. A lock held on another host cannot be checked from here: remove
-the file by hand once that run is surely gone. Within one process the lock is re-entrant (a
-run's stages and the writes they make share it).
+The file's text names the holder (pid, host, run id, start time) for the message a second run
+gets when it is refused. The kernel releases the lock when its process ends, however it ends, so
+a killed run never leaves a store stuck; the next run says that it takes over. Within one process
+the lock is re-entrant (a run's stages and the writes they make share it). ``flock`` works on local
+disks; on a network file system it depends on the mount.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -21,7 +21,6 @@ from pathlib import Path
 __all__ = ["StoreLocked", "run_lock", "lock_path", "holder"]
 
 _HELD: dict[str, int] = {}
-_EMPTY_GRACE_S = 30.0
 
 
 class StoreLocked(RuntimeError):
@@ -34,44 +33,26 @@ def lock_path(store_path: str | Path) -> Path:
 
 
 def holder(store_path: str | Path) -> dict | None:
-    """What the lock file says (None: no lock; {} : a lock file that is empty or unreadable)."""
-    path = lock_path(store_path)
+    """Who the lock file names (None: nobody, or no lock file)."""
     try:
-        text = path.read_text()
+        text = lock_path(store_path).read_text()
     except FileNotFoundError:
         return None
     try:
-        return json.loads(text)
+        return json.loads(text) if text.strip() else None
     except ValueError:
-        return {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's process: alive
-        return True
-    return True
-
-
-def _stale(info: dict, path: Path) -> str | None:
-    """Why the lock ``info`` is stale, or None when its holder may be running."""
-    if not info:
-        try:
-            age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
-            return "it is gone"
-        return f"the lock file is empty, {age:.0f} s old" if age > _EMPTY_GRACE_S else None
-    if info.get("host") == socket.gethostname() and not _alive(int(info.get("pid", -1))):
-        return f"pid {info.get('pid')} on {info.get('host')} is gone"
-    return None
+        return None
 
 
 @contextlib.contextmanager
 def run_lock(store_path: str | Path, run_id: str, *, log: Callable[[str], None] = lambda m: None) -> Iterator[None]:
-    """Hold the store's lock for the duration; StoreLocked when another run holds it."""
+    """Hold the store's lock for the duration; StoreLocked when another run holds it.
+
+    The lock is an exclusive ``flock`` on the lock file, held open for the run: the kernel frees it
+    when the process ends, however it ends, so a killed run never leaves it stuck. The file stays
+    (removing it would let two runs lock two different files); its text names the holder, and is
+    emptied when the run ends.
+    """
     path = lock_path(store_path)
     key = str(path.resolve())
     if _HELD.get(key):
@@ -82,32 +63,32 @@ def run_lock(store_path: str | Path, run_id: str, *, log: Callable[[str], None] 
             _HELD[key] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    mine = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
-            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            info = holder(store_path) or {}
-            why = _stale(info, path)
-            if why is None:
-                raise StoreLocked(
-                    f"{store_path} is in use by run {info.get('run_id', '?')} (pid {info.get('pid', '?')} on "
-                    f"{info.get('host', '?')}, since {info.get('since', '?')}): one run per store at a time; wait for "
-                    f"it to finish or stop it (a lock on another host whose run is gone: remove {path})") from None
-            if (holder(store_path) or {}) == info:  # still the same stale holder: take it over
-                log(f"taking over the lock of {store_path} from run {info.get('run_id', '?')} ({why})")
-                path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(mine, f)
-        break
-    else:
-        raise StoreLocked(f"could not take the lock {path}; another run keeps taking it")
-    _HELD[key] = 1
+    f = open(path, "a+")
     try:
-        yield
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info = holder(store_path) or {}
+            raise StoreLocked(
+                f"{store_path} is in use by run {info.get('run_id', '?')} (pid {info.get('pid', '?')} on "
+                f"{info.get('host', '?')}, since {info.get('since', '?')}): one run per store at a time; wait for "
+                "it to finish or stop it") from None
+        left = holder(store_path)
+        if left:  # the text of a run that ended without emptying it: killed
+            log(f"taking over the lock of {store_path} from run {left.get('run_id', '?')} (pid {left.get('pid', '?')} "
+                f"on {left.get('host', '?')} is gone)")
+        f.seek(0)
+        f.truncate()
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
+                   "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, f)
+        f.flush()
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            _HELD.pop(key, None)
+            f.seek(0)
+            f.truncate()
+            f.flush()
     finally:
-        _HELD.pop(key, None)
-        if (holder(store_path) or {}).get("run_id") == run_id:
-            path.unlink(missing_ok=True)
+        f.close()  # releases the flock

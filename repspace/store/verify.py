@@ -19,7 +19,7 @@ import zarr
 
 from .core import open_group, open_run, require_array
 
-__all__ = ["Damage", "discard", "block_chunks", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
+__all__ = ["Damage", "discard", "require_sizes", "block_chunks", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
            "record_embedding_chunks", "damaged_embeddings", "undecodable", "find_damage", "MARKED_GROUPS"]
 
 MARKED_GROUPS = ("channels", "pairs", "latents")
@@ -58,8 +58,14 @@ def block_chunks(group: str, marker: str, key: tuple[int, ...]) -> list[tuple[st
     raise ValueError(f"group {group!r} has no blockwise markers")
 
 
-def chunk_path(store_path: str | Path, group: str, array: str, coords: Sequence[int]) -> Path:
-    arr = open_group(store_path, group)[array]
+def chunk_path(store_path: str | Path, group: str, array: str, coords: Sequence[int],
+               cache: dict[str, zarr.Array] | None = None) -> Path:
+    """The file of chunk ``coords`` of ``group/array`` (``cache``: arrays opened before, by name)."""
+    arr = cache.get(array) if cache is not None else None
+    if arr is None:
+        arr = open_group(store_path, group)[array]
+        if cache is not None:
+            cache[array] = arr
     return Path(store_path) / group / array / arr.metadata.encode_chunk_key(tuple(int(c) for c in coords))
 
 
@@ -78,17 +84,23 @@ def chunks_bytes(store_path: str | Path, group: str, chunks: Sequence[tuple[str,
 _MAX_CHUNKS = {"channels": 4, "pairs": 4, "latents": 2}
 
 
-def record_block(store_path: str | Path, group: zarr.Group, marker: str, key: tuple[int, ...]) -> None:
-    """Record the bytes of each chunk block ``key`` wrote, in ``<marker>_bytes`` (-1 past its chunks)."""
+def require_sizes(group: zarr.Group, marker: str) -> zarr.Array:
+    """``<marker>_bytes``, created or grown with its marker (-1: nothing recorded)."""
     done = group[marker]
     n = _MAX_CHUNKS[group.path]
-    sizes = require_array(group, f"{marker}_bytes", shape=(*done.shape, n), chunks=(*done.chunks, n), dtype="int64",
-                          dims=(*done.metadata.dimension_names, "block_chunk"), fill_value=-1,
-                          attrs={"description": "bytes on disk of each chunk the block wrote, when it was marked "
-                                                "(-1: no such chunk; chunks in the order of store.verify.block_chunks)"})
-    row = np.full(n, -1, dtype=np.int64)
+    return require_array(group, f"{marker}_bytes", shape=(*done.shape, n), chunks=(*done.chunks, n), dtype="int64",
+                         dims=(*done.metadata.dimension_names, "block_chunk"), fill_value=-1,
+                         attrs={"description": "bytes on disk of each chunk the block wrote, when it was marked "
+                                               "(-1: no such chunk; chunks in the order of store.verify.block_chunks)"})
+
+
+def record_block(store_path: str | Path, group: zarr.Group, marker: str, key: tuple[int, ...]) -> None:
+    """Record the bytes of each chunk block ``key`` wrote, in ``<marker>_bytes`` (-1 past its chunks)."""
+    sizes = require_sizes(group, marker)
+    row = np.full(sizes.shape[-1], -1, dtype=np.int64)
+    arrays: dict[str, zarr.Array] = {}
     for k, (array, coords) in enumerate(block_chunks(group.path, marker, key)):
-        row[k] = _size(chunk_path(store_path, group.path, array, coords))
+        row[k] = _size(chunk_path(store_path, group.path, array, coords, arrays))
     sizes[key] = row
 
 
@@ -106,6 +118,7 @@ def damaged_blocks(store_path: str | Path, name: str,
     (every marked block, or those of ``blocks``: (marker, key) pairs)."""
     group = open_group(store_path, name)
     out = []
+    arrays: dict[str, zarr.Array] = {}
     for marker in [m for m in ("done", "information_done", "estimate_done") if m in group]:
         if f"{marker}_bytes" not in group:
             continue
@@ -121,7 +134,7 @@ def damaged_blocks(store_path: str | Path, name: str,
             if not recorded[key]:
                 continue
             for k, (array, coords) in enumerate(block_chunks(name, marker, key)):
-                path = chunk_path(store_path, name, array, coords)
+                path = chunk_path(store_path, name, array, coords, arrays)
                 now, then = _size(path), int(sizes[key][k])
                 if now != then:
                     why = "missing" if not path.exists() else f"{now} bytes on disk"

@@ -151,7 +151,8 @@ def _reencode_damaged(ctx: StageContext, lay: schema.Layout) -> None:
         ctx.log(f"{ctx.group.path}: {d}; encoding its models again")
         for m in d.models:
             i = lay.names.index(m)
-            lay.group["encoded"][i, d.chunk[2]] = 0
+            if lay.status()[i, d.chunk[2]] > 0:  # encoded ones only: failed and dropped models stay as they are
+                lay.group["encoded"][i, d.chunk[2]] = 0
 
 
 def _blocks(lay: schema.Layout, model_ranges: list[tuple[int, int]], label: str, args: Any,

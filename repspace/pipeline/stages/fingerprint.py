@@ -16,4 +16,4 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     return f"{c.dataset}, {c.n_images} images, seed {c.seed}"
 
 
-STAGE = Stage(name="fingerprint", writes=schema.GROUP, finalize=finalize, cluster=False)
+STAGE = Stage(name="fingerprint", writes=schema.GROUP, finalize=finalize, cluster=False, whole=True)

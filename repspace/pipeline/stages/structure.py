@@ -118,9 +118,10 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     model_names = np.array([str(m) for m in channels["model"].values.tolist()], dtype=object)
     ds = structure_dataset(information, channels["nmi_factor"].values, [str(f) for f in channels["factor"].values],
                            model_names, values, keep, c.info_threshold, min_samples)
-    ctx.group = write_dataset(ctx.store_path, schema.GROUP, ds)
+    write_dataset(ctx.store_path, schema.GROUP, ds)
     found = ", ".join(f"{m}: {int((ds['cluster_size'].sel(measure=m) > 0).sum())} clusters" for m in MEASURES)
     return f"{model_idx.size} of {information.size} channels above {c.info_threshold} bits; {found}"
 
 
-STAGE = Stage(name="structure", writes=schema.GROUP, needs=("channels", "pairs"), finalize=finalize, cluster=False)
+STAGE = Stage(name="structure", writes=schema.GROUP, needs=("channels", "pairs"), finalize=finalize, cluster=False,
+              whole=True)

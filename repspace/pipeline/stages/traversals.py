@@ -100,9 +100,9 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                 "step": np.arange(N_STEPS)},
         attrs={"structure_run_id": str(st.attrs.get("run_id", ""))},
     )
-    ctx.group = write_dataset(ctx.store_path, schema.GROUP, ds)
+    write_dataset(ctx.store_path, schema.GROUP, ds)
     return f"{int(decoded.sum())} of {len(plan.blocks)} cluster traversals decoded"
 
 
 STAGE = Stage(name="traversals", writes=schema.GROUP, needs=("structure", "embeddings"), plan=plan, task=task,
-              finalize=finalize)
+              finalize=finalize, whole=True)
