@@ -249,3 +249,20 @@ def test_every_job_configuration_loads(path):
         from repspace.models import parse_model_numbers
 
         assert parse_model_numbers(",".join(config.models.numbers))
+
+
+def test_changed_posteriors_recompute_exactly_the_blocks_that_read_them(tmp_path, client):
+    mu, logvar, _ = synthetic_posteriors(6)
+    config = make_run(tmp_path, 6, models_per_block=2, mu=mu, logvar=logvar)
+    run(config.replace(stages=("channels", "pairs")), client=client)
+    new_mu = mu.copy()
+    new_mu[2] = np.random.default_rng(9).normal(size=new_mu[2].shape)  # model 2 (in block 1) is encoded anew
+    write_posteriors(config.store, new_mu[2:3], logvar[2:3], entries([2]))
+    result = run(config.replace(stages=("channels", "pairs")), client=client)
+    assert [(r.name, r.computed, r.skipped) for r in result.stages] == [("channels", 1, 2), ("pairs", 3, 3)]
+    fresh = make_run(tmp_path, 6, models_per_block=2, mu=new_mu, logvar=logvar, name="fresh")
+    run(fresh.replace(stages=("channels", "pairs")), client=client)
+    for group in ("channels", "pairs"):
+        xr.testing.assert_equal(xr.open_zarr(config.store, group=group, consolidated=False).load().drop_vars(
+            ["done", "done_bytes"]), xr.open_zarr(fresh.store, group=group, consolidated=False).load().drop_vars(
+            ["done", "done_bytes"]))

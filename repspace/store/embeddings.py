@@ -14,7 +14,7 @@ variable       dims                    dtype    meaning
 =============  ======================  =======  ===========================================
 mu             (model, channel, image) float32  posterior mean
 logvar         (model, channel, image) float32  posterior log-variance
-encoded        (model, image_block)    int64    >0 encoded, -1 failed (tried again on a rerun),
+encoded        (model, image_block)    int64    >0 encoded (a stamp of the posteriors), -1 failed (tried again),
                                                 -2 dropped from the run, 0 not yet
 image          (image,) coordinate     int64    position of the image in this group, 0..n-1
 dataset_index  (image,) coordinate     int64    row of the image in its dataset
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,12 +55,25 @@ __all__ = [
     "encoded_models",
     "check_encoded",
     "posteriors",
+    "content_stamp",
 ]
 
 FINGERPRINT = "embeddings"
 DATASET = "dataset_embeddings"
 PENDING, FAILED, DROPPED = 0, -1, -2
-"""Values of ``encoded`` other than done (> 0)."""
+"""Values of ``encoded`` other than done; done is a content stamp > 0 (:func:`content_stamp`)."""
+
+
+def content_stamp(mu: np.ndarray, logvar: np.ndarray) -> int:
+    """A positive number fixed by the posteriors of one model on one image block: what ``encoded`` holds
+    for it, so that the blocks computed from a model's posteriors go stale when they change.
+
+    >>> a = np.zeros((2, 3), np.float32)
+    >>> content_stamp(a, a) == content_stamp(a.copy(), a) != content_stamp(a + 1, a)
+    True
+    """
+    crc = zlib.crc32(np.ascontiguousarray(mu, np.float32).tobytes())
+    return 1 + zlib.crc32(np.ascontiguousarray(logvar, np.float32).tobytes(), crc)
 DIMS = ("model", "channel", "image")
 
 
@@ -207,15 +221,17 @@ def _write_locked(store_path: str | Path, mu: np.ndarray, logvar: np.ndarray, re
                  images_id=images_id, models_per_chunk=chunks[0], images_per_chunk=chunks[1])
     emb = lay.group
     rows = [lay.names.index(r["name"]) for r in records]
+    stamps = np.array([[content_stamp(m_[:, s0:s1], lv[:, s0:s1]) for s0, s1 in lay.image_blocks]
+                       for m_, lv in zip(mu, logvar)], dtype=np.int64)
     if rows == list(range(rows[0], rows[0] + len(rows))):  # one slice: one write per chunk
         emb["mu"][rows[0]:rows[-1] + 1] = mu
         emb["logvar"][rows[0]:rows[-1] + 1] = logvar
-        emb["encoded"][rows[0]:rows[-1] + 1] = 1
+        emb["encoded"][rows[0]:rows[-1] + 1] = stamps
     else:
         for k, i in enumerate(rows):
             emb["mu"][i] = mu[k]
             emb["logvar"][i] = logvar[k]
-            emb["encoded"][i] = 1
+            emb["encoded"][i] = stamps[k]
     record_embedding_chunks(store_path, emb)
     set_complete(emb, bool((lay.status() != 0).all()))
     return lay

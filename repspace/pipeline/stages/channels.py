@@ -46,8 +46,9 @@ def plan(ctx: StageContext) -> Plan:
     schema.layout(ctx.group, lay.models, lay.n_channels, factors, block)
     ranges = block_ranges(lay.n_models, block)
     per_model = lay.n_channels * lay.n_images**2 * SECONDS_PER_UNIT_IMAGE2
-    blocks = [Block(name=f"block{b}", key=(b,), extent=r, args=(*r, ctx.config.gpu), cost=(r[1] - r[0]) * per_model)
-              for b, r in enumerate(ranges)]
+    status = lay.status()  # the posteriors' stamps: a block whose models' posteriors changed is computed again
+    blocks = [Block(name=f"block{b}", key=(b,), extent=(r, status[r[0]:r[1]].tolist()), args=(*r, ctx.config.gpu),
+                    cost=(r[1] - r[0]) * per_model) for b, r in enumerate(ranges)]
     return Plan(blocks=blocks, markers={"done": ((len(ranges),), ("block",))}, note=f"blocks of {block} models")
 
 

@@ -81,7 +81,7 @@ def encode_task(
             continue
         emb["mu"][i, :, start:stop] = mu
         emb["logvar"][i, :, start:stop] = logvar
-        emb["encoded"][i, image_block] = 1
+        emb["encoded"][i, image_block] = schema.content_stamp(mu, logvar)
     return {"failed": failed, "seconds": time.perf_counter() - t0}
 
 

@@ -148,12 +148,15 @@ def plan(ctx: StageContext) -> Plan:
     names, m = lay.names, lay.n_models
     d = lay.n_channels
     cost = {k: estimate_cost(opts.n_samples, lay.n_images, d * (1 if k < 2 else 2), opts.dtype) for k in range(6)}
-    blocks = [Block(name=f"information-{names[i]}", key=(int(i),), extent=names[i], marker="information_done",
+    stamps = [row.tolist() for row in lay.status()]  # an estimate goes stale when its models' posteriors change
+    blocks = [Block(name=f"information-{names[i]}", key=(int(i),), extent=(names[i], stamps[i]),
+                    marker="information_done",
                     args=(int(i), -1, -1, (names[i], ""), mc), cost=cost[0]) for i in np.flatnonzero(valid)]
     for _, members in groups:
         for x, i in enumerate(members):
             for j in members[x + 1:]:
-                blocks += [Block(name=f"{term}-{names[i]}-{names[j]}", key=(i, j, k), extent=(names[i], names[j]),
+                blocks += [Block(name=f"{term}-{names[i]}-{names[j]}", key=(i, j, k),
+                                 extent=(names[i], names[j], stamps[i], stamps[j]),
                                  marker="estimate_done", args=(i, j, k, (names[i], names[j]), mc), cost=cost[k])
                            for k, term in enumerate(schema.TERMS)]
     ctx.log(f"latents: {int(valid.sum())} models x {lay.n_images} images in {len(groups)} groups; "

@@ -37,7 +37,8 @@ def plan(ctx: StageContext) -> Plan:
     schema.layout(ctx.group, lay.models, lay.n_channels, block)
     ranges = block_ranges(lay.n_models, block)
     units = [(r1 - r0) * lay.n_channels for r0, r1 in ranges]
-    blocks = [Block(name=f"block{a}x{b}", key=(a, b), extent=(ranges[a], ranges[b]),
+    status = [lay.status()[r0:r1].tolist() for r0, r1 in ranges]  # the posteriors' stamps of each block's models
+    blocks = [Block(name=f"block{a}x{b}", key=(a, b), extent=(ranges[a], ranges[b], status[a], status[b]),
                     args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu),
                     cost=lay.n_images**2 * units[a] * units[b] / PAIR_FLOPS_PER_S)
               for a in range(len(ranges)) for b in range(a, len(ranges))]
