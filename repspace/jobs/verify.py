@@ -15,7 +15,7 @@ from pathlib import Path
 
 from repspace._quiet import set_verbose
 from repspace.pipeline.repair import repair
-from repspace.store import StoreError, StoreLocked
+from repspace.store import StoreError, StoreLocked, run_lock
 from repspace.store.verify import find_damage
 
 
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     set_verbose(a.verbose)
     store_path = a.run / "store.zarr" if (a.run / "store.zarr").is_dir() else a.run
     try:
-        damage = find_damage(store_path, deep=not a.quick)
+        with run_lock(store_path, "verify"):  # no run changes the store while it is checked
+            damage = find_damage(store_path, deep=not a.quick)
         for d in damage:
             print(f"damaged: {d}")
         if not damage:
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(damage)} damaged chunks; rerun with --repair to recompute them")
             return 1
         result = repair(store_path, damage)
-        left = find_damage(store_path, deep=not a.quick)
-    except (StoreError, StoreLocked, FileNotFoundError, RuntimeError, ValueError) as err:
+        with run_lock(store_path, "verify"):
+            left = find_damage(store_path, deep=not a.quick)
+    except (StoreError, StoreLocked, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result is not None:

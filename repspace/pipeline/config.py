@@ -184,8 +184,15 @@ class RunConfig:
         return Path(self.run_dir) / "figures"
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields as plain data, paths made absolute (what provenance records, so a rerun from another
+        folder finds the same files)."""
         d = dataclasses.asdict(self)
         d["models"]["train"] = dict(self.models.train)
+        for key in ("run_dir", "store_path", "data_dir"):
+            if d[key] is not None:
+                d[key] = str(Path(d[key]).resolve())
+        if d["models"]["dir"]:
+            d["models"]["dir"] = str(Path(d["models"]["dir"]).resolve())
         return d
 
     def replace(self, **changes: Any) -> RunConfig:

@@ -25,27 +25,36 @@ __all__ = ["repair", "recorded_config", "drop_models"]
 _DOWNSTREAM = ("structure", "traversals", "figures")
 
 
-def recorded_config(root, store_path: Path) -> RunConfig:
-    """The configuration that last wrote the store (from its groups' provenance)."""
-    latest = max((dict(root[g].attrs) for g, _ in root.groups() if "config" in root[g].attrs),
-                 key=lambda a: str(a.get("written_at", "")), default=None)
-    if latest is None:
+def recorded_config(root, store_path: Path, group: str | None = None) -> RunConfig:
+    """The configuration that last wrote ``group`` (from its provenance), else the newest of any group; with
+    the store where it is now."""
+    attrs = dict(root[group].attrs) if group is not None and group in root and "config" in root[group].attrs else \
+        max((dict(root[g].attrs) for g, _ in root.groups() if "config" in root[g].attrs),
+            key=lambda a: str(a.get("written_at", "")), default=None)
+    if attrs is None:
         raise RuntimeError(f"{store_path} records no configuration: nothing to rerun")
-    d = json.loads(latest["config"])
+    d = json.loads(attrs["config"])
     d["store_path"] = str(store_path)
+    if store_path.name == "store.zarr":
+        d["run_dir"] = str(store_path.parent)
     return RunConfig(**d)
 
 
-def _block_key(group: str, array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-    """The (marker, key) of the block that writes ``chunk`` of ``array``."""
+_DATA = {"channels": ("information", "information_twice", "nmi_factor", "vi_factor"), "pairs": ("nmi", "vi"),
+         "latents": ("information", "information_se", "estimate", "estimate_se")}
+
+
+def _block_key(group: str, array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
+    """The (marker, key) of the block that writes ``chunk`` of a data array (None for coordinates, markers and
+    arrays finalize derives: rerunning the stage rewrites those)."""
+    if array not in _DATA.get(group, ()):
+        return None
     if group == "channels":
         return "done", (chunk[0],)
     if group == "pairs":
         a, b = chunk[0], chunk[2]
         return "done", (min(a, b), max(a, b))
-    if array in ("information", "information_se"):
-        return "information_done", tuple(chunk)
-    return "estimate_done", tuple(chunk)
+    return ("information_done" if array.startswith("information") else "estimate_done"), tuple(chunk)
 
 
 def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Client | None" = None,
@@ -56,7 +65,6 @@ def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Clie
     store_path = Path(store_path)
     with store.run_lock(store_path, "repair"):
         root = store.open_run(store_path, create=False)
-        config = recorded_config(root, store_path)
         writers = {s.writes: s.name for s in STAGES.values() if s.writes}
         for d in damage:  # everything checked before anything is changed
             if d.group in ("embeddings", "dataset_embeddings"):
@@ -64,29 +72,33 @@ def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Clie
                 if any(not paths.get(m) for m in d.models):
                     raise store.StoreError(f"{d}: these posteriors were written from elsewhere (write_posteriors) "
                                            "and cannot be encoded again here: write them again")
-        stages = set()
+        stages: dict[str, str] = {}  # stage -> the group whose recorded configuration it reruns with
         for d in damage:
             group = store.open_group(store_path, d.group, mode="r+")
             if d.group in verify.MARKED_GROUPS:
-                marker, key = (d.marker, d.key) if d.marker else _block_key(d.group, d.array, d.chunk)
-                group[marker][key] = 0
-            elif d.group in ("embeddings", "dataset_embeddings"):
+                block = (d.marker, d.key) if d.marker else _block_key(d.group, d.array, d.chunk)
+                if block is not None:
+                    group[block[0]][block[1]] = 0
+            elif d.group in ("embeddings", "dataset_embeddings") and d.array in ("mu", "logvar"):
                 names = [str(x) for x in group["model"][:]]
                 for m in d.models:
                     if int(group["encoded"][names.index(m), d.chunk[2]]) > 0:  # dropped and failed models stay
                         group["encoded"][names.index(m), d.chunk[2]] = 0
             store.set_complete(group, False)
-            stages.add(writers.get(d.group, d.group))
+            stages[writers.get(d.group, d.group)] = d.group
             log(f"repair: {d}")
-        verify.discard(store_path, damage)
-        stages |= {s for s in _DOWNSTREAM if s == "figures" or s in root}
+        verify.discard(store_path, damage)  # what is not a data chunk (a marker, a coordinate) its stage writes again
+        for s in _DOWNSTREAM:
+            if s == "figures" or s in root:
+                stages.setdefault(s, s)
         if "encode" in stages or "encode_dataset" in stages:
-            stages.add("models")
-        if "encode" in stages:
-            stages.add("fingerprint")
-        todo = tuple(s for s in STAGE_NAMES if s in stages)
-        log(f"repair: rerunning {', '.join(todo)}")
-        return run(config.replace(stages=todo), client=client, log=log)
+            stages.setdefault("models", "models")
+        report = None
+        for name in [s for s in STAGE_NAMES if s in stages]:  # each with the configuration that wrote its group
+            log(f"repair: rerunning {name}")
+            report = run(recorded_config(root, store_path, stages[name]).replace(stages=(name,)), client=client,
+                         log=log)
+        return report
 
 
 def drop_models(store_path: str | Path, names: list[str], *, log: Callable[[str], None] = _log) -> None:
