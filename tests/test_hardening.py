@@ -191,3 +191,17 @@ def test_configuration_errors_name_key_and_file_before_any_stage(tmp_path, capsy
     err = capsys.readouterr().err
     assert says in err and str(path) in err, err
     assert not (tmp_path / "run").exists()  # nothing ran, nothing was written
+
+
+def test_gpu_without_cupy_is_refused_before_any_stage(tmp_path, client):
+    pytest.importorskip("distributed")
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("cupy is installed here")
+    except ImportError:
+        pass
+    config = prepared(tmp_path, 2)
+    with pytest.raises(RuntimeError, match="--gpu: the workers cannot run cupy"):
+        run(config.replace(gpu=True), client=client, log=lambda m: None)
+    assert "channels" not in zarr.open_group(str(config.store), mode="r")  # nothing ran

@@ -129,3 +129,19 @@ def test_a_stage_refuses_a_damaged_input_naming_the_chunk(tmp_path, client):
     with pytest.raises(store.StoreError, match=r"'structure' reads 'pairs', which is damaged: pairs/nmi chunk "
                                                r"\(0, 0, 1, 0\) \(models 0, 1, 2, 3\): \d+ bytes on disk"):
         run(config.replace(stages=("structure",)), client=client, log=lambda m: None)
+
+
+def test_damaged_markers_and_coordinates_are_named_and_repaired(tmp_path, client, capsys):
+    config = prepared(tmp_path, 6)
+    run(config.replace(stages=("channels", "pairs", "structure")), client=client)
+    clean = {g: xr.open_zarr(config.store, group=g, consolidated=False).load() for g in ("channels", "pairs")}
+    truncate(chunk_path(config.store, "pairs", "done", (0, 1)))
+    truncate(chunk_path(config.store, "channels", "model", (0,)))
+    assert verify_job.main([config.run_dir]) == 1
+    out = capsys.readouterr().out
+    assert "pairs/done chunk (0, 1)" in out and "channels/model chunk (0,)" in out and "cannot be read" in out
+    assert verify_job.main([config.run_dir, "--repair"]) == 0, capsys.readouterr()
+    for g, ds in clean.items():
+        got = xr.open_zarr(config.store, group=g, consolidated=False).load()
+        xr.testing.assert_equal(got[list(ds.data_vars)].drop_vars(["done", "done_bytes"]),
+                                ds.drop_vars(["done", "done_bytes"]))

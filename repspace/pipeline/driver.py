@@ -172,6 +172,21 @@ def _check_input(stage: str, store_path: Path, need: str) -> None:
                                f"it, or python -m repspace.jobs.verify {store_path.parent} --repair")
 
 
+def _gpu_available() -> str:
+    import cupy
+
+    return str(cupy.cuda.runtime.getDeviceCount())
+
+
+def _check_gpu(client: "Client") -> None:
+    """``--gpu``: refuse at once, naming the workers, when cupy or a GPU is missing there."""
+    try:
+        client.run(_gpu_available)
+    except Exception as err:
+        raise RuntimeError(f"--gpu: the workers cannot run cupy ({type(err).__name__}: {err}); install cupy and "
+                           "give the workers a GPU, or run without --gpu") from None
+
+
 def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
     t0 = time.perf_counter()
     for need in stage.needs:
@@ -193,7 +208,15 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
             verify.require_sizes(group, name)
 
     def done(block: Block) -> bool:
-        return block.marker is not None and store.is_done(markers[block.marker], block.key, store.stamp(block.extent))
+        if block.marker is None:
+            return False
+        try:
+            return store.is_done(markers[block.marker], block.key, store.stamp(block.extent))
+        except Exception as err:  # a damaged marker chunk: the block is computed again
+            ctx.log(f"{stage.name}: {stage.writes}/{block.marker} chunk {block.key} cannot be read "
+                    f"({type(err).__name__}); computing block {block.name} again")
+            verify.discard_chunk(ctx.store_path, stage.writes, block.marker, block.key)
+            return False
 
     todo = [b for b in plan.blocks if not done(b)]
     if stage.writes in verify.MARKED_GROUPS and len(todo) < len(plan.blocks):  # finished blocks, checked cheaply
@@ -275,6 +298,8 @@ def _run_locked(stages: Sequence[Stage], config: RunConfig, client: "Client | No
                          log=log) if needs_client else contextlib.nullcontext(client)
     report = RunReport(store=store_path, figure_dir=config.figure_dir, run_id=run_id, stages=[])
     with ctx_client as cl:
+        if config.gpu and cl is not None and any(s.task is not None for s in stages):
+            _check_gpu(cl)
         for stage in stages:
             group = root.require_group(stage.writes) if stage.writes is not None else None
             ctx = StageContext(config=config, store_path=store_path, root=root, group=group, client=cl,

@@ -19,7 +19,7 @@ import zarr
 
 from .core import open_group, open_run, require_array
 
-__all__ = ["Damage", "discard", "require_sizes", "block_chunks", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
+__all__ = ["Damage", "discard", "discard_chunk", "require_sizes", "block_chunks", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
            "record_embedding_chunks", "damaged_embeddings", "undecodable", "find_damage", "MARKED_GROUPS"]
 
 MARKED_GROUPS = ("channels", "pairs", "latents")
@@ -122,8 +122,11 @@ def damaged_blocks(store_path: str | Path, name: str,
     for marker in [m for m in ("done", "information_done", "estimate_done") if m in group]:
         if f"{marker}_bytes" not in group:
             continue
-        done = np.asarray(group[marker][:])
-        stored = np.asarray(group[f"{marker}_bytes"][:])
+        try:
+            done = np.asarray(group[marker][:])
+            stored = np.asarray(group[f"{marker}_bytes"][:])
+        except Exception:  # a damaged marker itself: reading every chunk back (undecodable) names it
+            continue
         sizes = np.full((*done.shape, stored.shape[-1]), -1, dtype=np.int64)  # the marker may have grown since
         sizes[tuple(slice(0, min(a, b)) for a, b in zip(done.shape, stored.shape))] = \
             stored[tuple(slice(0, min(a, b)) for a, b in zip(done.shape, stored.shape))]
@@ -155,13 +158,19 @@ def record_embedding_chunks(store_path: str | Path, group: zarr.Group) -> None:
     """Record the bytes of every (models, images) chunk of ``mu`` and ``logvar`` in ``chunk_bytes``."""
     mu = group["mu"]
     grid = (-(-mu.shape[0] // mu.chunks[0]), -(-mu.shape[2] // mu.chunks[2]))
-    sizes = np.array([[[_size(chunk_path(store_path, group.path, a, (m, 0, i))) for a in ("mu", "logvar")]
+    arrays: dict[str, zarr.Array] = {}
+
+    def size(path: Path) -> int:  # -1: no chunk yet (a model not encoded there), nothing to check later
+        return _size(path) if path.exists() else -1
+
+    sizes = np.array([[[size(chunk_path(store_path, group.path, a, (m, 0, i), arrays)) for a in ("mu", "logvar")]
                        for i in range(grid[1])] for m in range(grid[0])], dtype=np.int64).reshape(*grid, 2)
     if "chunk_bytes" in group and tuple(group["chunk_bytes"].shape) != (*grid, 2):
         del group["chunk_bytes"]
     arr = require_array(group, "chunk_bytes", shape=(*grid, 2), chunks=(*grid, 2), dtype="int64",
                         dims=("model_chunk", "image_chunk", "mu_logvar"), fill_value=-1,
-                        attrs={"description": "bytes on disk of each chunk of mu and logvar, when last written"})
+                        attrs={"description": "bytes on disk of each chunk of mu and logvar, when last written "
+                                              "(-1: no chunk then)"})
     arr[...] = sizes
 
 
@@ -170,8 +179,11 @@ def damaged_embeddings(store_path: str | Path, name: str) -> list[Damage]:
     group = open_group(store_path, name)
     if "chunk_bytes" not in group or "mu" not in group:
         return []
-    recorded = np.asarray(group["chunk_bytes"][:])
-    names = [str(x) for x in group["model"][:]]
+    try:
+        recorded = np.asarray(group["chunk_bytes"][:])
+        names = [str(x) for x in group["model"][:]]
+    except Exception:  # damaged bookkeeping: reading every chunk back (undecodable) names it
+        return []
     per = int(group["mu"].chunks[0])
     out = []
     for m, i in _embedding_chunks(group):
@@ -191,7 +203,10 @@ def undecodable(store_path: str | Path, name: str) -> list[Damage]:
     """Every chunk of every array of group ``name`` read back; those that cannot be decoded."""
     group = open_group(store_path, name)
     out = []
-    names = [str(x) for x in group["model"][:]] if "model" in group else []
+    try:
+        names = [str(x) for x in group["model"][:]] if "model" in group else []
+    except Exception:  # the coordinate itself is damaged: found below like any other chunk
+        names = []
     for array_name, arr in group.arrays():
         if arr.ndim == 0 or arr.size == 0:
             continue
@@ -209,11 +224,16 @@ def undecodable(store_path: str | Path, name: str) -> list[Damage]:
     return out
 
 
+def discard_chunk(store_path: str | Path, group: str, array: str, coords: Sequence[int]) -> None:
+    """Remove one chunk's file: the array reads its fill value there."""
+    chunk_path(store_path, group, array, coords).unlink(missing_ok=True)
+
+
 def discard(store_path: str | Path, damage: Sequence[Damage]) -> None:
     """Remove the damaged chunks' files, so that what rewrites them starts from the fill value instead of
     decoding a broken chunk (a write into part of a chunk reads the rest of it first)."""
     for d in damage:
-        chunk_path(store_path, d.group, d.array, d.chunk).unlink(missing_ok=True)
+        discard_chunk(store_path, d.group, d.array, d.chunk)
 
 
 def find_damage(store_path: str | Path, *, deep: bool = False) -> list[Damage]:
