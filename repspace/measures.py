@@ -14,6 +14,8 @@ vi_mc      VI by Monte Carlo (``vi_mc_se``)
 cka_linear CKA with the linear kernel of the means
 cka_bc     CKA with the Bhattacharyya matrices as kernels
 cka_rbf    CKA with an RBF kernel of the means, bandwidth the space's mean posterior std
+shape      the Gaussian stochastic shape distance (Duong et al. 2023), alpha 1 by default, over
+           the posterior variances; between spaces of one dimension only (NaN otherwise)
 ========== ==============================================================================
 
 The CKA measures take the biased HSIC estimator, or the debiased one (Song et al. 2012) with
@@ -32,9 +34,9 @@ from . import kernels
 
 __all__ = ["MEASURES", "compare_spaces", "measure_agreement"]
 
-MEASURES = ("nmi_bc", "vi_bc", "nmi_mc", "vi_mc", "cka_linear", "cka_bc", "cka_rbf")
+MEASURES = ("nmi_bc", "vi_bc", "nmi_mc", "vi_mc", "cka_linear", "cka_bc", "cka_rbf", "shape")
 _UNITS = {"nmi_bc": "1", "vi_bc": "bits", "nmi_mc": "1", "vi_mc": "bits", "cka_linear": "1", "cka_bc": "1",
-          "cka_rbf": "1"}
+          "cka_rbf": "1", "shape": "1"}
 
 
 def _spaces(mus: Any, logvars: Any, item_dim: str | None) -> tuple[list[np.ndarray], list[np.ndarray], list]:
@@ -74,6 +76,8 @@ def compare_spaces(
     seed: int = 0,
     debiased: bool = False,
     mc_samples: int = 2000,
+    shape_alpha: float = 1.0,
+    shape_restarts: int = 8,
     item_dim: str | None = None,
 ) -> xr.Dataset:
     """Every measure between every two spaces.
@@ -86,6 +90,8 @@ def compare_spaces(
     seed : seeds the Monte Carlo streams (one per pair)
     debiased : the debiased HSIC estimator for the CKA measures
     mc_samples : samples per Monte Carlo information estimate
+    shape_alpha, shape_restarts : alpha of the shape distance (0: means only, 1: 2-Wasserstein, 2:
+        covariances only) and the seeded starts of its search over alignments
 
     Returns
     -------
@@ -144,18 +150,29 @@ def compare_spaces(
             for b in range(a, s):
                 values[a, b] = values[b, a] = kernels.cka(ks[a], ks[b], debiased=debiased)
         out[name] = values
+    if "shape" in measures:
+        values = np.full((s, s), np.nan)
+        for a in range(s):
+            for b in range(a, s):
+                if mu[a].shape[1] == mu[b].shape[1]:
+                    values[a, b] = values[b, a] = kernels.stochastic_shape_distance(
+                        mu[a], np.exp(lv[a]), mu[b], np.exp(lv[b]), alpha=shape_alpha, n_restarts=shape_restarts,
+                        seed=seed)
+        out["shape"] = values
     pair = ("space_a", "space_b")
     data = {name: (pair, out[name], {"units": _UNITS.get(name.removesuffix("_se"), "1")})
             for name in [m for name in measures for m in (name, f"{name}_se") if m in out]}
     return xr.Dataset(data, coords={"space_a": names, "space_b": names},
-                      attrs={"debiased_hsic": int(debiased), "mc_samples": int(mc_samples), "seed": int(seed)})
+                      attrs={"debiased_hsic": int(debiased), "mc_samples": int(mc_samples), "seed": int(seed),
+                             "shape_alpha": float(shape_alpha)})
 
 
 def measure_agreement(ds: xr.Dataset) -> xr.DataArray:
     """The Spearman correlation of every two measures over the distinct pairs of spaces: (measure_a, measure_b).
 
-    Standard-error variables (``*_se``) are left out. A distance (VI) correlates negatively with the
-    similarities.
+    Standard-error variables (``*_se``) are left out, and so are pairs where a measure is undefined
+    (NaN, e.g. the shape distance between spaces of different dimension). A distance (VI, shape)
+    correlates negatively with the similarities.
     """
     from scipy.stats import spearmanr
 
@@ -168,7 +185,8 @@ def measure_agreement(ds: xr.Dataset) -> xr.DataArray:
     rho = np.eye(len(names))
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
-            rho[a, b] = rho[b, a] = spearmanr(cols[:, a], cols[:, b]).statistic
+            ok = np.isfinite(cols[:, a]) & np.isfinite(cols[:, b])
+            rho[a, b] = rho[b, a] = spearmanr(cols[ok, a], cols[ok, b]).statistic if ok.sum() >= 3 else np.nan
     return xr.DataArray(rho, dims=("measure_a", "measure_b"), coords={"measure_a": names, "measure_b": names},
                         name="spearman", attrs={"long_name": "Spearman correlation over the distinct pairs of spaces",
                                                 "pairs": int(iu[0].size)})

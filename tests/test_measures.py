@@ -141,3 +141,72 @@ def test_the_nine_spaces_and_what_the_measures_see_in_them():
     assert float(ds.cka_bc[a, b]) < 0.99
     two, four = names.index("two clusters"), names.index("four clusters")
     assert float(ds.vi_bc[two, four]) == pytest.approx(1.0, abs=0.03)  # four clusters refine two: VI = H(4) - H(2)
+
+
+def bures_reference(cov_a, cov_b):
+    from scipy.linalg import sqrtm
+
+    ra = sqrtm(cov_a)
+    return float(np.trace(cov_a) + np.trace(cov_b) - 2 * np.real(np.trace(sqrtm(ra @ cov_b @ ra))))
+
+
+def rotation(t):
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
+def shape_brute_force(mu_a, var_a, mu_b, var_b, alpha, steps=7200):
+    """Every rotation and reflection of the plane on a fine grid; the objective written out with full matrices."""
+    mu_a, mu_b = mu_a - mu_a.mean(0), mu_b - mu_b.mean(0)
+    best = np.inf
+    for t in np.linspace(0, 2 * np.pi, steps, endpoint=False):
+        for q in (rotation(t), rotation(t) @ np.diag([-1.0, 1.0])):
+            total = 0.0
+            for i in range(len(mu_a)):
+                total += (2 - alpha) * np.sum((mu_a[i] - q @ mu_b[i]) ** 2)
+                total += alpha * bures_reference(np.diag(var_a[i]), q @ np.diag(var_b[i]) @ q.T)
+            best = min(best, total / len(mu_a))
+    return np.sqrt(best)
+
+
+def test_bures_matches_matrix_square_roots():
+    rng = np.random.default_rng(10)
+    var_a, var_b = rng.uniform(0.1, 2, (5, 3)), rng.uniform(0.1, 2, (5, 3))
+    q = ortho_group.rvs(3, random_state=11)
+    got = kernels.bures_squared(var_a, var_b, q)
+    for i in range(5):
+        assert got[i] == pytest.approx(bures_reference(np.diag(var_a[i]), q @ np.diag(var_b[i]) @ q.T), abs=1e-10)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])
+def test_shape_distance_against_a_search_over_every_alignment(alpha):
+    rng = np.random.default_rng(12)
+    mu_a, mu_b = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+    var_a, var_b = rng.uniform(0.2, 1.5, (6, 2)), rng.uniform(0.2, 1.5, (6, 2))
+    got = kernels.stochastic_shape_distance(mu_a, var_a, mu_b, var_b, alpha=alpha, n_restarts=6)
+    brute = shape_brute_force(mu_a, var_a, mu_b, var_b, alpha, steps=720)
+    assert got <= brute + 1e-9 and got == pytest.approx(brute, abs=2e-3)
+    # one dimension: the two alignments, exactly
+    a1, b1 = mu_a[:, :1], mu_b[:, :1]
+    exact = min(np.sqrt(np.mean((2 - alpha) * (a1 - a1.mean() - s * (b1 - b1.mean())) ** 2 + alpha * (
+        np.sqrt(var_a[:, :1]) - np.sqrt(var_b[:, :1])) ** 2)) for s in (1, -1))
+    assert kernels.stochastic_shape_distance(a1, var_a[:, :1], b1, var_b[:, :1], alpha=alpha) == pytest.approx(exact)
+
+
+def test_shape_distance_is_a_metric_on_shapes():
+    rng = np.random.default_rng(13)
+    mu, var = rng.normal(size=(8, 2)), rng.uniform(0.2, 1.0, (8, 2))
+    swap = np.array([[0.0, -1.0], [1.0, 0.0]])  # a quarter turn keeps diagonal covariances diagonal
+    assert kernels.stochastic_shape_distance(mu, var, mu @ swap.T + 3.0, var[:, ::-1]) == pytest.approx(0, abs=1e-7)
+    spaces = [(rng.normal(size=(8, 2)), rng.uniform(0.2, 1.0, (8, 2))) for _ in range(3)]
+    d = lambda x, y: kernels.stochastic_shape_distance(*x, *y, n_restarts=6)  # noqa: E731
+    assert d(spaces[0], spaces[1]) == pytest.approx(d(spaces[1], spaces[0]), abs=1e-6)
+    for x, y, z in itertools.permutations(spaces):
+        assert d(x, z) <= d(x, y) + d(y, z) + 1e-6
+
+
+def test_compare_spaces_shape_only_between_spaces_of_one_dimension():
+    mus, lvs = spaces(14)
+    ds = compare_spaces(mus, lvs, ["shape", "cka_linear"], shape_restarts=3)
+    assert np.isnan(ds.shape.values[0, 1]) and np.isnan(ds.shape.values[1, 2])  # 2-d vs 1-d, 1-d vs 3-d
+    np.testing.assert_allclose(np.diag(ds.shape.values), 0.0, atol=1e-6)
+    assert float(ds.shape[0, 0]) == pytest.approx(0.0, abs=1e-6)

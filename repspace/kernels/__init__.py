@@ -7,7 +7,16 @@ its inputs (numpy, cupy, or another array-API namespace).
 from ._array import to_numpy
 from .bhattacharyya import bhattacharyya_coefficients
 from .distances import MEASURES, distance_matrix, similarity, uniform_entropy
-from .measures import center_gram, cka, hsic, linear_kernel, mean_posterior_std, rbf_kernel
+from .measures import (
+    bures_squared,
+    center_gram,
+    cka,
+    hsic,
+    linear_kernel,
+    mean_posterior_std,
+    rbf_kernel,
+    stochastic_shape_distance,
+)
 from .information import (
     BlockOptions,
     LabelRows,
@@ -42,6 +51,8 @@ __all__ = [
     "linear_kernel",
     "mean_posterior_std",
     "rbf_kernel",
+    "bures_squared",
+    "stochastic_shape_distance",
     "bhattacharyya_coefficients",
     "BlockOptions",
     "LabelRows",
