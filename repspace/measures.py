@@ -20,6 +20,14 @@ shape      the Gaussian stochastic shape distance (Duong et al. 2023), alpha 1 b
 
 The CKA measures take the biased HSIC estimator, or the debiased one (Song et al. 2012) with
 ``debiased=True``.
+
+The shape distance is given the posterior *variances* as covariances. The paper's notebook passes
+``diag(exp(-logvar))``, the precision, instead. On the eight two-dimensional spaces of
+:func:`repspace.data.synthetic_spaces.nine_spaces` the two versions rank the 28 pairs with a
+Spearman correlation of 0.82. The precision version all but ignores large posteriors: the four
+clusters against the same clusters smeared vertically into each other are 5.74 apart with variances
+and 0.47 with precisions, and the spiral against the bloated spiral 2.55 and 0.85 (measured
+2026-12-01, 4 starts per component).
 """
 
 from __future__ import annotations
