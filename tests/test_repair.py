@@ -11,7 +11,7 @@ import xarray as xr
 
 from repspace import store
 from repspace.jobs import verify as verify_job
-from repspace.pipeline import RunConfig, run
+from repspace.pipeline import run
 from repspace.store.verify import chunk_path, find_damage
 
 from .test_hardening import prepared

@@ -13,7 +13,6 @@ import subprocess
 import threading
 from html.parser import HTMLParser
 
-import numpy as np
 import pytest
 import xarray as xr
 

@@ -188,7 +188,7 @@ def test_zoo_source_downloads_then_compares(tmp_path, model_dir, client):
         config = config_for(tmp_path, tmp_path / "zoo", stages=("fingerprint", "models", "encode", "channels", "pairs"),
                             models={"source": "zoo", "dir": str(tmp_path / "zoo"), "numbers": ("0-3",),
                                                    "base_url": server.url})
-        result = run(config, client=client)
+        run(config, client=client)
     emb = xr.open_zarr(config.store, group="embeddings", consolidated=False)
     assert list(emb["model"].values) == ["0", "1", "2"]  # 3 was refused (403) and reported; the rest went on
     assert list(xr.open_zarr(config.store, group="models", consolidated=False)["model"].values) == ["0", "1", "2"]

@@ -6,7 +6,6 @@ set's ground-truth factors as label units.
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
