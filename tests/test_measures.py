@@ -210,3 +210,27 @@ def test_compare_spaces_shape_only_between_spaces_of_one_dimension():
     assert np.isnan(ds.shape.values[0, 1]) and np.isnan(ds.shape.values[1, 2])  # 2-d vs 1-d, 1-d vs 3-d
     np.testing.assert_allclose(np.diag(ds.shape.values), 0.0, atol=1e-6)
     assert float(ds.shape[0, 0]) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-9), (np.float32, 1e-4)])
+@pytest.mark.parametrize("unit_block,row_block", [(3, 4), (512, None)])
+def test_all_pairs_cka_bc_equals_the_per_pair_formula(dtype, tol, unit_block, row_block):
+    rng = np.random.default_rng(15)
+    mu = rng.normal(size=(7, 30)).astype(dtype)
+    lv = rng.normal(-1.5, 0.4, size=(7, 30)).astype(dtype)
+    opts = kernels.BlockOptions(unit_block=unit_block, row_block=row_block, threads=2)
+    res = kernels.pairwise_information(kernels.PosteriorRows(mu, lv), options=opts, cka=True)
+    bc = repspace.bhattacharyya(mu.astype(np.float64)[..., None], lv.astype(np.float64)[..., None])
+    want = np.array([[kernels.cka(bc[a], bc[b]) for b in range(7)] for a in range(7)])
+    np.testing.assert_allclose(res.cka_bc, want, atol=tol)
+    np.testing.assert_array_equal(res.cka_bc, res.cka_bc.T)
+    # against a second set, and against ground-truth factors (label kernels)
+    labels = rng.integers(0, 3, size=(30, 2))
+    cross = kernels.pairwise_information(kernels.PosteriorRows(mu[:3], lv[:3]), kernels.LabelRows(labels, mu.dtype),
+                                         options=opts, cka=True)
+    lab = repspace.label_coefficients(labels)
+    want = np.array([[kernels.cka(bc[a], lab[f]) for f in range(2)] for a in range(3)])
+    np.testing.assert_allclose(cross.cka_bc, want, atol=tol)
+    plain = kernels.pairwise_information(kernels.PosteriorRows(mu, lv), options=opts)
+    assert plain.cka_bc is None
+    np.testing.assert_array_equal(plain.joint_information, res.joint_information)  # the information is unchanged

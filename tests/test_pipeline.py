@@ -266,3 +266,20 @@ def test_changed_posteriors_recompute_exactly_the_blocks_that_read_them(tmp_path
         xr.testing.assert_equal(xr.open_zarr(config.store, group=group, consolidated=False).load().drop_vars(
             ["done", "done_bytes"]), xr.open_zarr(fresh.store, group=group, consolidated=False).load().drop_vars(
             ["done", "done_bytes"]))
+
+
+def test_the_pairs_stage_stores_cka_bc_on_request(tmp_path, client):
+    mu, logvar, _ = synthetic_posteriors(4)
+    config = make_run(tmp_path, 4, models_per_block=2, mu=mu, logvar=logvar).replace(
+        stages=("pairs",), pair_measures=("nmi", "vi", "cka_bc"))
+    run(config, client=client)
+    pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
+    expected = repspace.kernels.pairwise_information(repspace.kernels.PosteriorRows(
+        mu.reshape(-1, N_IMAGES), logvar.reshape(-1, N_IMAGES)), cka=True).cka_bc
+    got = flat(pairs, "cka_bc")
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], atol=1e-5)
+    np.testing.assert_allclose(flat(pairs, "vi"), repspace.compare_channels(mu.reshape(-1, N_IMAGES),
+                               logvar.reshape(-1, N_IMAGES))["vi"].values, atol=1e-4)
+    with pytest.raises(repspace.store.StoreError, match="holds the measures"):
+        run(config.replace(pair_measures=("nmi", "vi")), client=client)

@@ -203,6 +203,7 @@ class PairwiseInformation:
     information_a, information_twice_a : (A,)  I(U) and I(U,U') of the first set
     information_b, information_twice_b : (B,)  the same for the second set (the first again when there is one set)
     joint_information : (A, B)  I(U,V)
+    cka_bc : (A, B) or None  CKA of the units' BC matrices as kernels (biased HSIC), when asked for
     """
 
     information_a: Any
@@ -210,6 +211,7 @@ class PairwiseInformation:
     information_b: Any
     information_twice_b: Any
     joint_information: Any
+    cka_bc: Any = None
 
     def nmi_vi(self) -> tuple[Any, Any]:
         return nmi_vi(self.information_a, self.information_twice_a, self.information_b, self.information_twice_b, self.joint_information)
@@ -245,10 +247,17 @@ def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
 class _Partial:
     """One thread's running sums over the row blocks it was given."""
 
-    def __init__(self, xp: Any, sets: tuple[RowSource, ...], n_a: int, n_b: int) -> None:
+    def __init__(self, xp: Any, sets: tuple[RowSource, ...], n_a: int, n_b: int, cka: bool = False) -> None:
         self.acc = xp.zeros((n_a, n_b), dtype=xp.float64)
         self.information = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
         self.information_twice = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
+        self.cka = cka
+        if cka:  # the raw sums behind <HKH, HLH>: <K, L>, sum_i r^K_i r^L_i, and the totals (r: row sums)
+            self.frob = xp.zeros((n_a, n_b), dtype=xp.float64)
+            self.cross = xp.zeros((n_a, n_b), dtype=xp.float64)
+            self.self_frob = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
+            self.self_cross = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
+            self.totals = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
 
 
 def _add_rows(
@@ -258,9 +267,21 @@ def _add_rows(
     xp = a.xp
     xa = xp.astype(a.rows(r0, r1), dtype, copy=False)  # (rows, A, N)
     xb = xa if same else xp.astype(b.rows(r0, r1), dtype, copy=False)
+    row_sums = []
     for k, x in enumerate((xa,) if same else (xa, xb)):
-        part.information[k] = part.information[k] + _sum_log2_mean(xp, xp.sum(x, axis=-1), n)
-        part.information_twice[k] = part.information_twice[k] + _sum_log2_mean(xp, xp.vecdot(x, x, axis=-1), n)
+        rs, twice = xp.sum(x, axis=-1), xp.vecdot(x, x, axis=-1)  # (rows, units)
+        part.information[k] = part.information[k] + _sum_log2_mean(xp, rs, n)
+        part.information_twice[k] = part.information_twice[k] + _sum_log2_mean(xp, twice, n)
+        if part.cka:
+            rs64 = xp.astype(rs, xp.float64)
+            part.self_frob[k] = part.self_frob[k] + xp.sum(twice, axis=0, dtype=xp.float64)
+            part.self_cross[k] = part.self_cross[k] + xp.sum(rs64 * rs64, axis=0)
+            part.totals[k] = part.totals[k] + xp.sum(rs64, axis=0)
+            row_sums.append(rs64)
+    if part.cka:
+        ra = row_sums[0]
+        rb = ra if same else row_sums[1]
+        part.cross = part.cross + xp.matmul(xp.permute_dims(ra, (1, 0)), rb)
     n_a, n_b = a.n_units, b.n_units
     for p0 in range(0, n_a, ub):
         p1 = min(n_a, p0 + ub)
@@ -268,11 +289,15 @@ def _add_rows(
         for q0 in range(p0 if same else 0, n_b, ub):
             q1 = min(n_b, q0 + ub)
             right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
-            part.acc[p0:p1, q0:q1] = part.acc[p0:p1, q0:q1] + _sum_log2_mean(xp, xp.matmul(left, right), n)
+            products = xp.matmul(left, right)
+            part.acc[p0:p1, q0:q1] = part.acc[p0:p1, q0:q1] + _sum_log2_mean(xp, products, n)
+            if part.cka:
+                part.frob[p0:p1, q0:q1] = part.frob[p0:p1, q0:q1] + xp.sum(products, axis=0, dtype=xp.float64)
 
 
 def pairwise_information(
-    a: RowSource, b: RowSource | None = None, *, options: BlockOptions | None = None, progress: Any = None
+    a: RowSource, b: RowSource | None = None, *, options: BlockOptions | None = None, progress: Any = None,
+    cka: bool = False,
 ) -> PairwiseInformation:
     """I(U), I(U,U') per unit and I(U,V) for every pair of units, blockwise.
 
@@ -285,6 +310,9 @@ def pairwise_information(
         are computed once each (the symmetry is used) and ``joint_information`` is (A, A).
     options : BlockOptions
     progress : callable(done_rows, total_rows), optional
+    cka : also CKA between every two units' BC matrices, from the same products (their sums before
+        the logs): <HK_aH, HK_bH> = <K_a, K_b> - (2/N) sum_i r_ai r_bi + t_a t_b / N^2 with r the
+        row sums and t the totals.
 
     Returns
     -------
@@ -311,7 +339,7 @@ def pairwise_information(
     ub = -(-n_a // -(-n_a // ub))  # blocks of equal size: 2,000 units in blocks of 512 become four of 500
     blocks = [(r0, min(n, r0 + rb)) for r0 in range(0, n, rb)]
     threads = min(threads, len(blocks))
-    parts = [_Partial(xp, sets, n_a, n_b) for _ in range(threads)]
+    parts = [_Partial(xp, sets, n_a, n_b, cka) for _ in range(threads)]
     done = [0]
     lock = threading.Lock()
 
@@ -339,17 +367,40 @@ def pairwise_information(
         information = [x + y for x, y in zip(information, part.information)]
         information_twice = [x + y for x, y in zip(information_twice, part.information_twice)]
 
-    if same:
+    def symmetric(m: Any) -> Any:
         # only blocks on or above the block diagonal were computed: mirror the rest,
         # then average with the transpose so the result is exactly symmetric
         block_of = xp.arange(n_a) // ub
         lower = xp.reshape(block_of, (n_a, 1)) > xp.reshape(block_of, (1, n_a))
-        acc = xp.where(lower, xp.permute_dims(acc, (1, 0)), acc)
-        acc = 0.5 * (acc + xp.permute_dims(acc, (1, 0)))
+        m = xp.where(lower, xp.permute_dims(m, (1, 0)), m)
+        return 0.5 * (m + xp.permute_dims(m, (1, 0)))
+
+    if same:
+        acc = symmetric(acc)
     joint = -acc / n
     ia, sa = -information[0] / n, -information_twice[0] / n
     ib, sb = (ia, sa) if same else (-information[1] / n, -information_twice[1] / n)
-    return PairwiseInformation(ia, sa, ib, sb, joint)
+    cka_bc = None
+    if cka:
+        total = {name: [getattr(parts[0], name)[k] for k in range(len(sets))] for name in
+                 ("self_frob", "self_cross", "totals")}
+        frob, cross = parts[0].frob, parts[0].cross
+        for part in parts[1:]:
+            frob, cross = frob + part.frob, cross + part.cross
+            for name in total:
+                total[name] = [x + y for x, y in zip(total[name], getattr(part, name))]
+        if same:
+            frob = symmetric(frob)
+        t = total["totals"]
+        tb = t[0] if same else t[1]
+        h_ab = frob - (2.0 / n) * cross + xp.reshape(t[0], (n_a, 1)) * xp.reshape(tb, (1, n_b)) / n**2
+        h_self = [f - (2.0 / n) * c + tt * tt / n**2 for f, c, tt in zip(total["self_frob"], total["self_cross"], t)]
+        ha = h_self[0]
+        hb = ha if same else h_self[1]
+        denom = xp.reshape(ha, (n_a, 1)) * xp.reshape(hb, (1, n_b))
+        ok = denom > 0
+        cka_bc = xp.where(ok, h_ab / xp.sqrt(xp.where(ok, denom, xp.ones_like(denom))), xp.full_like(denom, math.nan))
+    return PairwiseInformation(ia, sa, ib, sb, joint, cka_bc)
 
 
 def label_coefficients(labels: Any, dtype: Any = None) -> Any:

@@ -112,6 +112,8 @@ class RunConfig:
         gives another is named and left out).
     models_per_encode_task : models per encode task (and per chunk of ``embeddings``).
     pair_block_units : units (channels) per side of one pairs task.
+    pair_measures : what the pairs stage stores for every two channels: "nmi", "vi", and on request
+        "cka_bc" (CKA of their BC matrices, from the same matrix products).
     row_block_bytes : memory budget of generated BC rows inside one task.
     info_threshold : channels carrying less (bits) are left out of the structure.
     min_samples : OPTICS min_samples (None: min(20, half the models), at least 2).
@@ -134,6 +136,7 @@ class RunConfig:
     n_channels: int | None = None
     models_per_encode_task: int = 2
     pair_block_units: int = 2000
+    pair_measures: tuple[str, ...] = ("nmi", "vi")
     row_block_bytes: int = 64 * 2**20
     info_threshold: float = 0.01
     min_samples: int | None = None
@@ -166,6 +169,10 @@ class RunConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.info_threshold < 0:
             raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
+        object.__setattr__(self, "pair_measures", tuple(self.pair_measures))
+        bad = [m for m in self.pair_measures if m not in ("nmi", "vi", "cka_bc")]
+        if bad or not {"nmi", "vi"} <= set(self.pair_measures):
+            raise ValueError(f"pair_measures must hold nmi and vi, and may add cka_bc; got {list(self.pair_measures)}")
         if self.n_channels is not None and self.n_channels < 1:
             raise ValueError(f"n_channels must be positive, or left out for what the models agree on; got "
                              f"{self.n_channels}")

@@ -5,6 +5,7 @@ var    dims                                        units    meaning
 =====  ==========================================  =======  ==================================
 nmi    (model_a, channel_a, model_b, channel_b)    1        normalized mutual information
 vi     (model_a, channel_a, model_b, channel_b)    bits     variation of information
+cka_bc (model_a, channel_a, model_b, channel_b)    1        CKA of the BC matrices (on request)
 done   (block_a, block_b)                                   stamps of finished blocks (a <= b)
 =====  ==========================================  =======  ==================================
 
@@ -20,26 +21,35 @@ from collections.abc import Sequence
 import numpy as np
 import zarr
 
-from .core import require_array, write_coordinate
+from .core import StoreError, require_array, write_coordinate
 from .models import write_model_coords
 
 __all__ = ["GROUP", "MEASURES", "layout", "write_block", "kept_submatrix"]
 
 GROUP = "pairs"
 MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
-            "vi": ("bits", "variation of information between channels")}
+            "vi": ("bits", "variation of information between channels"),
+            "cka_bc": ("1", "CKA between the channels' Bhattacharyya matrices (on request)")}
+DEFAULT = ("nmi", "vi")
 DIMS = ("model_a", "channel_a", "model_b", "channel_b")
 
 
-def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, block: int) -> None:
+def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, block: int,
+           measures: Sequence[str] = DEFAULT) -> None:
     m = len(models)
-    for name, (units, long) in MEASURES.items():
+    recorded = group.attrs.get("measures")
+    if recorded is not None and list(recorded) != list(measures):
+        raise StoreError(f"{group.path} holds the measures {list(recorded)}, this run asks for {list(measures)}; use "
+                         "a new run directory (or the recorded measures)")
+    group.attrs["measures"] = list(measures)
+    for name in measures:
+        units, long = MEASURES[name]
         require_array(group, name, shape=(m, n_channels, m, n_channels), chunks=(block, n_channels, block, n_channels),
                       dtype="float32", dims=DIMS, fill_value=np.nan, attrs={"units": units, "long_name": long})
     coords = write_model_coords(group, models, ("_a", "_b"))
     for sfx in ("_a", "_b"):
         write_coordinate(group, f"channel{sfx}", f"channel{sfx}", np.arange(n_channels))
-    for name in MEASURES:
+    for name in measures:
         group[name].attrs["coordinates"] = " ".join(coords)
 
 
@@ -47,7 +57,7 @@ def write_block(group: zarr.Group, range_a: tuple[int, int], range_b: tuple[int,
                 values: dict[str, np.ndarray]) -> None:
     """Write block (a, b) of each measure, (model_a, channel_a, model_b, channel_b), and its transpose."""
     (a0, a1), (b0, b1) = range_a, range_b
-    for name in MEASURES:
+    for name in values:
         group[name][a0:a1, :, b0:b1, :] = values[name]
         if range_a != range_b:
             group[name][b0:b1, :, a0:a1, :] = values[name].transpose(2, 3, 0, 1)

@@ -51,7 +51,7 @@ def block_chunks(group: str, marker: str, key: tuple[int, ...]) -> list[tuple[st
     if group == "pairs":
         a, b = key
         coords = [(a, 0, b, 0)] + ([(b, 0, a, 0)] if a != b else [])
-        return [(name, c) for name in ("nmi", "vi") for c in coords]
+        return [(name, c) for name in ("nmi", "vi") for c in coords]  # cka_bc, when asked for, is not checked
     if group == "latents":
         names = ("information", "information_se") if marker == "information_done" else ("estimate", "estimate_se")
         return [(name, tuple(key)) for name in names]

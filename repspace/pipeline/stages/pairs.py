@@ -17,29 +17,32 @@ benchmarks/bench_sweep.py on the 2-core machine (benchmarks/README.md); for esti
 
 
 def task(store_path: str, range_a: tuple[int, int], range_b: tuple[int, int], row_block_bytes: int,
-         gpu: bool) -> None:
+         gpu: bool, measures: tuple[str, ...] = schema.DEFAULT) -> None:
     with one_thread():
         rows_a, valid_a, (ma, c) = unit_rows(store_path, *range_a, gpu)
         same = range_a == range_b
         rows_b, valid_b, (mb, _) = (None, valid_a, (ma, c)) if same else unit_rows(store_path, *range_b, gpu)
         res = kernels.pairwise_information(rows_a, rows_b, options=kernels.BlockOptions(memory_bytes=row_block_bytes,
-                                                                                      threads=1))
-        nmi, vi = (kernels.to_numpy(x).astype(np.float32).reshape(ma, c, mb, c) for x in res.nmi_vi())
-        for arr in (nmi, vi):
+                                                                                      threads=1),
+                                           cka="cka_bc" in measures)
+        nmi, vi = res.nmi_vi()
+        values = {"nmi": nmi, "vi": vi, "cka_bc": res.cka_bc}
+        values = {k: kernels.to_numpy(values[k]).astype(np.float32).reshape(ma, c, mb, c) for k in measures}
+        for arr in values.values():
             arr[~valid_a] = np.nan
             arr[:, :, ~valid_b] = np.nan
-        schema.write_block(open_group(store_path, schema.GROUP, mode="r+"), tuple(range_a), tuple(range_b),
-                           {"nmi": nmi, "vi": vi})
+        schema.write_block(open_group(store_path, schema.GROUP, mode="r+"), tuple(range_a), tuple(range_b), values)
 
 
 def plan(ctx: StageContext) -> Plan:
     lay, block = open_units(ctx)
-    schema.layout(ctx.group, lay.models, lay.n_channels, block)
+    measures = tuple(ctx.config.pair_measures)
+    schema.layout(ctx.group, lay.models, lay.n_channels, block, measures)
     ranges = block_ranges(lay.n_models, block)
     units = [(r1 - r0) * lay.n_channels for r0, r1 in ranges]
     status = [lay.status()[r0:r1].tolist() for r0, r1 in ranges]  # the posteriors' stamps of each block's models
     blocks = [Block(name=f"block{a}x{b}", key=(a, b), extent=(ranges[a], ranges[b], status[a], status[b]),
-                    args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu),
+                    args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu, measures),
                     cost=lay.n_images**2 * units[a] * units[b] / PAIR_FLOPS_PER_S)
               for a in range(len(ranges)) for b in range(a, len(ranges))]
     units = lay.n_models * lay.n_channels
