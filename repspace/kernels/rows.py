@@ -1,0 +1,149 @@
+"""Row sources: the rows of units' BC matrices, generated block by block.
+
+A *row source* gives, for fingerprint rows r0:r1, the rows of every unit's BC matrix,
+(rows, unit, image), from posteriors, ground-truth labels or explicit BC matrices; the all-pairs
+computation (:mod:`repspace.kernels.information`) asks for them one row block at a time, so memory
+stays bounded for any number of units.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from ._array import check_posteriors, contiguous, float_dtype, namespace
+from .bhattacharyya import bc_factor, scaled_posteriors
+
+__all__ = ["RowSource", "PosteriorRows", "LabelRows", "MatrixRows", "label_coefficients"]
+
+
+class RowSource(Protocol):
+    """Anything that yields rows of the BC matrices of a stack of units."""
+
+    n_units: int
+    n_images: int
+    xp: Any
+    dtype: Any
+
+    def rows(self, start: int, stop: int) -> Any:
+        """BC rows ``start:stop`` of every unit: array (stop - start, n_units, n_images)."""
+        ...
+
+
+class PosteriorRows:
+    """BC rows generated from diagonal-Gaussian posteriors.
+
+    Parameters
+    ----------
+    mu, logvar : array, shape (unit, image) or (unit, image, dim)
+    """
+
+    def __init__(self, mu: Any, logvar: Any, *, chunk_elements: int | None = -1) -> None:
+        xp = namespace(mu, logvar)
+        if mu.ndim == 2:
+            mu, logvar = mu[..., None], logvar[..., None]
+        if mu.ndim != 3:
+            raise ValueError(f"posteriors need shape (unit, image) or (unit, image, dim), got {tuple(mu.shape)}")
+        check_posteriors(mu, logvar, unit_axis=0, image_axis=1)
+        self.xp, self.dtype = xp, float_dtype(xp, mu, logvar)
+        self.n_units, self.n_images = int(mu.shape[0]), int(mu.shape[1])
+        # on the CPU, blocks of about 64k elements keep every elementwise pass in cache;
+        # other modules (a GPU) get the whole block at once
+        if chunk_elements == -1:
+            chunk_elements = 65536 if xp is np else None
+        self.chunk_elements = chunk_elements
+        mu, logvar = xp.astype(mu, self.dtype, copy=False), xp.astype(logvar, self.dtype, copy=False)
+        shift = xp.max(logvar, axis=1, keepdims=True)  # (unit, 1, d)
+        m, v, q = scaled_posteriors(xp, mu, logvar, shift)
+        # per dimension: (unit, image) for the columns, (image, unit, 1) for the rows
+        self._cols = [tuple(contiguous(xp, p[:, :, k]) for p in (m, v, q)) for k in range(mu.shape[2])]
+        self._rows = [
+            tuple(contiguous(xp, xp.permute_dims(p[:, :, k], (1, 0)))[:, :, None] for p in (m, v, q))
+            for k in range(mu.shape[2])
+        ]
+
+    def _block(self, r0: int, r1: int, u0: int, u1: int) -> Any:
+        bc = None
+        for (m_r, v_r, q_r), (m_c, v_c, q_c) in zip(self._rows, self._cols):
+            rows = (slice(r0, r1), slice(u0, u1), slice(None))
+            cols = (slice(u0, u1), slice(None))
+            factor = bc_factor(self.xp, m_r[rows], v_r[rows], q_r[rows], m_c[cols], v_c[cols], q_c[cols])
+            bc = factor if bc is None else bc * factor
+        return bc
+
+    def rows(self, start: int, stop: int) -> Any:
+        # values may exceed 1 by a rounding error on the diagonal; harmless here
+        if self.chunk_elements is None or (stop - start) * self.n_units * self.n_images <= self.chunk_elements:
+            return self._block(start, stop, 0, self.n_units)
+        xp = self.xp
+        out = xp.empty((stop - start, self.n_units, self.n_images), dtype=self.dtype)
+        step = max(1, self.chunk_elements // self.n_images)
+        for i in range(start, stop):
+            for u0 in range(0, self.n_units, step):
+                u1 = min(self.n_units, u0 + step)
+                out[i - start : i - start + 1, u0:u1, :] = self._block(i, i + 1, u0, u1)
+        return out
+
+
+class LabelRows:
+    """Ground-truth factors as units: BC_ij = 1 where f_i = f_j, else 0.
+
+    Parameters
+    ----------
+    labels : integer array, shape (image, factor)
+    dtype : the float dtype of the generated rows
+    """
+
+    def __init__(self, labels: Any, dtype: Any = None) -> None:
+        xp = namespace(labels)
+        if labels.ndim == 1:
+            labels = labels[:, None]
+        if labels.ndim != 2:
+            raise ValueError(f"labels need shape (image, factor), got {tuple(labels.shape)}")
+        if labels.shape[0] < 2:
+            raise ValueError(f"need at least 2 images to compare, got {labels.shape[0]}")
+        self.xp = xp
+        self.dtype = xp.float64 if dtype is None else dtype
+        self.n_images, self.n_units = int(labels.shape[0]), int(labels.shape[1])
+        self._labels_t = xp.permute_dims(labels, (1, 0))  # (factor, image)
+
+    def rows(self, start: int, stop: int) -> Any:
+        xp = self.xp
+        row_labels = xp.permute_dims(self._labels_t[:, start:stop], (1, 0))[:, :, None]  # (rows, factor, 1)
+        return xp.astype(row_labels == self._labels_t[None, :, :], self.dtype)
+
+
+class MatrixRows:
+    """Rows of explicit BC matrices, shape (unit, image, image)."""
+
+    def __init__(self, bc: Any) -> None:
+        xp = namespace(bc)
+        if bc.ndim == 2:
+            bc = bc[None, ...]
+        if bc.ndim != 3 or bc.shape[1] != bc.shape[2]:
+            raise ValueError(f"BC matrices need shape (unit, image, image), got {tuple(bc.shape)}")
+        if bc.shape[1] < 2:
+            raise ValueError(f"need at least 2 images to compare, got {bc.shape[1]}")
+        check_posteriors(bc, bc, unit_axis=0, image_axis=1)
+        self.xp, self.dtype = xp, float_dtype(xp, bc)
+        self.n_units, self.n_images = int(bc.shape[0]), int(bc.shape[1])
+        self._bc = bc
+
+    def rows(self, start: int, stop: int) -> Any:
+        return self.xp.permute_dims(self._bc[:, start:stop, :], (1, 0, 2))
+
+
+def label_coefficients(labels: Any, dtype: Any = None) -> Any:
+    """BC matrices of ground-truth factors: 1 where two images share the factor's class.
+
+    Parameters
+    ----------
+    labels : integer array, shape (image, factor)
+
+    Returns
+    -------
+    array, shape (factor, image, image)
+    """
+    src = LabelRows(labels, dtype)
+    return src.xp.permute_dims(src.rows(0, src.n_images), (1, 0, 2))
