@@ -47,7 +47,7 @@ def _import(name: str) -> ModuleType:
 
     if name in sys.modules or verbose():
         return importlib.import_module(name)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # errors still show; start-up lines are silenced below
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 2 lets oneDNN notices at ERROR level through, in training
     with _stderr_silenced():
         module = importlib.import_module(name)
     for logger in ("tensorflow", "absl", "tensorflow_datasets"):

@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.tf
 
-TF_LINES = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "I0000 ")
+TF_LINES = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "I0000 ", "W0000 ", "E0000 ")
 SCRIPT = """
 import numpy as np
 from repspace.models import load_encoder
