@@ -11,6 +11,7 @@ only) stay on loopback without authentication.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -74,4 +75,10 @@ def connect(
     finally:
         cluster = client.cluster
         client.close()
-        cluster.close()
+        nanny = logging.getLogger("distributed.nanny")
+        level = nanny.level
+        nanny.setLevel(logging.ERROR)  # a worker slow to stop (TensorFlow) is killed: expected, not worth a warning
+        try:
+            cluster.close()
+        finally:
+            nanny.setLevel(level)
