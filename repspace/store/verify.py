@@ -146,18 +146,22 @@ def damaged_blocks(store_path: str | Path, name: str,
     return out
 
 
-def _embedding_chunks(group: zarr.Group) -> Iterator[tuple[int, int]]:
+def _embedding_grid(group: zarr.Group) -> tuple[int, int]:
+    """(model chunks, image chunks) of an embeddings group."""
     mu = group["mu"]
-    grid = (-(-mu.shape[0] // mu.chunks[0]), -(-mu.shape[2] // mu.chunks[2]))
-    for m in range(grid[0]):
-        for i in range(grid[1]):
+    return -(-mu.shape[0] // mu.chunks[0]), -(-mu.shape[2] // mu.chunks[2])
+
+
+def _embedding_chunks(group: zarr.Group) -> Iterator[tuple[int, int]]:
+    models, images = _embedding_grid(group)
+    for m in range(models):
+        for i in range(images):
             yield m, i
 
 
 def record_embedding_chunks(store_path: str | Path, group: zarr.Group) -> None:
     """Record the bytes of every (models, images) chunk of ``mu`` and ``logvar`` in ``chunk_bytes``."""
-    mu = group["mu"]
-    grid = (-(-mu.shape[0] // mu.chunks[0]), -(-mu.shape[2] // mu.chunks[2]))
+    grid = _embedding_grid(group)
     arrays: dict[str, zarr.Array] = {}
 
     def size(path: Path) -> int:  # -1: no chunk yet (a model not encoded there), nothing to check later

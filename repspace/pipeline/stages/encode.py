@@ -155,8 +155,7 @@ def _reencode_damaged(ctx: StageContext, lay: schema.Layout) -> None:
                 lay.group["encoded"][i, d.chunk[2]] = 0
 
 
-def _blocks(lay: schema.Layout, model_ranges: list[tuple[int, int]], label: str, args: Any,
-            skip: dict[str, str]) -> list[Block]:
+def _blocks(lay: schema.Layout, model_ranges: list[tuple[int, int]], args: Any, skip: dict[str, str]) -> list[Block]:
     """A block per (block of models, block of images) with models not yet encoded there (or failed before,
     which are tried again), leaving out the models of ``skip``."""
     status = lay.status()
@@ -167,7 +166,7 @@ def _blocks(lay: schema.Layout, model_ranges: list[tuple[int, int]], label: str,
             rows = [(i, lay.names[i], paths[i]) for i in range(m0, m1)
                     if status[i, b] in (schema.PENDING, schema.FAILED) and lay.names[i] not in skip]
             if rows:
-                name = f"models{m0}-{m1 - 1}" if label == "models" else f"images{s0}-{s1 - 1}"
+                name = f"models{m0}-{m1 - 1}" if len(lay.image_blocks) == 1 else f"images{s0}-{s1 - 1}"
                 blocks.append(Block(name=name, marker=None, args=(lay.group.path, rows, b, s0, s1, *args)))
     return blocks
 
@@ -185,7 +184,7 @@ def plan_encode(ctx: StageContext) -> Plan:
     _leave_out(ctx, lay, failed)
     _reencode_damaged(ctx, lay)
     ranges = block_ranges(lay.n_models, lay.models_per_chunk)
-    blocks = _blocks(lay, ranges, "models", (None, 256), failed)
+    blocks = _blocks(lay, ranges, (None, 256), failed)
     return Plan(blocks=blocks, state=(lay, failed),
                 note=f"{lay.n_models} models x {lay.n_channels} channels x {lay.n_images} images")
 
@@ -209,7 +208,7 @@ def plan_encode_dataset(ctx: StageContext) -> Plan:
     _leave_out(ctx, lay, failed)
     _reencode_damaged(ctx, lay)
     dataset = {"name": c.dataset, "data_dir": c.data_dir, "image_size": image_size}
-    blocks = _blocks(lay, [(0, lay.n_models)], "images", (dataset, opts.batch_size), failed)
+    blocks = _blocks(lay, [(0, lay.n_models)], (dataset, opts.batch_size), failed)
     return Plan(blocks=blocks, state=(lay, failed),
                 note=f"{lay.n_models} models x {lay.n_images} images of {c.dataset}")
 
