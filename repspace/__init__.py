@@ -9,6 +9,8 @@ The public API::
     label_coefficients(labels)             factors as BC matrices
     mc_information(mu, logvar, ...)        Monte Carlo I(U;X) of a whole space
     mc_compare(mu_a, logvar_a, mu_b, logvar_b, ...)
+    compare_spaces(mus, logvars, measures)  NMI/VI beside CKA, shape and classifier measures
+    measure_agreement(ds)                  how those measures agree (Spearman)
 """
 
 from .api import (
@@ -20,6 +22,7 @@ from .api import (
     mc_compare,
     mc_information,
 )
+from .measures import compare_spaces, measure_agreement
 from .kernels import BlockOptions, MCOptions, inverse_variance_mean
 
 from ._version import __version__
@@ -32,6 +35,8 @@ __all__ = [
     "label_coefficients",
     "mc_compare",
     "mc_information",
+    "compare_spaces",
+    "measure_agreement",
     "inverse_variance_mean",
     "BlockOptions",
     "MCOptions",

@@ -4,19 +4,26 @@ Each space is a set of diagonal-Gaussian posteriors over the same N items: ``mu`
 shaped (item, dim); spaces may differ in dim. :func:`compare_spaces` computes every measure for
 every pair of spaces; :func:`measure_agreement` says how the measures agree (Spearman).
 
-========== ==============================================================================
-measure    what it is
-========== ==============================================================================
-nmi_bc     NMI from the spaces' Bhattacharyya matrices (the core's, bits)
-vi_bc      VI from the same (bits)
-nmi_mc     NMI by Monte Carlo (``nmi_mc_se``: its standard error)
-vi_mc      VI by Monte Carlo (``vi_mc_se``)
-cka_linear CKA with the linear kernel of the means
-cka_bc     CKA with the Bhattacharyya matrices as kernels
-cka_rbf    CKA with an RBF kernel of the means, bandwidth the space's mean posterior std
-shape      the Gaussian stochastic shape distance (Duong et al. 2023), alpha 1 by default, over
-           the posterior variances; between spaces of one dimension only (NaN otherwise)
-========== ==============================================================================
+================ ========================================================================
+measure          what it is
+================ ========================================================================
+nmi_bc           NMI from the spaces' Bhattacharyya matrices (the core's)
+vi_bc            VI from the same (bits)
+nmi_mc           NMI by Monte Carlo (``nmi_mc_se``: its standard error)
+vi_mc            VI by Monte Carlo (bits; ``vi_mc_se``)
+cka_linear       CKA with the linear kernel of the means
+cka_bc           CKA with the Bhattacharyya matrices as kernels
+cka_rbf          CKA with an RBF kernel of the means, bandwidth the space's mean posterior std
+stochastic_shape the Gaussian stochastic shape distance (Duong et al. 2023), alpha 1 by default,
+                 over the posterior variances; between spaces of one dimension only (NaN otherwise)
+jsd_classifier   the Jensen-Shannon divergence (nats) between two classifiers' mean predicted
+                 distributions, each classifier trained to name the item from a posterior sample
+                 of its space (``classifier_information``: what each classifier recovers, bits)
+================ ========================================================================
+
+The measures fall into *families* computed together (:data:`FAMILIES`): the three
+Bhattacharyya measures come from one pass over the BC matrices, the two Monte Carlo ones
+from the same five estimates per pair.
 
 The CKA measures take the biased HSIC estimator, or the debiased one (Song et al. 2012) with
 ``debiased=True``.
@@ -32,6 +39,7 @@ and 0.47 with precisions, and the spiral against the bloated spiral 2.55 and 0.8
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,16 +47,86 @@ import numpy as np
 import xarray as xr
 
 from . import kernels
+from ._checks import check_types
+from .models.classifier import PAPER_CLASSIFIER, ClassifierOptions
 
-__all__ = ["MEASURES", "compare_spaces", "measure_agreement"]
+__all__ = ["MEASURES", "FAMILIES", "MeasureOptions", "ClassifierOptions", "compare_spaces", "measure_agreement",
+           "family_of", "compute_family", "classifier_predictions", "jsd_matrix"]
 
-MEASURES = ("nmi_bc", "vi_bc", "nmi_mc", "vi_mc", "cka_linear", "cka_bc", "cka_rbf", "shape")
-_UNITS = {"nmi_bc": "1", "vi_bc": "bits", "nmi_mc": "1", "vi_mc": "bits", "cka_linear": "1", "cka_bc": "1",
-          "cka_rbf": "1", "shape": "1"}
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "bc": ("nmi_bc", "vi_bc", "cka_bc"),
+    "mc": ("nmi_mc", "vi_mc"),
+    "cka_linear": ("cka_linear",),
+    "cka_rbf": ("cka_rbf",),
+    "stochastic_shape": ("stochastic_shape",),
+    "jsd_classifier": ("jsd_classifier",),
+}
+"""Measures computed together, by family."""
+MEASURES = tuple(m for members in FAMILIES.values() for m in members)
+UNITS = {"nmi_bc": "1", "vi_bc": "bits", "nmi_mc": "1", "vi_mc": "bits", "cka_linear": "1", "cka_bc": "1",
+         "cka_rbf": "1", "stochastic_shape": "1", "jsd_classifier": "nats"}
+DISTANCES = ("vi_bc", "vi_mc", "stochastic_shape", "jsd_classifier")
+"""The measures that are distances (0 for equal spaces); the rest are similarities (1 for equal spaces)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureOptions:
+    """How the measures are computed.
+
+    Attributes
+    ----------
+    seed : seeds the Monte Carlo streams (one per pair), the shape search and the classifiers.
+    debiased : the debiased HSIC estimator for the CKA measures.
+    mc_samples : samples per Monte Carlo information estimate.
+    shape_alpha : alpha of the shape distance (0: means only, 1: 2-Wasserstein, 2: covariances only).
+    shape_restarts : seeded starts of its search over alignments, in each component of O(d).
+    classifier : ClassifierOptions of the classifier measure (default: the paper's).
+    """
+
+    seed: int = 0
+    debiased: bool = False
+    mc_samples: int = 2000
+    shape_alpha: float = 1.0
+    shape_restarts: int = 8
+    classifier: ClassifierOptions = PAPER_CLASSIFIER
+
+    def __post_init__(self) -> None:
+        if isinstance(self.classifier, dict):
+            object.__setattr__(self, "classifier", ClassifierOptions(**self.classifier))
+        check_types(self, "measures.")
+        if self.mc_samples < 2:
+            raise ValueError(f"mc_samples must be at least 2 (a standard error needs two), got {self.mc_samples}")
+        if not 0.0 <= self.shape_alpha <= 2.0:
+            raise ValueError(f"shape_alpha must be in [0, 2], got {self.shape_alpha}")
+        if self.shape_restarts < 1:
+            raise ValueError(f"shape_restarts must be positive, got {self.shape_restarts}")
+
+    def of_family(self, family: str) -> dict[str, Any]:
+        """The options a family's values depend on (what a stored result records)."""
+        keys = {"bc": (), "mc": ("seed", "mc_samples"), "cka_linear": ("debiased",), "cka_rbf": ("debiased",),
+                "stochastic_shape": ("seed", "shape_alpha", "shape_restarts"),
+                "jsd_classifier": ("seed", "classifier")}[family]
+        d = dataclasses.asdict(self)
+        if "classifier" in d:
+            d["classifier"]["hidden"] = list(d["classifier"]["hidden"])
+        out = {k: d[k] for k in keys}
+        if family == "bc":
+            out["debiased"] = self.debiased  # cka_bc
+        return out
+
+
+def family_of(measure: str) -> str:
+    """The family a measure belongs to."""
+    for family, members in FAMILIES.items():
+        if measure in members:
+            return family
+    raise ValueError(f"unknown measure {measure!r}; measures are {', '.join(MEASURES)}")
 
 
 def _spaces(mus: Any, logvars: Any, item_dim: str | None) -> tuple[list[np.ndarray], list[np.ndarray], list]:
     """Lists of (item, dim) float64 arrays, from arrays or DataArrays (dims by name), and the spaces' names."""
+    if len(mus) != len(logvars):
+        raise ValueError(f"{len(mus)} spaces of means but {len(logvars)} of log-variances")
     out_mu, out_lv, names = [], [], []
     for k, (m, lv) in enumerate(zip(mus, logvars)):
         if isinstance(m, xr.DataArray):
@@ -76,6 +154,113 @@ def _spaces(mus: Any, logvars: Any, item_dim: str | None) -> tuple[list[np.ndarr
     return out_mu, out_lv, names
 
 
+def _pairs(s: int) -> list[tuple[int, int]]:
+    return [(a, b) for a in range(s) for b in range(a, s)]
+
+
+def _pair_matrix(s: int, value: Any) -> np.ndarray:
+    """An (s, s) symmetric matrix of ``value(a, b)`` over a <= b."""
+    out = np.full((s, s), np.nan)
+    for a, b in _pairs(s):
+        out[a, b] = out[b, a] = value(a, b)
+    return out
+
+
+def classifier_predictions(mu: np.ndarray, logvar: np.ndarray, options: MeasureOptions) -> tuple[np.ndarray, float]:
+    """One space's classifier: its mean predicted distributions (item, item) and the bits it recovers.
+
+    The bits are log2 N minus the cross-entropy of the mean predicted distributions with the
+    items' own names, the paper's "info in" line: log2 N for a classifier that names every item.
+    """
+    pred, _ = _classifier(mu, logvar, options)
+    n = pred.shape[0]
+    bits = (np.log(n) + np.mean(np.log(np.clip(np.diag(pred), 1e-300, None)))) / np.log(2)
+    return pred, float(bits)
+
+
+def _classifier(mu, logvar, options):
+    from .models.classifier import item_predictions  # TensorFlow, only here
+
+    return item_predictions(mu, logvar, options.classifier, seed=options.seed)
+
+
+def jsd_matrix(predictions: Sequence[np.ndarray]) -> np.ndarray:
+    """The classifier measure between every two spaces from their mean predicted distributions: (space, space)."""
+    return _pair_matrix(len(predictions), lambda a, b: kernels.jensen_shannon(predictions[a], predictions[b]))
+
+
+def compute_family(family: str, mu: Sequence[np.ndarray], logvar: Sequence[np.ndarray], options: MeasureOptions,
+                   measures: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The measures of one family between every two spaces.
+
+    Parameters
+    ----------
+    family : a key of :data:`FAMILIES`.
+    mu, logvar : the spaces, (item, dim) float64 each (checked by :func:`compare_spaces`).
+    options : MeasureOptions.
+    measures : the family's measures wanted (default: all of them).
+
+    Returns
+    -------
+    {name: (space, space) array}, with ``*_mc_se`` for the Monte Carlo measures and
+    ``classifier_information`` (space,) for the classifier's.
+    """
+    wanted = list(FAMILIES[family] if measures is None else [m for m in measures if m in FAMILIES[family]])
+    s = len(mu)
+    out: dict[str, np.ndarray] = {}
+    if family == "bc":
+        bc = np.stack([kernels.bhattacharyya_coefficients(m, v) for m, v in zip(mu, logvar)])  # (space, item, item)
+        res = kernels.pairwise_information(kernels.MatrixRows(bc), cka="cka_bc" in wanted and not options.debiased)
+        nmi, vi = (kernels.to_numpy(x) for x in res.nmi_vi())
+        if "cka_bc" in wanted:
+            out["cka_bc"] = (kernels.to_numpy(res.cka_bc) if not options.debiased else
+                             _pair_matrix(s, lambda a, b: kernels.cka(bc[a], bc[b], debiased=True)))
+        out.update({k: v for k, v in (("nmi_bc", nmi), ("vi_bc", vi)) if k in wanted})
+    elif family == "mc":
+        streams = np.random.SeedSequence(options.seed).spawn(s * (s + 1) // 2)
+        est = {k: np.full((s, s), np.nan) for k in ("nmi_mc", "nmi_mc_se", "vi_mc", "vi_mc_se")}
+        for k, (a, b) in enumerate(_pairs(s)):
+            r = kernels.mc_compare(mu[a], logvar[a], mu[b], logvar[b], n_samples=options.mc_samples, seed=streams[k])
+            for key, v in (("nmi_mc", r.nmi), ("nmi_mc_se", r.nmi_se), ("vi_mc", r.vi), ("vi_mc_se", r.vi_se)):
+                est[key][a, b] = est[key][b, a] = v
+        for name in wanted:
+            out[name], out[f"{name}_se"] = est[name], est[f"{name}_se"]
+    elif family in ("cka_linear", "cka_rbf"):
+        grams = ([kernels.linear_kernel(m) for m in mu] if family == "cka_linear" else
+                 [kernels.rbf_kernel(m, kernels.mean_posterior_std(v)) for m, v in zip(mu, logvar)])
+        out[family] = _pair_matrix(s, lambda a, b: kernels.cka(grams[a], grams[b], debiased=options.debiased))
+    elif family == "stochastic_shape":
+        def shape(a: int, b: int) -> float:
+            if mu[a].shape[1] != mu[b].shape[1]:
+                return np.nan
+            return kernels.stochastic_shape_distance(mu[a], np.exp(logvar[a]), mu[b], np.exp(logvar[b]),
+                                                     alpha=options.shape_alpha, n_restarts=options.shape_restarts,
+                                                     seed=options.seed)
+        out["stochastic_shape"] = _pair_matrix(s, shape)
+    elif family == "jsd_classifier":
+        fits = [classifier_predictions(m, v, options) for m, v in zip(mu, logvar)]
+        out["jsd_classifier"] = jsd_matrix([p for p, _ in fits])
+        out["classifier_information"] = np.array([bits for _, bits in fits])
+    else:
+        raise ValueError(f"unknown family {family!r}; families are {', '.join(FAMILIES)}")
+    return out
+
+
+def measures_dataset(values: dict[str, np.ndarray], names: Sequence[Any], options: MeasureOptions) -> xr.Dataset:
+    """The Dataset of :func:`compare_spaces` from the families' values."""
+    pair = ("space_a", "space_b")
+    data: dict[str, Any] = {}
+    for name in [m for m in MEASURES for m in (m, f"{m}_se") if m in values]:
+        data[name] = (pair, values[name], {"units": UNITS[name.removesuffix("_se")]})
+    if "classifier_information" in values:
+        data["classifier_information"] = ("space_a", values["classifier_information"],
+                                          {"units": "bits", "long_name": "log2 N minus the cross-entropy of the "
+                                           "space's classifier"})
+    return xr.Dataset(data, coords={"space_a": list(names), "space_b": list(names)},
+                      attrs={"debiased_hsic": int(options.debiased), "mc_samples": int(options.mc_samples),
+                             "seed": int(options.seed), "shape_alpha": float(options.shape_alpha)})
+
+
 def compare_spaces(
     mus: Sequence[Any],
     logvars: Sequence[Any],
@@ -86,6 +271,7 @@ def compare_spaces(
     mc_samples: int = 2000,
     shape_alpha: float = 1.0,
     shape_restarts: int = 8,
+    classifier: ClassifierOptions = PAPER_CLASSIFIER,
     item_dim: str | None = None,
 ) -> xr.Dataset:
     """Every measure between every two spaces.
@@ -95,16 +281,16 @@ def compare_spaces(
     mus, logvars : sequences of arrays (item, dim), or of DataArrays with an item dim (``item_dim``,
         by default "item" or "image") and one dim more
     measures : names from :data:`MEASURES` (default: all)
-    seed : seeds the Monte Carlo streams (one per pair)
-    debiased : the debiased HSIC estimator for the CKA measures
-    mc_samples : samples per Monte Carlo information estimate
-    shape_alpha, shape_restarts : alpha of the shape distance (0: means only, 1: 2-Wasserstein, 2:
-        covariances only) and the seeded starts of its search over alignments
+    seed, debiased, mc_samples, shape_alpha, shape_restarts, classifier : see :class:`MeasureOptions`.
+        The classifier measure trains one TensorFlow MLP per space; with the paper's settings
+        (the default) that is minutes per space on a laptop: pass a smaller ClassifierOptions
+        to try it.
 
     Returns
     -------
     xarray.Dataset
-        One variable per measure over (space_a, space_b), symmetric; ``*_mc_se`` standard errors.
+        One variable per measure over (space_a, space_b), symmetric; ``*_mc_se`` standard errors;
+        ``classifier_information`` (space_a,) with the classifier measure.
 
     Examples
     --------
@@ -119,58 +305,14 @@ def compare_spaces(
     unknown = [m for m in measures if m not in MEASURES]
     if unknown:
         raise ValueError(f"unknown measures {unknown}; measures are {', '.join(MEASURES)}")
+    families = list(dict.fromkeys(family_of(m) for m in measures))
+    options = MeasureOptions(seed=seed, debiased=debiased, mc_samples=mc_samples, shape_alpha=shape_alpha,
+                             shape_restarts=shape_restarts, classifier=classifier)
     mu, lv, names = _spaces(mus, logvars, item_dim)
-    s = len(mu)
-    out: dict[str, np.ndarray] = {}
-    bc = None
-    if any(m in measures for m in ("nmi_bc", "vi_bc", "cka_bc")):
-        bc = np.stack([kernels.bhattacharyya_coefficients(m, v) for m, v in zip(mu, lv)])  # (space, item, item)
-    if any(m in measures for m in ("nmi_bc", "vi_bc", "cka_bc")):  # one pass over the BC rows gives all three
-        res = kernels.pairwise_information(kernels.MatrixRows(bc), cka="cka_bc" in measures)
-        nmi, vi = (kernels.to_numpy(x) for x in res.nmi_vi())
-        for name, values in (("nmi_bc", nmi), ("vi_bc", vi), ("cka_bc", res.cka_bc)):
-            if name in measures:
-                out[name] = kernels.to_numpy(values)
-    if "nmi_mc" in measures or "vi_mc" in measures:
-        est = {k: np.full((s, s), np.nan) for k in ("nmi_mc", "nmi_mc_se", "vi_mc", "vi_mc_se")}
-        root = np.random.SeedSequence(seed)
-        streams = root.spawn(s * (s + 1) // 2)
-        k = 0
-        for a in range(s):
-            for b in range(a, s):
-                r = kernels.mc_compare(mu[a], lv[a], mu[b], lv[b], n_samples=mc_samples, seed=streams[k])
-                k += 1
-                for key, v in (("nmi_mc", r.nmi), ("nmi_mc_se", r.nmi_se), ("vi_mc", r.vi), ("vi_mc_se", r.vi_se)):
-                    est[key][a, b] = est[key][b, a] = v
-        for name in ("nmi_mc", "vi_mc"):
-            if name in measures:
-                out[name], out[f"{name}_se"] = est[name], est[f"{name}_se"]
-    grams = {}
-    if "cka_linear" in measures:
-        grams["cka_linear"] = [kernels.linear_kernel(m) for m in mu]
-    if "cka_rbf" in measures:
-        grams["cka_rbf"] = [kernels.rbf_kernel(m, kernels.mean_posterior_std(v)) for m, v in zip(mu, lv)]
-    for name, ks in grams.items():
-        values = np.empty((s, s))
-        for a in range(s):
-            for b in range(a, s):
-                values[a, b] = values[b, a] = kernels.cka(ks[a], ks[b], debiased=debiased)
-        out[name] = values
-    if "shape" in measures:
-        values = np.full((s, s), np.nan)
-        for a in range(s):
-            for b in range(a, s):
-                if mu[a].shape[1] == mu[b].shape[1]:
-                    values[a, b] = values[b, a] = kernels.stochastic_shape_distance(
-                        mu[a], np.exp(lv[a]), mu[b], np.exp(lv[b]), alpha=shape_alpha, n_restarts=shape_restarts,
-                        seed=seed)
-        out["shape"] = values
-    pair = ("space_a", "space_b")
-    data = {name: (pair, out[name], {"units": _UNITS.get(name.removesuffix("_se"), "1")})
-            for name in [m for name in measures for m in (name, f"{name}_se") if m in out]}
-    return xr.Dataset(data, coords={"space_a": names, "space_b": names},
-                      attrs={"debiased_hsic": int(debiased), "mc_samples": int(mc_samples), "seed": int(seed),
-                             "shape_alpha": float(shape_alpha)})
+    values: dict[str, np.ndarray] = {}
+    for family in families:
+        values.update(compute_family(family, mu, lv, options, measures))
+    return measures_dataset(values, names, options)
 
 
 def measure_agreement(ds: xr.Dataset) -> xr.DataArray:
@@ -182,7 +324,7 @@ def measure_agreement(ds: xr.Dataset) -> xr.DataArray:
     """
     from scipy.stats import spearmanr
 
-    names = [n for n in ds.data_vars if not str(n).endswith("_se")]
+    names = [n for n in ds.data_vars if not str(n).endswith("_se") and ds[n].dims == ("space_a", "space_b")]
     s = ds.sizes["space_a"]
     iu = np.triu_indices(s, 1)
     if iu[0].size < 3:

@@ -12,7 +12,10 @@ from scipy.stats import ortho_group, spearmanr
 
 import repspace
 from repspace import kernels
-from repspace.measures import MEASURES, compare_spaces, measure_agreement
+from repspace.measures import MEASURES, ClassifierOptions, compare_spaces, measure_agreement
+
+
+SMALL_CLASSIFIER = ClassifierOptions(hidden=(64, 64), steps=1000, batch_size=256, learning_rate=3e-3, eval_samples=200)
 
 
 def hsic_biased_reference(k, l):
@@ -67,8 +70,8 @@ def test_cka_closed_forms():
 
 def test_compare_spaces_against_the_core_and_the_references():
     mus, lvs = spaces()
-    ds = compare_spaces(mus, lvs, seed=1, mc_samples=1500)
-    assert set(ds.data_vars) == set(MEASURES) | {"nmi_mc_se", "vi_mc_se"}
+    ds = compare_spaces(mus, lvs, seed=1, mc_samples=1500, classifier=SMALL_CLASSIFIER)
+    assert set(ds.data_vars) == set(MEASURES) | {"nmi_mc_se", "vi_mc_se", "classifier_information"}
     for name in MEASURES:
         np.testing.assert_allclose(ds[name].values, ds[name].values.T, err_msg=name)
     bc = np.stack([repspace.bhattacharyya(m, v) for m, v in zip(mus, lvs)])
@@ -206,10 +209,10 @@ def test_shape_distance_is_a_metric_on_shapes():
 
 def test_compare_spaces_shape_only_between_spaces_of_one_dimension():
     mus, lvs = spaces(14)
-    ds = compare_spaces(mus, lvs, ["shape", "cka_linear"], shape_restarts=3)
-    assert np.isnan(ds.shape.values[0, 1]) and np.isnan(ds.shape.values[1, 2])  # 2-d vs 1-d, 1-d vs 3-d
-    np.testing.assert_allclose(np.diag(ds.shape.values), 0.0, atol=1e-6)
-    assert float(ds.shape[0, 0]) == pytest.approx(0.0, abs=1e-6)
+    ds = compare_spaces(mus, lvs, ["stochastic_shape", "cka_linear"], shape_restarts=3)
+    assert np.isnan(ds.stochastic_shape.values[0, 1]) and np.isnan(ds.stochastic_shape.values[1, 2])  # 2-d vs 1-d, 1-d vs 3-d
+    np.testing.assert_allclose(np.diag(ds.stochastic_shape.values), 0.0, atol=1e-6)
+    assert float(ds.stochastic_shape[0, 0]) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-9), (np.float32, 1e-4)])
@@ -234,3 +237,59 @@ def test_all_pairs_cka_bc_equals_the_per_pair_formula(dtype, tol, unit_block, ro
     plain = kernels.pairwise_information(kernels.PosteriorRows(mu, lv), options=opts)
     assert plain.cka_bc is None
     np.testing.assert_array_equal(plain.joint_information, res.joint_information)  # the information is unchanged
+
+
+def jsd_reference(p, q):
+    """Per row: (KL(p||m) + KL(q||m)) / 2 written out term by term, then the mean over rows."""
+    total = 0.0
+    for pi, qi in zip(p, q):
+        row = 0.0
+        for a, b in zip(pi, qi):
+            m = (a + b) / 2
+            row += (a * np.log(a / m) if a > 0 else 0.0) / 2 + (b * np.log(b / m) if b > 0 else 0.0) / 2
+        total += row
+    return total / len(p)
+
+
+def test_jensen_shannon_against_the_written_out_sum_and_its_bounds():
+    rng = np.random.default_rng(16)
+    p, q = rng.dirichlet(np.ones(6), size=5), rng.dirichlet(np.ones(6) * 0.3, size=5)
+    p[0, :3] = 0.0
+    p[0] /= p[0].sum()
+    assert kernels.jensen_shannon(p, q) == pytest.approx(jsd_reference(p, q), rel=1e-12)
+    assert kernels.jensen_shannon(p, q) == pytest.approx(kernels.jensen_shannon(q, p), rel=1e-12)
+    assert kernels.jensen_shannon(p, p) == 0.0
+    disjoint = np.eye(4)
+    assert kernels.jensen_shannon(disjoint, disjoint[::-1]) == pytest.approx(np.log(2), rel=1e-12)
+    with pytest.raises(ValueError, match="one shape"):
+        kernels.jensen_shannon(p, q[:3])
+
+
+def test_classifier_measure_is_seeded_and_recovers_what_a_space_holds():
+    rng = np.random.default_rng(17)
+    n = 16
+    apart = rng.permutation(n)[:, None] * 3.0  # 16 items far apart on a line: all 4 bits
+    halves = np.repeat([[-20.0], [20.0]], n // 2, axis=0)  # two indistinguishable halves: 1 bit
+    lv = np.full((n, 1), -2.0)
+    mus = [apart, apart.copy(), halves]
+    ds = compare_spaces(mus, [lv] * 3, ["jsd_classifier"], classifier=SMALL_CLASSIFIER, seed=3)
+    jsd = ds.jsd_classifier.values
+    np.testing.assert_array_equal(jsd, jsd.T)
+    assert jsd[0, 1] == 0.0 and np.all(np.diag(jsd) == 0.0)  # identical spaces, one seed: one classifier
+    # a perfect classifier of each: one-hot rows against rows uniform over 8 items, JSD 0.497 nats
+    assert 0.4 < jsd[0, 2] < 0.5
+    bits = ds.classifier_information.values
+    assert bits[0] > 3.6 and bits[2] == pytest.approx(1.0, abs=0.05)  # at most log2 16 = 4 bits
+    again = compare_spaces(mus, [lv] * 3, ["jsd_classifier"], classifier=SMALL_CLASSIFIER, seed=3)
+    xr.testing.assert_equal(again, ds)
+    other = compare_spaces(mus, [lv] * 3, ["jsd_classifier"], classifier=SMALL_CLASSIFIER, seed=4)
+    assert not np.array_equal(other.jsd_classifier.values, jsd)
+    # the matrix is the written-out JSD of the mean predicted distributions
+    from repspace.measures import MeasureOptions, classifier_predictions
+
+    opts = MeasureOptions(seed=3, classifier=SMALL_CLASSIFIER)
+    preds = [classifier_predictions(m, lv, opts)[0] for m in mus]
+    np.testing.assert_allclose(preds[0].sum(axis=1), 1.0, atol=1e-12)
+    assert jsd[0, 2] == pytest.approx(jsd_reference(preds[0], preds[2]), rel=1e-9)
+    with pytest.raises(ValueError, match="classifier.steps must be positive"):
+        ClassifierOptions(steps=0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["center_gram", "hsic", "cka", "linear_kernel", "rbf_kernel", "mean_posterior_std", "bures_squared",
-           "stochastic_shape_distance"]
+           "stochastic_shape_distance", "jensen_shannon"]
 
 
 def center_gram(k: np.ndarray) -> np.ndarray:
@@ -156,3 +156,26 @@ def stochastic_shape_distance(mu_a: np.ndarray, var_a: np.ndarray, mu_b: np.ndar
                            start, method="L-BFGS-B")
             best = min(best, float(fit.fun))
     return float(np.sqrt(max(best, 0.0)))
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """The mean Jensen-Shannon divergence (nats) between two sets of distributions, row by row.
+
+    .. math::  \\mathrm{JSD} = \\frac1N \\sum_i \\tfrac12 \\mathrm{KL}(p_i \\| m_i) + \\tfrac12 \\mathrm{KL}(q_i \\| m_i),
+               \\qquad m_i = (p_i + q_i)/2
+
+    p, q : (item, outcome), rows summing to 1. 0 log 0 = 0, so the result lies in [0, ln 2].
+
+    >>> p = np.array([[1.0, 0.0], [0.5, 0.5]])
+    >>> round(jensen_shannon(p, p), 12), round(jensen_shannon(p[:1], p[:1, ::-1]) / np.log(2), 12)
+    (0.0, 1.0)
+    """
+    from scipy.special import xlogy
+
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    if p.shape != q.shape or p.ndim != 2:
+        raise ValueError(f"jensen_shannon takes two (item, outcome) arrays of one shape, got {p.shape} and {q.shape}")
+    m = 0.5 * (p + q)
+    kl_p = np.sum(xlogy(p, p) - xlogy(p, m), axis=1)
+    kl_q = np.sum(xlogy(q, q) - xlogy(q, m), axis=1)
+    return float(np.clip(np.mean(0.5 * (kl_p + kl_q)), 0.0, np.log(2)))
