@@ -167,7 +167,7 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
     p, q : (item, outcome), rows summing to 1. 0 log 0 = 0, so the result lies in [0, ln 2].
 
     >>> p = np.array([[1.0, 0.0], [0.5, 0.5]])
-    >>> round(jensen_shannon(p, p), 12), round(jensen_shannon(p[:1], p[:1, ::-1]) / np.log(2), 12)
+    >>> round(jensen_shannon(p, p), 12), round(float(jensen_shannon(p[:1], p[:1, ::-1]) / np.log(2)), 12)
     (0.0, 1.0)
     """
     from scipy.special import xlogy
