@@ -166,22 +166,19 @@ def _pair_matrix(s: int, value: Any) -> np.ndarray:
     return out
 
 
-def classifier_predictions(mu: np.ndarray, logvar: np.ndarray, options: MeasureOptions) -> tuple[np.ndarray, float]:
+def classifier_predictions(mu: np.ndarray, logvar: np.ndarray, options: MeasureOptions, *,
+                           threads: int | None = None) -> tuple[np.ndarray, float]:
     """One space's classifier: its mean predicted distributions (item, item) and the bits it recovers.
 
     The bits are log2 N minus the cross-entropy of the mean predicted distributions with the
     items' own names, the paper's "info in" line: log2 N for a classifier that names every item.
     """
-    pred, _ = _classifier(mu, logvar, options)
+    from .models.classifier import item_predictions  # TensorFlow, only here
+
+    pred, _ = item_predictions(mu, logvar, options.classifier, seed=options.seed, threads=threads)
     n = pred.shape[0]
     bits = (np.log(n) + np.mean(np.log(np.clip(np.diag(pred), 1e-300, None)))) / np.log(2)
     return pred, float(bits)
-
-
-def _classifier(mu, logvar, options):
-    from .models.classifier import item_predictions  # TensorFlow, only here
-
-    return item_predictions(mu, logvar, options.classifier, seed=options.seed)
 
 
 def jsd_matrix(predictions: Sequence[np.ndarray]) -> np.ndarray:

@@ -8,14 +8,15 @@ import importlib
 import pytest
 
 from repspace.data import DATASETS
+from repspace.measures import MEASURES
 from repspace.models.training import TRAINABLE_FAMILIES
 
-JOBS = ["full_sweep", "compare_latents", "fingerprint", "train_ensemble", "download_models"]
+JOBS = ["full_sweep", "compare_latents", "compare_measures", "fingerprint", "train_ensemble", "download_models"]
 
 
 def help_text(job: str, capsys) -> str:
     module = importlib.import_module(f"repspace.jobs.{job}")
-    entry = module.main if job in ("full_sweep", "download_models") else module.parse_args
+    entry = module.main if job in ("full_sweep", "download_models", "compare_measures") else module.parse_args
     with pytest.raises(SystemExit):
         entry(["--help"])
     return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
@@ -35,6 +36,9 @@ def test_help_lists_families_stages_and_defaults(capsys):
     assert "encode_dataset" in text and "traversals" in text and "offline default: 300" in text
     text = help_text("compare_latents", capsys)
     assert "default: 20000" in text and "default: 2000" in text
+    text = help_text("compare_measures", capsys)
+    assert all(m in text for m in MEASURES) and "latents" in text and "channels" in text
+    assert "default: 2000; the paper: 10000" in text
     from repspace.jobs.download_models import DownloadConfig
 
     text = help_text("download_models", capsys)
@@ -46,11 +50,12 @@ def test_help_lists_families_stages_and_defaults(capsys):
     ("fingerprint", ["--store", "x.zarr", "--dataset", "mnistt"]),
     ("compare_latents", ["--store", "x.zarr", "--dataset", "mnistt"]),
     ("train_ensemble", ["--families", "beta_vae,gamma_vae"]),
+    ("compare_measures", ["--measures", "cka"]),
 ])
 def test_an_unknown_choice_names_the_valid_ones(job, argv, capsys):
     module = importlib.import_module(f"repspace.jobs.{job}")
     with pytest.raises(SystemExit):
-        module.parse_args(argv)
+        (module.build_parser().parse_args if job == "compare_measures" else module.parse_args)(argv)
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "invalid choice" in err or "unknown families" in err
-    assert ("dsprites_procedural" in err and "digits" in err) or "beta_tc_vae" in err
+    assert ("dsprites_procedural" in err and "digits" in err) or "beta_tc_vae" in err or "jsd_classifier" in err

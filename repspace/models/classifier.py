@@ -76,7 +76,7 @@ def _glorot(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
 
 
 def item_predictions(mu: np.ndarray, logvar: np.ndarray, options: ClassifierOptions = PAPER_CLASSIFIER, *,
-                     seed: int = 0) -> tuple[np.ndarray, float]:
+                     seed: int = 0, threads: int | None = None) -> tuple[np.ndarray, float]:
     """Train the classifier on one space and return its mean predicted distributions.
 
     Parameters
@@ -84,6 +84,8 @@ def item_predictions(mu: np.ndarray, logvar: np.ndarray, options: ClassifierOpti
     mu, logvar : (item, dim) posteriors of the space's N items.
     options : ClassifierOptions.
     seed : seeds the weights, the items and the noise.
+    threads : TensorFlow's thread pools, where this process has not started them yet (a worker's
+        first task); None leaves them as they are.
 
     Returns
     -------
@@ -93,6 +95,12 @@ def item_predictions(mu: np.ndarray, logvar: np.ndarray, options: ClassifierOpti
     from .._quiet import import_tensorflow
 
     tf = import_tensorflow()
+    if threads is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # the runtime is already initialised in this process: keep its thread pools
     mu = np.asarray(mu, np.float32)
     logvar = np.asarray(logvar, np.float32)
     if mu.ndim == 1:

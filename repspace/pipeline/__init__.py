@@ -6,7 +6,7 @@ them. The stages live in :mod:`repspace.pipeline.stages`, one module each.
 """
 
 from ..models import ModelEntry, find_models
-from .config import STAGE_NAMES, SWEEP_STAGES, LatentsOptions, ModelsConfig, RunConfig, load_config
+from .config import STAGE_NAMES, SWEEP_STAGES, LatentsOptions, MeasuresOptions, ModelsConfig, RunConfig, load_config
 from .driver import RunReport, StageReport, TaskFailed, run_stages
 from .stage import Block, Plan, Stage, StageContext
 from .stages import STAGES, select
@@ -21,6 +21,7 @@ __all__ = [
     "Block",
     "FailedModelsWarning",
     "LatentsOptions",
+    "MeasuresOptions",
     "ModelEntry",
     "ModelsConfig",
     "Plan",

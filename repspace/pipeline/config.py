@@ -16,13 +16,13 @@ from .._checks import check_types as _check_types
 from ..data.catalog import DATASETS
 from ..models import TrainConfig
 
-__all__ = ["RunConfig", "ModelsConfig", "LatentsOptions", "load_config", "DEFAULT_CONFIG", "SWEEP_STAGES", "STAGE_NAMES"]
+__all__ = ["RunConfig", "ModelsConfig", "LatentsOptions", "MeasuresOptions", "load_config", "DEFAULT_CONFIG", "SWEEP_STAGES", "STAGE_NAMES"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "offline_default.toml"
 
 MODEL_SOURCES = ("trained", "directory", "zoo")
 STAGE_NAMES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals",
-               "encode_dataset", "latents", "figures")
+               "encode_dataset", "latents", "spaces", "measures", "figures")
 """Every stage, in the order a run takes them."""
 SWEEP_STAGES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals", "figures")
 """The stages of the full sweep (add "encode_dataset" and "latents" for whole latent spaces)."""
@@ -96,6 +96,67 @@ class LatentsOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class MeasuresOptions:
+    """The measure comparison (stages spaces and measures; the paper's Sec. 4.1).
+
+    Attributes
+    ----------
+    source : the spaces compared: "synthetic" (the paper's nine spaces), "latents" (each model's
+        whole latent space over the fingerprint images) or "channels" (each informative channel,
+        I(U) >= the run's ``info_threshold``, as a 1-D space).
+    measures : names from :data:`repspace.measures.MEASURES` (default: every one).
+    n_items : items of the synthetic spaces (the paper: 64).
+    max_spaces : at most this many spaces from a run, in store order (the rest are named in the log
+        and the group's attrs); the classifier measure trains one network per space.
+    debiased, mc_samples, shape_alpha, shape_restarts : see :class:`repspace.measures.MeasureOptions`.
+    classifier_hidden, classifier_steps, classifier_batch_size, classifier_learning_rate,
+    classifier_eval_samples : the classifier measure (:class:`repspace.measures.ClassifierOptions`).
+        The defaults train each network in seconds on a laptop: 2,000 steps of 2,048 where the
+        paper took 10,000 of 16,384 (``jobs/measures_paper.toml`` has the paper's settings).
+    """
+
+    source: str = "synthetic"
+    measures: tuple[str, ...] = ()
+    n_items: int = 64
+    max_spaces: int = 60
+    debiased: bool = False
+    mc_samples: int = 2000
+    shape_alpha: float = 1.0
+    shape_restarts: int = 8
+    classifier_hidden: tuple[int, ...] = (256, 256)
+    classifier_steps: int = 2000
+    classifier_batch_size: int = 2048
+    classifier_learning_rate: float = 3e-4
+    classifier_eval_samples: int = 1000
+
+    def __post_init__(self) -> None:
+        from ..measures import MEASURES
+        from ..store.spaces import SOURCES
+
+        _check_types(self, "measures.")
+        object.__setattr__(self, "measures", tuple(self.measures) or MEASURES)
+        unknown = [m for m in self.measures if m not in MEASURES]
+        if unknown:
+            raise ValueError(f"measures.measures: unknown measures {unknown}; measures are {', '.join(MEASURES)}")
+        if self.source not in SOURCES:
+            raise ValueError(f"measures.source must be one of {SOURCES}, got {self.source!r}")
+        if self.max_spaces < 2:
+            raise ValueError(f"measures.max_spaces must be at least 2, got {self.max_spaces}")
+        self.options(0)  # every value checked now, not when the stage runs
+
+    def options(self, seed: int):
+        """The :class:`repspace.measures.MeasureOptions` of these settings."""
+        from ..measures import ClassifierOptions, MeasureOptions
+
+        classifier = ClassifierOptions(hidden=tuple(self.classifier_hidden), steps=self.classifier_steps,
+                                       batch_size=self.classifier_batch_size,
+                                       learning_rate=self.classifier_learning_rate,
+                                       eval_samples=self.classifier_eval_samples)
+        return MeasureOptions(seed=seed, debiased=self.debiased, mc_samples=self.mc_samples,
+                              shape_alpha=self.shape_alpha, shape_restarts=self.shape_restarts, classifier=classifier)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs.
 
@@ -123,6 +184,7 @@ class RunConfig:
     gpu : run the kernels on cupy.
     stages : the stages to run, in the order of :data:`STAGE_NAMES`.
     latents : LatentsOptions.
+    measures : MeasuresOptions.
     """
 
     run_dir: str = "runs/offline_default"
@@ -147,6 +209,7 @@ class RunConfig:
     gpu: bool = False
     stages: tuple[str, ...] = SWEEP_STAGES
     latents: LatentsOptions = dataclasses.field(default_factory=LatentsOptions)
+    measures: MeasuresOptions = dataclasses.field(default_factory=MeasuresOptions)
 
     def __post_init__(self) -> None:
         for name in ("run_dir", "store_path", "data_dir"):
@@ -157,6 +220,9 @@ class RunConfig:
         if isinstance(self.latents, Mapping):
             _check_keys(self.latents, LatentsOptions, "latents")
             object.__setattr__(self, "latents", LatentsOptions(**self.latents))
+        if isinstance(self.measures, Mapping):
+            _check_keys(self.measures, MeasuresOptions, "measures")
+            object.__setattr__(self, "measures", MeasuresOptions(**self.measures))
         _check_types(self, "")
         stages = tuple(self.stages)
         unknown = [s for s in stages if s not in STAGE_NAMES]
@@ -218,7 +284,7 @@ def load_config(
 ) -> RunConfig:
     """Read a run TOML file (the offline default when None), then apply ``overrides``.
 
-    ``overrides`` are RunConfig fields; ``models`` and ``latents`` may be partial mappings
+    ``overrides`` are RunConfig fields; ``models``, ``latents`` and ``measures`` may be partial mappings
     merged into the file's tables, and ``train_overrides`` into its ``[models.train]`` table.
     None values are ignored, so CLI flags that were not given change nothing.
     """
@@ -231,9 +297,11 @@ def load_config(
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path}: not valid TOML ({err})") from None
     _check_keys(raw, RunConfig, str(path))
-    tables = {"models": dict(raw.pop("models", {})), "latents": dict(raw.pop("latents", {}))}
+    tables = {"models": dict(raw.pop("models", {})), "latents": dict(raw.pop("latents", {})),
+              "measures": dict(raw.pop("measures", {}))}
     _check_keys(tables["models"], ModelsConfig, f"{path} [models]")
     _check_keys(tables["latents"], LatentsOptions, f"{path} [latents]")
+    _check_keys(tables["measures"], MeasuresOptions, f"{path} [measures]")
     for key, value in overrides.items():
         if value is None:
             continue
@@ -248,6 +316,7 @@ def load_config(
     try:
         if "train" in models:
             TrainConfig.offline_default(**models["train"])  # bad training options fail now, not after other stages
-        return RunConfig(**raw, models=ModelsConfig(**models), latents=LatentsOptions(**tables["latents"]))
+        return RunConfig(**raw, models=ModelsConfig(**models), latents=LatentsOptions(**tables["latents"]),
+                         measures=MeasuresOptions(**tables["measures"]))
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: {err}") from None

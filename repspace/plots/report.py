@@ -3,7 +3,8 @@ person opens first. Reads the run store and the figures drawn from it, nothing e
 
 What it shows: the configuration; the ensemble (models, families, settings); per stage what
 was computed and how long it took (each group's provenance); the structure figures and a table
-of the clusters; the whole-latent-space figure and group means; the models left out and why;
+of the clusters; the whole-latent-space figure and group means; the measure comparison (its
+figures and the measures' agreement); the models left out and why;
 how to open each group in xarray.
 """
 
@@ -26,7 +27,7 @@ from ..store.models import read_models
 __all__ = ["write_report", "GROUPS"]
 
 GROUPS = ("fingerprint", "models", "embeddings", "channels", "pairs", "structure", "traversals",
-          "dataset_embeddings", "latents")
+          "dataset_embeddings", "latents", "spaces", "measures")
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -115,6 +116,22 @@ def _latents(store_path: str) -> str:
                      rows, cls="latents"))
 
 
+def _measures(store_path: str) -> str:
+    ds = open_dataset(store_path, "measures").load()
+    sp = open_dataset(store_path, "spaces").load()
+    rows = [(str(n), int(d), str(t)) for n, d, t in zip(sp["space"].values, sp["n_dims"].values,
+                                                         sp["description"].values)]
+    parts = [f"<p>{len(rows)} spaces ({_e(sp.attrs.get('source'))}) over {sp.sizes['item']} items.</p>",
+             _table(("space", "dims", "what it is"), rows, cls="spaces")]
+    if "spearman" in ds:
+        names = [str(m) for m in ds["measure_a"].values]
+        parts.append(f"<p>Spearman correlation of every two measures over {ds['spearman'].attrs.get('pairs')} "
+                     "distinct pairs of spaces (a distance against a similarity agrees when negative):</p>")
+        parts.append(_table(("", *names), [(n, *(float(v) for v in row)) for n, row in
+                                           zip(names, ds["spearman"].values)], cls="spearman"))
+    return "".join(parts)
+
+
 def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path]) -> Path:
     """Write the report of the run in ``store_path`` to ``out`` (HTML), inlining ``figures``."""
     store_path = str(store_path)
@@ -143,13 +160,25 @@ def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path
         if "latents" in by_name:
             body.append(_image(by_name["latents"], "whole latent spaces by Monte Carlo"))
         body.append(_latents(store_path))
-    body.append("<h2>The ensemble</h2>" + _ensemble(models))
+    if is_complete(root, "measures") and is_complete(root, "spaces"):
+        body.append("<h2>Measures side by side</h2>")
+        for key, alt in (("measures_matrices", "every measure between every two spaces"),
+                         ("measures_agreement", "how the measures agree")):
+            if key in by_name:
+                body.append(_image(by_name[key], alt))
+        body.append(_measures(store_path))
+        for key in ("spaces", "measures_scatter"):
+            if key in by_name:
+                body.append(f"<details><summary>{_e(key)}</summary>{_image(by_name[key], key)}</details>")
+    if models:
+        body.append("<h2>The ensemble</h2>" + _ensemble(models))
     failed: dict[str, str] = {}
     for g in ("embeddings", "dataset_embeddings", "latents"):
         if g in root:
             failed.update(json.loads(root[g].attrs.get("failed_models", "{}") or "{}"))
-    body.append("<h2>Models left out</h2>" + (_table(("model", "why"), sorted(failed.items()), cls="failed")
-                                               if failed else "<p>None: every model was encoded.</p>"))
+    if models or failed:
+        body.append("<h2>Models left out</h2>" + (_table(("model", "why"), sorted(failed.items()), cls="failed")
+                                                   if failed else "<p>None: every model was encoded.</p>"))
     body.append("<h2>Stages</h2>" + _table(
         ("group", "stage", "blocks computed", "blocks skipped", "seconds", "run", "written"),
         [(g, a.get("stage", g), a.get("computed", ""), a.get("skipped", ""), float(a.get("elapsed_s", float("nan"))),

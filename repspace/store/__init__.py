@@ -12,6 +12,8 @@ pairs                  :mod:`repspace.store.pairs`                  the pairs st
 structure              :mod:`repspace.store.structure`              the structure stage
 traversals             :mod:`repspace.store.traversals`             the traversals stage
 latents                :mod:`repspace.store.latents`                the latents stage
+spaces                 :mod:`repspace.store.spaces`                 the spaces stage
+measures               :mod:`repspace.store.measures`               the measures stage
 =====================  ===========================================  ====================================
 
 :mod:`repspace.store.core` holds what every group shares: opening a run, arrays and

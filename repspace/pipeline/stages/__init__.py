@@ -10,15 +10,17 @@ from .encode import ENCODE, ENCODE_DATASET
 from .figures import STAGE as FIGURES
 from .fingerprint import STAGE as FINGERPRINT
 from .latents import STAGE as LATENTS
+from .measures import STAGE as MEASURES
 from .models import STAGE as MODELS
 from .pairs import STAGE as PAIRS
+from .spaces import STAGE as SPACES
 from .structure import STAGE as STRUCTURE
 from .traversals import STAGE as TRAVERSALS
 
 __all__ = ["STAGES", "select"]
 
 STAGES: dict[str, Stage] = {s.name: s for s in (FINGERPRINT, MODELS, ENCODE, CHANNELS, PAIRS, STRUCTURE, TRAVERSALS,
-                                                ENCODE_DATASET, LATENTS, FIGURES)}
+                                                ENCODE_DATASET, LATENTS, SPACES, MEASURES, FIGURES)}
 """Every stage by name, in the order a run takes them."""
 
 

@@ -1,0 +1,137 @@
+"""The measures stage (the paper's Sec. 4.1): every similarity measure between every two stored spaces.
+
+Reads ``spaces``; writes ``measures`` (:mod:`repspace.store.measures`). One task per family of
+:data:`repspace.measures.FAMILIES` (the Bhattacharyya measures together, the Monte Carlo
+ones together, each CKA, the shape distance) and one per space for the classifier measure,
+whose networks are the costly part; finalize forms the classifiers' JSD matrix and the
+Spearman agreement between the measures. A block stays done while its spaces and the options
+its values depend on are unchanged, so asking for another measure, or changing the
+classifier, computes only that. When the spaces change every value is stale and is
+computed again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from threadpoolctl import threadpool_limits
+
+from ...measures import FAMILIES, UNITS, MeasureOptions, classifier_predictions, compute_family, jsd_matrix, \
+    measure_agreement
+from ...store import open_group, write_coordinate, write_whole
+from ...store import measures as schema
+from ...store.spaces import GROUP as SPACES, read_spaces
+from ..stage import Block, Plan, Stage, StageContext
+from .latents import estimate_cost
+
+__all__ = ["STAGE", "measure_task"]
+
+CLASSIFIER_FLOPS_PER_S = 1.2e11
+"""Floating-point operations per second of one classifier training in a worker (benchmarks/README.md:
+about 1.6e11 with both cores of the reference laptop); for estimates only."""
+SHAPE_START_S = 0.02
+"""Seconds of one start of the shape distance's search between two 2-D spaces of 64 items."""
+_FAMILY_INDEX = {f: k for k, f in enumerate(FAMILIES)}
+
+
+def _options_dict(options: MeasureOptions) -> dict[str, Any]:
+    d = dataclasses.asdict(options)
+    d["classifier"]["hidden"] = list(d["classifier"]["hidden"])
+    return d
+
+
+def measure_task(store_path: str, kind: str, what: Any, members: tuple[str, ...], options: dict[str, Any],
+                 threads: int) -> str:
+    """One family's measures between every two spaces (``kind`` "family", ``what`` its name), or one space's
+    classifier (``kind`` "classifier", ``what`` the space's position); written to ``measures``."""
+    names, mu, lv, _ = read_spaces(store_path)
+    opts = MeasureOptions(**options)
+    grp = open_group(store_path, schema.GROUP, mode="r+")
+    with threadpool_limits(threads):  # the cluster's threads are the parallelism
+        if kind == "family":
+            for name, values in compute_family(what, mu, lv, opts, members).items():
+                grp[name][...] = values
+            return what
+        pred, bits = classifier_predictions(mu[what], lv[what], opts, threads=threads)
+    grp["classifier_predictions"][what] = pred
+    grp["classifier_information"][what] = bits
+    return names[what]
+
+
+def _cost(family: str, mu: list[np.ndarray], opts: MeasureOptions) -> float:
+    s, n = len(mu), mu[0].shape[0]
+    dims = [m.shape[1] for m in mu]
+    if family == "mc":
+        return sum(estimate_cost(opts.mc_samples, n, dims[a] + dims[b], "float64") * 5
+                   for a in range(s) for b in range(a, s))
+    if family == "stochastic_shape":
+        same = sum(1 for a in range(s) for b in range(a + 1, s) if dims[a] == dims[b] > 1)
+        return same * 2 * opts.shape_restarts * SHAPE_START_S * n / 64
+    return 0.0
+
+
+def plan(ctx: StageContext) -> Plan:
+    c, o = ctx.config, ctx.config.measures
+    names, mu, lv, attrs = read_spaces(ctx.store_path)
+    opts = o.options(c.seed)
+    wanted = list(o.measures)
+    grp = ctx.group
+    spaces_id = attrs["spaces_id"]
+    if grp.attrs.get("spaces_id") not in (None, spaces_id):
+        ctx.log("measures: the spaces changed since the last comparison; every measure is computed again")
+        schema.clear(grp)
+    variables = [v for m in wanted for v in ((m, f"{m}_se") if m in FAMILIES["mc"] else (m,))]
+    classifier = "jsd_classifier" in wanted
+    schema.layout(grp, names, list(FAMILIES), variables, mu[0].shape[0], classifier, UNITS)
+    grp.attrs.update({"spaces_id": spaces_id, "measures": json.dumps(wanted), "source": attrs.get("source")})
+    o_dict, threads = _options_dict(opts), c.threads_per_worker
+    blocks = []
+    for family, members in FAMILIES.items():
+        chosen = tuple(m for m in members if m in wanted)
+        if not chosen or family == "jsd_classifier":
+            continue
+        blocks.append(Block(name=family, key=(_FAMILY_INDEX[family],), marker="family_done",
+                            extent=(family, chosen, opts.of_family(family), spaces_id),
+                            args=("family", family, chosen, o_dict, threads), cost=_cost(family, mu, opts)))
+    markers = {"family_done": ((len(FAMILIES),), ("family",))}
+    if classifier:
+        clf = opts.of_family("jsd_classifier")
+        blocks += [Block(name=f"classifier-{name}", key=(k,), marker="classifier_done",
+                         extent=(name, spaces_id, clf), args=("classifier", k, (), o_dict, threads),
+                         cost=3.0 + opts.classifier.flops(mu[k].shape[0], mu[k].shape[1]) / CLASSIFIER_FLOPS_PER_S)
+                   for k, name in enumerate(names)]
+        markers["classifier_done"] = ((len(names),), ("space",))
+    ctx.log(f"measures: {len(wanted)} measures between {len(names)} spaces ({attrs.get('source')}); "
+            f"{len(blocks)} tasks")
+    return Plan(blocks=blocks, markers=markers, state=(names, wanted, opts),
+                note=f"{len(wanted)} measures between {len(names)} spaces")
+
+
+def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
+    names, wanted, opts = plan.state
+    grp = ctx.group
+    if "jsd_classifier" in wanted:
+        grp["jsd_classifier"][...] = jsd_matrix(list(np.asarray(grp["classifier_predictions"][:])))
+    recorded = json.loads(grp.attrs.get("family_options", "{}"))
+    recorded.update({f: opts.of_family(f) for f, members in FAMILIES.items() if any(m in wanted for m in members)})
+    grp.attrs["family_options"] = json.dumps(recorded, sort_keys=True)
+    ds = xr.Dataset({m: (("space_a", "space_b"), np.asarray(grp[m][:])) for m in wanted},
+                    coords={"space_a": names, "space_b": names})
+    note = plan.note
+    if len(names) >= 3 and len(wanted) >= 2:
+        rho = measure_agreement(ds)
+        write_coordinate(grp, "measure_a", "measure_a", wanted)
+        write_coordinate(grp, "measure_b", "measure_b", wanted)
+        write_whole(grp, "spearman", rho.values, ("measure_a", "measure_b"),
+                    {"long_name": rho.attrs["long_name"], "pairs": rho.attrs["pairs"]})
+        note += f"; Spearman over {rho.attrs['pairs']} pairs of spaces"
+    elif "spearman" in grp:
+        del grp["spearman"]
+    return note
+
+
+STAGE = Stage(name="measures", writes=schema.GROUP, needs=(SPACES,), plan=plan, task=measure_task, finalize=finalize)
