@@ -166,6 +166,23 @@ def _pair_matrix(s: int, value: Any) -> np.ndarray:
     return out
 
 
+class _Kernels:
+    """The spaces' kernels (linear or RBF of the means), made a block at a time as slices are taken."""
+
+    def __init__(self, family: str, mu: Sequence[np.ndarray], logvar: Sequence[np.ndarray]):
+        self.family, self.mu, self.logvar = family, mu, logvar
+
+    def __len__(self) -> int:
+        return len(self.mu)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        def one(k: int) -> np.ndarray:
+            if self.family == "cka_linear":
+                return kernels.linear_kernel(self.mu[k])
+            return kernels.rbf_kernel(self.mu[k], kernels.mean_posterior_std(self.logvar[k]))
+        return np.stack([one(k) for k in range(len(self.mu))[index]])
+
+
 def classifier_predictions(mu: np.ndarray, logvar: np.ndarray, options: MeasureOptions, *,
                            threads: int | None = None) -> tuple[np.ndarray, float]:
     """One space's classifier: its mean predicted distributions (item, item) and the bits it recovers.
@@ -222,10 +239,10 @@ def compute_family(family: str, mu: Sequence[np.ndarray], logvar: Sequence[np.nd
                 est[key][a, b] = est[key][b, a] = v
         for name in wanted:
             out[name], out[f"{name}_se"] = est[name], est[f"{name}_se"]
+    elif family == "cka_linear" and not options.debiased:
+        out[family] = kernels.linear_cka_all_pairs(mu)  # from the features: no N x N kernel at all
     elif family in ("cka_linear", "cka_rbf"):
-        grams = ([kernels.linear_kernel(m) for m in mu] if family == "cka_linear" else
-                 [kernels.rbf_kernel(m, kernels.mean_posterior_std(v)) for m, v in zip(mu, logvar)])
-        out[family] = _pair_matrix(s, lambda a, b: kernels.cka(grams[a], grams[b], debiased=options.debiased))
+        out[family] = kernels.cka_all_pairs(_Kernels(family, mu, logvar), debiased=options.debiased)
     elif family == "stochastic_shape":
         def shape(a: int, b: int) -> float:
             if mu[a].shape[1] != mu[b].shape[1]:

@@ -293,3 +293,23 @@ def test_classifier_measure_is_seeded_and_recovers_what_a_space_holds():
     assert jsd[0, 2] == pytest.approx(jsd_reference(preds[0], preds[2]), rel=1e-9)
     with pytest.raises(ValueError, match="classifier.steps must be positive"):
         ClassifierOptions(steps=0)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize("block", [2, 32])
+def test_all_pairs_cka_of_kernels_equals_the_per_pair_formula(debiased, block):
+    rng = np.random.default_rng(18)
+    mus = [rng.normal(size=(11, d)) for d in (1, 2, 3, 1, 2)]
+    grams = np.stack([kernels.rbf_kernel(m, 1.3) for m in mus])
+    want = np.array([[cka_reference(grams[a], grams[b], hsic_unbiased_reference if debiased else
+                                    hsic_biased_reference) for b in range(5)] for a in range(5)])
+    np.testing.assert_allclose(kernels.cka_all_pairs(grams, debiased=debiased, block=block), want, atol=1e-10)
+    lin = np.stack([m @ m.T for m in mus])
+    want = np.array([[cka_reference(lin[a], lin[b], hsic_biased_reference) for b in range(5)] for a in range(5)])
+    np.testing.assert_allclose(kernels.linear_cka_all_pairs(mus), want, atol=1e-10)
+    np.testing.assert_allclose(kernels.cka_all_pairs(lin, block=block), want, atol=1e-10)
+    # one-dimensional spaces: linear CKA is the squared correlation of the means
+    x = rng.normal(size=(40, 4))
+    np.testing.assert_allclose(kernels.linear_cka_all_pairs([x[:, [k]] for k in range(4)]),
+                               np.corrcoef(x.T) ** 2, atol=1e-12)
+    assert np.isnan(kernels.cka_all_pairs(np.stack([np.ones((6, 6)), grams[0, :6, :6]]))[0, 1])  # a constant kernel
