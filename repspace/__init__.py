@@ -11,6 +11,7 @@ The public API::
     mc_compare(mu_a, logvar_a, mu_b, logvar_b, ...)
     compare_spaces(mus, logvars, measures)  NMI/VI beside CKA, shape and classifier measures
     measure_agreement(ds)                  how those measures agree (Spearman)
+    fuse(mu, logvar, dim=...)              one space from an ensemble, by the information it shares
 """
 
 from .api import (
@@ -22,6 +23,7 @@ from .api import (
     mc_compare,
     mc_information,
 )
+from .fusion import fuse
 from .measures import compare_spaces, measure_agreement
 from .kernels import BlockOptions, MCOptions, inverse_variance_mean
 
@@ -37,6 +39,7 @@ __all__ = [
     "mc_information",
     "compare_spaces",
     "measure_agreement",
+    "fuse",
     "inverse_variance_mean",
     "BlockOptions",
     "MCOptions",
