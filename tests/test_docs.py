@@ -26,6 +26,7 @@ WITH_EXAMPLES = [
     "repspace.kernels.distances",
     "repspace.kernels.measures",
     "repspace.measures",
+    "repspace.fusion",
     "repspace.store.core",
     "repspace.plots.structure",
     "repspace.pipeline.stages.traversals",
@@ -51,6 +52,8 @@ def test_readme_example_runs():
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
     assert set(namespace["ds"].data_vars) == {"information", "information_twice", "joint_information", "nmi", "vi"}
+    assert set(namespace["table"].data_vars) == {"nmi_bc", "vi_bc", "cka_linear"}
+    assert namespace["agreement"].attrs["pairs"] == 36
 
 
 def test_dataset_figure_script(tmp_path):
