@@ -11,9 +11,13 @@ the ensemble, all from Bhattacharyya fingerprints (DESIGN §1):
     s \\in \\{ I(U;V) = I(U) + I(V) - I(U,V),\\; e^{-\\mathrm{VI}(U,V)},\\; \\mathrm{NMI}(U,V) \\}
 
 with every I computed in log-sum-exp form from log BC, so nothing underflows:
-``I(U,V) = -1/N sum_i (logsumexp_j(log BC^U_ij + log BC^V_ij) - log N) / ln 2``. The members'
-BC matrices are fixed; the fused space's are recomputed from its parameters at every step.
-Means start at N(0, init_std^2) from a seeded numpy Generator, log-variances at 0.
+``I(U,V) = -1/N sum_i (logsumexp_j(log BC^U_ij + log BC^V_ij) - log N)``. The objective is in
+nats, as in the paper's code, so that its learning rate (3) carries over; the results are
+reported in bits. (The paper's code leaves out the ``log N`` terms. They cancel in I(U;V)'s
+gradient and in VI, but not in its NMI, whose numerator and denominator they shift; here NMI is
+the core's.) The members' BC matrices are fixed; the fused space's are recomputed from its
+parameters at every step. Means start at N(0, init_std^2) from a seeded numpy Generator,
+log-variances at 0.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -36,7 +40,7 @@ from . import kernels
 __all__ = ["SIMILARITIES", "fuse", "objective", "member_log_bc"]
 
 SIMILARITIES = ("information", "vi", "nmi")
-"""What fusion maximises, averaged over the members: I(U;V) (bits), exp(-VI), or NMI."""
+"""What fusion maximises, averaged over the members: I(U;V), exp(-VI) (both in nats), or NMI."""
 _LOG_FLOOR = math.log(1e-300)
 
 
@@ -77,10 +81,9 @@ def _graph(tf, log_bc_members, similarity: str, dtype):
     v = tf.constant(log_bc_members, dtype=dtype)  # (K, N, N)
     n = log_bc_members.shape[1]
     log_n = math.log(n)
-    ln2 = math.log(2.0)
 
-    def info(log_bc):  # I from log BC (..., N, N), bits
-        return -tf.reduce_mean(tf.reduce_logsumexp(log_bc, axis=-1) - log_n, axis=-1) / ln2
+    def info(log_bc):  # I from log BC (..., N, N), nats
+        return -tf.reduce_mean(tf.reduce_logsumexp(log_bc, axis=-1) - log_n, axis=-1)
 
     i_v, i_vv = info(v), info(2.0 * v)  # constants of the members
 
@@ -136,7 +139,7 @@ def fuse(
     seed: int = 0,
     init_std: float = 0.05,
     record_every: int = 100,
-    dtype: str = "float64",
+    dtype: str = "float32",
 ) -> xr.Dataset:
     """Fuse an ensemble of units over one set of items into one ``dim``-dimensional space.
 
@@ -145,13 +148,13 @@ def fuse(
     mu, logvar : the members' posteriors, (unit, item) or (unit, item, d_unit); or leave them out and
         give ``bc``, the members' BC matrices (unit, item, item).
     dim : dimensions of the fused space.
-    similarity : "vi" (exp(-VI), the default), "information" (I(U;V), bits) or "nmi"; averaged over
-        the members and maximised.
+    similarity : "vi" (exp(-VI), the default), "information" (I(U;V)) or "nmi"; averaged over the
+        members and maximised (I and VI in nats inside the objective).
     steps, learning_rate : plain gradient ascent (the paper: 20,000 steps at 3).
     seed : seeds the initial means, N(0, ``init_std``^2); log-variances start at 0.
     record_every : steps between the points of the objective's curve.
-    dtype : "float64" or "float32", the precision of the optimisation (the results are
-        recomputed in float64 by the kernels).
+    dtype : "float32" (the default, as the paper's code) or "float64", the precision of the
+        optimisation; the results are recomputed in float64 by the kernels.
 
     Returns
     -------
@@ -213,7 +216,8 @@ def fuse(
     return xr.Dataset(
         {"mu": (("item", "dim"), mu_u, {"long_name": "fused posterior means"}),
          "logvar": (("item", "dim"), lv_u, {"long_name": "fused posterior log-variances"}),
-         "objective": ("step", np.asarray(curve), {"long_name": f"mean similarity ({similarity}) with the members"}),
+         "objective": ("step", np.asarray(curve), {"long_name": f"mean similarity ({similarity}) with the members",
+                                                    "units": "nats" if similarity == "information" else "1"}),
          "nmi": ("member", nmi, {"units": "1"}),
          "vi": ("member", vi, {"units": "bits"}),
          "mutual_information": ("member", mi, {"units": "bits", "long_name": "I(U;V) with each member"})},
