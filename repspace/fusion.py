@@ -37,7 +37,7 @@ import xarray as xr
 
 from . import kernels
 
-__all__ = ["SIMILARITIES", "fuse", "objective", "member_log_bc"]
+__all__ = ["SIMILARITIES", "fuse", "objective", "member_log_bc", "continuity"]
 
 SIMILARITIES = ("information", "vi", "nmi")
 """What fusion maximises, averaged over the members: I(U;V), exp(-VI) (both in nats), or NMI."""
@@ -224,6 +224,33 @@ def fuse(
         coords={"item": np.arange(n), "dim": np.arange(dim), "step": np.asarray(curve_steps), "member": np.arange(k)},
         attrs={"similarity": similarity, "steps": int(steps), "learning_rate": float(learning_rate), "seed": int(seed),
                "init_std": float(init_std), "dtype": dtype, "information_bits": i_u})
+
+
+def continuity(mu: np.ndarray, logvar: np.ndarray, *, percentile: float = 90.0, closed: bool = True) -> float:
+    """How continuously a space holds items that lie in order on a loop (the paper's SO(2) metric).
+
+    .. math::  C = \\frac{\\max_i D_{i,i+1}}{P_{90}(D_{i,i+1})}
+
+    the largest Bhattacharyya distance between neighbouring items over its ``percentile``-th
+    percentile: about 1 for a space that keeps every neighbour close, large where it tears the
+    loop apart somewhere. mu, logvar : (item, dim), items in their order on the loop; ``closed``
+    counts the last and the first as neighbours (the paper's code leaves that pair out).
+
+    >>> t = np.linspace(0, 2 * np.pi, 50, endpoint=False)
+    >>> circle = np.column_stack([np.cos(t), np.sin(t)])
+    >>> round(continuity(circle, np.full((50, 2), -4.0)), 6)
+    1.0
+    """
+    mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
+    if mu.ndim == 1:
+        mu, logvar = mu[:, None], logvar[:, None]
+    nxt = np.roll(np.arange(len(mu)), -1) if closed else np.arange(1, len(mu))
+    here = np.arange(len(nxt))
+    var_a, var_b = np.exp(logvar[here]), np.exp(logvar[nxt])
+    sb2 = 0.5 * (var_a + var_b)
+    d = np.sum(0.125 * (mu[here] - mu[nxt]) ** 2 / sb2 + 0.5 * (np.log(sb2) - 0.5 * (logvar[here] + logvar[nxt])),
+               axis=1)
+    return float(d.max() / np.percentile(d, percentile))
 
 
 def _mutual_information(res: Any) -> np.ndarray:
