@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from .._checks import check_types
+from .tf_mlp import MLP, Adam, set_threads
 
 __all__ = ["ClassifierOptions", "item_predictions", "PAPER_CLASSIFIER"]
 
@@ -70,11 +71,6 @@ _STEPS_PER_CALL = 50
 _EVAL_ROWS = 16_384
 
 
-def _glorot(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
-    limit = math.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(np.float32)
-
-
 def item_predictions(mu: np.ndarray, logvar: np.ndarray, options: ClassifierOptions = PAPER_CLASSIFIER, *,
                      seed: int = 0, threads: int | None = None) -> tuple[np.ndarray, float]:
     """Train the classifier on one space and return its mean predicted distributions.
@@ -95,32 +91,17 @@ def item_predictions(mu: np.ndarray, logvar: np.ndarray, options: ClassifierOpti
     from .._quiet import import_tensorflow
 
     tf = import_tensorflow()
-    if threads is not None:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:
-            pass  # the runtime is already initialised in this process: keep its thread pools
+    set_threads(tf, threads)
     mu = np.asarray(mu, np.float32)
     logvar = np.asarray(logvar, np.float32)
     if mu.ndim == 1:
         mu, logvar = mu[:, None], logvar[:, None]
     n, d = mu.shape
     rng = np.random.default_rng(seed)
-    widths = (d, *options.hidden, n)
-    weights = [tf.Variable(_glorot(rng, a, b)) for a, b in zip(widths[:-1], widths[1:])]
-    biases = [tf.Variable(np.zeros(b, np.float32)) for b in widths[1:]]
-    params = [p for pair in zip(weights, biases) for p in pair]
-    first = [tf.Variable(tf.zeros_like(p)) for p in params]
-    second = [tf.Variable(tf.zeros_like(p)) for p in params]
+    net = MLP(tf, (d, *options.hidden, n), lambda x: tf.nn.leaky_relu(x, alpha=0.2), rng)
+    adam = Adam(tf, net.variables, options.learning_rate)
     mu_t, std_t = tf.constant(mu), tf.constant(np.exp(logvar / 2))
-    lr, beta1, beta2, eps = options.learning_rate, 0.9, 0.999, 1e-7
     batch = options.batch_size
-
-    def logits(u):
-        for w, b in zip(weights[:-1], biases[:-1]):
-            u = tf.nn.leaky_relu(u @ w + b, alpha=0.2)
-        return u @ weights[-1] + biases[-1]
 
     @tf.function(jit_compile=False, reduce_retracing=True)
     def train(start, count):
@@ -132,14 +113,8 @@ def item_predictions(mu: np.ndarray, logvar: np.ndarray, options: ClassifierOpti
             noise = tf.random.stateless_normal([batch, d], key + tf.constant([0, 1 << 40], tf.int64))
             u = tf.gather(mu_t, items) + tf.gather(std_t, items) * noise
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=items, logits=logits(u)))
-            grads = tape.gradient(loss, params)
-            t = tf.cast(step + 1, tf.float32)
-            scale = lr * tf.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-            for p, g, m, v in zip(params, grads, first, second):
-                m.assign(beta1 * m + (1 - beta1) * g)
-                v.assign(beta2 * v + (1 - beta2) * tf.square(g))
-                p.assign_sub(scale * m / (tf.sqrt(v) + eps))
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=items, logits=net(u)))
+            adam.step(tape.gradient(loss, net.variables), step)
             losses = losses.write(k, loss)
         return losses.stack()
 
@@ -152,7 +127,7 @@ def item_predictions(mu: np.ndarray, logvar: np.ndarray, options: ClassifierOpti
     def mean_softmax(items, key):
         noise = tf.random.stateless_normal([tf.size(items), d], key)
         u = tf.gather(mu_t, items) + tf.gather(std_t, items) * noise
-        return tf.nn.softmax(logits(u))
+        return tf.nn.softmax(net(u))
 
     s = options.eval_samples
     per_call = max(1, _EVAL_ROWS // s)  # items per call, each with all of its samples
