@@ -140,6 +140,7 @@ def fuse(
     init_std: float = 0.05,
     record_every: int = 100,
     dtype: str = "float32",
+    threads: int | None = None,
 ) -> xr.Dataset:
     """Fuse an ensemble of units over one set of items into one ``dim``-dimensional space.
 
@@ -155,6 +156,7 @@ def fuse(
     record_every : steps between the points of the objective's curve.
     dtype : "float32" (the default, as the paper's code) or "float64", the precision of the
         optimisation; the results are recomputed in float64 by the kernels.
+    threads : TensorFlow's thread pools, where this process has not started them yet (None: as they are).
 
     Returns
     -------
@@ -178,7 +180,10 @@ def fuse(
     k, n = log_v.shape[0], log_v.shape[1]
     if n < 2:
         raise ValueError(f"fusion needs at least two items, got {n}")
+    from .models.tf_mlp import set_threads
+
     tf = import_tensorflow()
+    set_threads(tf, threads)
     tdt = tf.float64 if dtype == "float64" else tf.float32
     f = _graph(tf, log_v, similarity, tdt)
     rng = np.random.default_rng(seed)

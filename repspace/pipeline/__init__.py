@@ -6,7 +6,8 @@ them. The stages live in :mod:`repspace.pipeline.stages`, one module each.
 """
 
 from ..models import ModelEntry, find_models
-from .config import STAGE_NAMES, SWEEP_STAGES, LatentsOptions, MeasuresOptions, ModelsConfig, RunConfig, load_config
+from .config import (STAGE_NAMES, SWEEP_STAGES, LatentsOptions, MeasuresOptions, ModelsConfig, RunConfig, SO2Options,
+                     FusionOptions, load_config)
 from .driver import RunReport, StageReport, TaskFailed, run_stages
 from .stage import Block, Plan, Stage, StageContext
 from .stages import STAGES, select
@@ -22,6 +23,8 @@ __all__ = [
     "FailedModelsWarning",
     "LatentsOptions",
     "MeasuresOptions",
+    "SO2Options",
+    "FusionOptions",
     "ModelEntry",
     "ModelsConfig",
     "Plan",

@@ -16,13 +16,13 @@ from .._checks import check_types as _check_types
 from ..data.catalog import DATASETS
 from ..models import TrainConfig
 
-__all__ = ["RunConfig", "ModelsConfig", "LatentsOptions", "MeasuresOptions", "load_config", "DEFAULT_CONFIG", "SWEEP_STAGES", "STAGE_NAMES"]
+__all__ = ["RunConfig", "ModelsConfig", "LatentsOptions", "MeasuresOptions", "SO2Options", "FusionOptions", "load_config", "DEFAULT_CONFIG", "SWEEP_STAGES", "STAGE_NAMES"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "offline_default.toml"
 
 MODEL_SOURCES = ("trained", "directory", "zoo")
-STAGE_NAMES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals",
-               "encode_dataset", "latents", "spaces", "measures", "figures")
+STAGE_NAMES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals", "fusion",
+               "encode_dataset", "latents", "spaces", "measures", "so2_learners", "so2_fusion", "figures")
 """Every stage, in the order a run takes them."""
 SWEEP_STAGES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals", "figures")
 """The stages of the full sweep (add "encode_dataset" and "latents" for whole latent spaces)."""
@@ -157,6 +157,123 @@ class MeasuresOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class SO2Options:
+    """The paper's fusion experiment on the circle (stages so2_learners and so2_fusion; its Sec. 4.4).
+
+    Attributes
+    ----------
+    n_points : fingerprint points on the circle (the paper: 200).
+    sizes : ensemble sizes (the paper: 2, 3, 5, 10, 15, 20, 30, 50).
+    repeats : repeats of every size, each with learners of its own (the paper: 5); the learners
+        are ``repeats x max(sizes)`` in all.
+    similarities : what fusion maximises: of "information", "vi", "nmi" (the paper: all three).
+    learners : "trained" (1-D beta-VAEs trained as tasks) or "torn" (synthetic codes torn at random
+        angles, :func:`repspace.data.circle.torn_learners`: no training).
+    learner_hidden, learner_steps, learner_batch_size, learner_beta, learner_learning_rate : the
+        weak learners (:class:`repspace.models.circle_vae.CircleVAEOptions`; the paper: 256-256,
+        3,000 steps of 2,048, beta 0.03, 1e-3).
+    dim : dimensions of the fused space (the paper: 2).
+    fusion_steps, fusion_learning_rate, init_std, dtype : the fusion's gradient ascent (the paper:
+        20,000 steps at 3, N(0, 0.05^2) initial means, float32).
+    """
+
+    n_points: int = 100
+    sizes: tuple[int, ...] = (2, 3, 5, 10, 20)
+    repeats: int = 3
+    similarities: tuple[str, ...] = ("information", "vi", "nmi")
+    learners: str = "trained"
+    learner_hidden: tuple[int, ...] = (256, 256)
+    learner_steps: int = 2000
+    learner_batch_size: int = 512
+    learner_beta: float = 0.03
+    learner_learning_rate: float = 1e-3
+    dim: int = 2
+    fusion_steps: int = 6000
+    fusion_learning_rate: float = 3.0
+    init_std: float = 0.05
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        from ..fusion import SIMILARITIES
+
+        _check_types(self, "so2.")
+        object.__setattr__(self, "sizes", tuple(sorted({int(k) for k in self.sizes})))
+        object.__setattr__(self, "similarities", tuple(self.similarities))
+        object.__setattr__(self, "learner_hidden", tuple(int(h) for h in self.learner_hidden))
+        if not self.sizes or self.sizes[0] < 1:
+            raise ValueError(f"so2.sizes must be positive ensemble sizes, got {list(self.sizes)}")
+        bad = [s for s in self.similarities if s not in SIMILARITIES]
+        if bad or not self.similarities:
+            raise ValueError(f"so2.similarities must be some of {SIMILARITIES}, got {list(self.similarities)}")
+        if self.learners not in ("trained", "torn"):
+            raise ValueError(f"so2.learners must be 'trained' or 'torn', got {self.learners!r}")
+        for name in ("n_points", "repeats", "dim", "fusion_steps"):
+            if getattr(self, name) < (3 if name == "n_points" else 1):
+                raise ValueError(f"so2.{name} is too small: {getattr(self, name)}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"so2.dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        self.learner_options()  # checked now, not when the stage runs
+
+    @property
+    def n_learners(self) -> int:
+        return self.repeats * max(self.sizes)
+
+    def learner_options(self):
+        from ..models.circle_vae import CircleVAEOptions
+
+        return CircleVAEOptions(hidden=self.learner_hidden, steps=self.learner_steps,
+                                batch_size=self.learner_batch_size, beta=self.learner_beta,
+                                learning_rate=self.learner_learning_rate)
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionOptions:
+    """Fusion of a run's channels into one space (stage fusion).
+
+    Attributes
+    ----------
+    members : "informative" (every channel with I(U) >= the run's ``info_threshold``), "cluster"
+        (the members of OPTICS cluster ``cluster`` of measure ``cluster_measure`` in ``structure``),
+        or "list" (``channels``).
+    cluster_measure, cluster : the cluster, for members = "cluster".
+    channels : "model/channel" names, for members = "list".
+    max_members : at most this many channels, in store order (the rest are named).
+    dim, similarity, steps, learning_rate, init_std, dtype : :func:`repspace.fusion.fuse`.
+    """
+
+    members: str = "informative"
+    cluster_measure: str = "vi"
+    cluster: int = 0
+    channels: tuple[str, ...] = ()
+    max_members: int = 100
+    dim: int = 2
+    similarity: str = "vi"
+    steps: int = 6000
+    learning_rate: float = 3.0
+    init_std: float = 0.05
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        from ..fusion import SIMILARITIES
+
+        _check_types(self, "fusion.")
+        object.__setattr__(self, "channels", tuple(str(c) for c in self.channels))
+        if self.members not in ("informative", "cluster", "list"):
+            raise ValueError(f"fusion.members must be 'informative', 'cluster' or 'list', got {self.members!r}")
+        if self.members == "list" and not self.channels:
+            raise ValueError("fusion.members = 'list' needs fusion.channels (names such as '3/7': model 3, channel 7)")
+        if self.cluster_measure not in ("vi", "nmi"):
+            raise ValueError(f"fusion.cluster_measure must be 'vi' or 'nmi', got {self.cluster_measure!r}")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"fusion.similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+        for name in ("dim", "steps", "max_members"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"fusion.{name} must be positive, got {getattr(self, name)}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"fusion.dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs.
 
@@ -185,6 +302,8 @@ class RunConfig:
     stages : the stages to run, in the order of :data:`STAGE_NAMES`.
     latents : LatentsOptions.
     measures : MeasuresOptions.
+    so2 : SO2Options.
+    fusion : FusionOptions.
     """
 
     run_dir: str = "runs/offline_default"
@@ -210,6 +329,8 @@ class RunConfig:
     stages: tuple[str, ...] = SWEEP_STAGES
     latents: LatentsOptions = dataclasses.field(default_factory=LatentsOptions)
     measures: MeasuresOptions = dataclasses.field(default_factory=MeasuresOptions)
+    so2: SO2Options = dataclasses.field(default_factory=SO2Options)
+    fusion: FusionOptions = dataclasses.field(default_factory=FusionOptions)
 
     def __post_init__(self) -> None:
         for name in ("run_dir", "store_path", "data_dir"):
@@ -223,6 +344,12 @@ class RunConfig:
         if isinstance(self.measures, Mapping):
             _check_keys(self.measures, MeasuresOptions, "measures")
             object.__setattr__(self, "measures", MeasuresOptions(**self.measures))
+        if isinstance(self.so2, Mapping):
+            _check_keys(self.so2, SO2Options, "so2")
+            object.__setattr__(self, "so2", SO2Options(**self.so2))
+        if isinstance(self.fusion, Mapping):
+            _check_keys(self.fusion, FusionOptions, "fusion")
+            object.__setattr__(self, "fusion", FusionOptions(**self.fusion))
         _check_types(self, "")
         stages = tuple(self.stages)
         unknown = [s for s in stages if s not in STAGE_NAMES]
@@ -284,8 +411,8 @@ def load_config(
 ) -> RunConfig:
     """Read a run TOML file (the offline default when None), then apply ``overrides``.
 
-    ``overrides`` are RunConfig fields; ``models``, ``latents`` and ``measures`` may be partial mappings
-    merged into the file's tables, and ``train_overrides`` into its ``[models.train]`` table.
+    ``overrides`` are RunConfig fields; ``models``, ``latents``, ``measures``, ``so2`` and ``fusion`` may be
+    partial mappings merged into the file's tables, and ``train_overrides`` into its ``[models.train]`` table.
     None values are ignored, so CLI flags that were not given change nothing.
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
@@ -298,10 +425,13 @@ def load_config(
             raise ValueError(f"{path}: not valid TOML ({err})") from None
     _check_keys(raw, RunConfig, str(path))
     tables = {"models": dict(raw.pop("models", {})), "latents": dict(raw.pop("latents", {})),
-              "measures": dict(raw.pop("measures", {}))}
+              "measures": dict(raw.pop("measures", {})), "so2": dict(raw.pop("so2", {})),
+              "fusion": dict(raw.pop("fusion", {}))}
     _check_keys(tables["models"], ModelsConfig, f"{path} [models]")
     _check_keys(tables["latents"], LatentsOptions, f"{path} [latents]")
     _check_keys(tables["measures"], MeasuresOptions, f"{path} [measures]")
+    _check_keys(tables["so2"], SO2Options, f"{path} [so2]")
+    _check_keys(tables["fusion"], FusionOptions, f"{path} [fusion]")
     for key, value in overrides.items():
         if value is None:
             continue
@@ -317,6 +447,7 @@ def load_config(
         if "train" in models:
             TrainConfig.offline_default(**models["train"])  # bad training options fail now, not after other stages
         return RunConfig(**raw, models=ModelsConfig(**models), latents=LatentsOptions(**tables["latents"]),
-                         measures=MeasuresOptions(**tables["measures"]))
+                         measures=MeasuresOptions(**tables["measures"]), so2=SO2Options(**tables["so2"]),
+                         fusion=FusionOptions(**tables["fusion"]))
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: {err}") from None

@@ -27,7 +27,7 @@ from ..store.models import read_models
 __all__ = ["write_report", "GROUPS"]
 
 GROUPS = ("fingerprint", "models", "embeddings", "channels", "pairs", "structure", "traversals",
-          "dataset_embeddings", "latents", "spaces", "measures")
+          "dataset_embeddings", "latents", "spaces", "measures", "so2_learners", "so2_fusion", "fusion")
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -132,6 +132,16 @@ def _measures(store_path: str) -> str:
     return "".join(parts)
 
 
+def _so2(store_path: str) -> str:
+    fu = open_dataset(store_path, "so2_fusion").load()
+    sims = [str(s) for s in fu["similarity"].values]
+    rows = [(int(size), *(f"{np.nanmean(fu['continuity'].values[a, b]):.3g} ± {np.nanstd(fu['continuity'].values[a, b]):.2g}"
+                          for a in range(len(sims)))) for b, size in enumerate(fu["size"].values)]
+    return (f"<p>Continuity of the fused space (mean ± standard deviation over {fu.sizes['repeat']} repeats; 1: the "
+            "circle unbroken, large: torn), by ensemble size and by what the fusion maximised.</p>"
+            + _table(("ensemble size", *sims), rows, cls="so2"))
+
+
 def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path]) -> Path:
     """Write the report of the run in ``store_path`` to ``out`` (HTML), inlining ``figures``."""
     store_path = str(store_path)
@@ -170,6 +180,23 @@ def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path
         for key in ("spaces", "measures_scatter"):
             if key in by_name:
                 body.append(f"<details><summary>{_e(key)}</summary>{_image(by_name[key], key)}</details>")
+    if is_complete(root, "fusion"):
+        body.append("<h2>The ensemble fused</h2>")
+        if "fusion" in by_name:
+            body.append(_image(by_name["fusion"], "the channels fused into one space"))
+        fu = open_dataset(store_path, "fusion").load()
+        body.append(f"<p>{fu.sizes['member']} channels ({_e(fu.attrs.get('members'))}) fused by "
+                    f"{_e(fu.attrs.get('similarity'))}: mean NMI with the members {float(fu['nmi'].mean()):.3g}.</p>"
+                    + _table(("factor", "NMI, fused space", "NMI, best member"),
+                             [(str(f), float(fu["nmi_factor"].values[k]), float(np.nanmax(fu["member_nmi_factor"].values[:, k])))
+                              for k, f in enumerate(fu["factor"].values)], cls="fusion"))
+    if is_complete(root, "so2_fusion"):
+        body.append("<h2>Fusion on the circle</h2>")
+        for key, alt in (("so2_continuity", "continuity against ensemble size"),
+                         ("so2_circles", "the fused spaces")):
+            if key in by_name:
+                body.append(_image(by_name[key], alt))
+        body.append(_so2(store_path))
     if models:
         body.append("<h2>The ensemble</h2>" + _ensemble(models))
     failed: dict[str, str] = {}

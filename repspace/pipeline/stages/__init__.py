@@ -9,18 +9,22 @@ from .channels import STAGE as CHANNELS
 from .encode import ENCODE, ENCODE_DATASET
 from .figures import STAGE as FIGURES
 from .fingerprint import STAGE as FINGERPRINT
+from .fusion import STAGE as FUSION
 from .latents import STAGE as LATENTS
 from .measures import STAGE as MEASURES
 from .models import STAGE as MODELS
 from .pairs import STAGE as PAIRS
+from .so2 import FUSION as SO2_FUSION
+from .so2 import LEARNERS as SO2_LEARNERS
 from .spaces import STAGE as SPACES
 from .structure import STAGE as STRUCTURE
 from .traversals import STAGE as TRAVERSALS
 
 __all__ = ["STAGES", "select"]
 
-STAGES: dict[str, Stage] = {s.name: s for s in (FINGERPRINT, MODELS, ENCODE, CHANNELS, PAIRS, STRUCTURE, TRAVERSALS,
-                                                ENCODE_DATASET, LATENTS, SPACES, MEASURES, FIGURES)}
+STAGES: dict[str, Stage] = {s.name: s for s in (FINGERPRINT, MODELS, ENCODE, CHANNELS, PAIRS, STRUCTURE, TRAVERSALS, FUSION,
+                                                ENCODE_DATASET, LATENTS, SPACES, MEASURES, SO2_LEARNERS,
+                                                SO2_FUSION, FIGURES)}
 """Every stage by name, in the order a run takes them."""
 
 

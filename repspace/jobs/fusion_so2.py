@@ -1,0 +1,97 @@
+"""python -m repspace.jobs.fusion_so2: fuse ensembles of weak learners of the circle into one 2-D space (the paper's Sec. 4.4).
+
+Weak learners (1-D beta-VAEs, which must tear the circle somewhere) are trained as Dask tasks on
+points of the unit circle and encoded at the fingerprint points; then, for every similarity
+(I(U;V), exp(-VI), NMI), ensemble size and repeat, one task fuses that many learners into a 2-D
+space by gradient ascent and measures how continuously it holds the circle. The default
+(jobs/fusion_so2.toml) finishes in about 10 minutes on two cores with fewer points, sizes, repeats
+and steps than the paper (it says so as it starts); jobs/fusion_so2_paper.toml has the paper's
+settings, for a cluster. It writes runs/fusion_so2: the store (groups so2_learners and so2_fusion),
+figures/ (the fused circles; continuity against ensemble size) and report.html. Rerunning computes
+only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from .._quiet import set_verbose
+from ..fusion import SIMILARITIES
+from ..pipeline import load_config, run
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "fusion_so2.toml"
+PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner_steps": 3000,
+         "learner_batch_size": 2048, "fusion_steps": 20000}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = load_config(DEFAULT_CONFIG)
+    o = d.so2
+    p = argparse.ArgumentParser(prog="python -m repspace.jobs.fusion_so2", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help=f"configuration (TOML); default {DEFAULT_CONFIG}; jobs/fusion_so2_paper.toml "
+                                    "has the paper's settings; flags override it")
+    p.add_argument("--run-dir", help=f"the run's folder: store.zarr, report.html, figures/ (default: {d.run_dir})")
+    p.add_argument("--seed", type=int, help=f"seeds the learners and the fusions' starts (default: {d.seed})")
+    g = p.add_argument_group("the experiment")
+    g.add_argument("--n-points", type=int, help=f"fingerprint points on the circle (default: {o.n_points}; the paper: "
+                                                "200)")
+    g.add_argument("--sizes", type=int, nargs="+", help=f"ensemble sizes (default: {' '.join(map(str, o.sizes))}; "
+                                                        "the paper: 2 3 5 10 15 20 30 50)")
+    g.add_argument("--repeats", type=int, help=f"repeats of every size (default: {o.repeats}; the paper: 5)")
+    g.add_argument("--similarities", nargs="+", choices=SIMILARITIES, help="what fusion maximises (default: all)")
+    g.add_argument("--learners", choices=("trained", "torn"), help="trained: 1-D beta-VAEs (default); torn: synthetic "
+                   "codes torn at random angles, no training")
+    g.add_argument("--learner-steps", type=int, help=f"training steps per learner (default: {o.learner_steps}; the "
+                                                     "paper: 3000)")
+    g.add_argument("--learner-batch-size", type=int, help=f"points per training step (default: "
+                                                          f"{o.learner_batch_size}; the paper: 2048)")
+    g.add_argument("--fusion-steps", type=int, help=f"gradient steps per fusion (default: {o.fusion_steps}; the paper: "
+                                                    "20000)")
+    g.add_argument("--fusion-learning-rate", type=float, help=f"(default: {o.fusion_learning_rate})")
+    g = p.add_argument_group("execution")
+    g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
+    g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster (default: {d.n_workers})")
+    g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
+    g.add_argument("--no-figures", action="store_true", help="skip the figures and the report")
+    g.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    set_verbose(args.verbose)
+    so2 = {"n_points": args.n_points, "sizes": tuple(args.sizes) if args.sizes else None, "repeats": args.repeats,
+           "similarities": tuple(args.similarities) if args.similarities else None, "learners": args.learners,
+           "learner_steps": args.learner_steps, "learner_batch_size": args.learner_batch_size,
+           "fusion_steps": args.fusion_steps, "fusion_learning_rate": args.fusion_learning_rate}
+    try:
+        config = load_config(args.config or DEFAULT_CONFIG, run_dir=args.run_dir, seed=args.seed,
+                             scheduler_address=args.scheduler_address, n_workers=args.workers,
+                             dashboard=False if args.no_dashboard else None, so2=so2)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.no_figures:
+        config = config.replace(stages=tuple(s for s in config.stages if s != "figures"))
+    o = config.so2
+    lighter = [f"{k} {getattr(o, k) if not isinstance(getattr(o, k), tuple) else list(getattr(o, k))} (the paper: "
+               f"{list(v) if isinstance(v, tuple) else v})" for k, v in PAPER.items() if getattr(o, k) != v]
+    if lighter:
+        print("fusion_so2: lighter than the paper's settings: " + "; ".join(lighter), flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        try:
+            result = run(config)
+        except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

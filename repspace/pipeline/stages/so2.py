@@ -1,0 +1,145 @@
+"""The fusion experiment on the circle (the paper's Sec. 4.4) as two stages.
+
+``so2_learners``
+    one task per weak learner: a 1-D beta-VAE trained on points of the circle
+    (:func:`repspace.models.circle_vae.train_circle_vae`), or a code torn at a random angle
+    (:func:`repspace.data.circle.torn_learners`), encoded at the fingerprint points;
+``so2_fusion``
+    one task per (similarity, ensemble size, repeat): :func:`repspace.fusion.fuse` of that
+    repeat's first ``size`` learners into a 2-D space, and its continuity
+    (:func:`repspace.fusion.continuity`).
+
+A fusion stays done while its members' posteriors (their done-stamps) and the fusion's options are
+unchanged, so retraining learners refuses only the fusions that use them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ...data.circle import circle_points, torn_learners
+from ...fusion import continuity, fuse
+from ...store import open_group, require_complete
+from ...store import so2 as schema
+from ..stage import Block, Plan, Stage, StageContext
+
+__all__ = ["LEARNERS", "FUSION", "learner_task", "fusion_task", "learner_seed"]
+
+LEARNER_STEP_S = 1.0e-5
+"""Seconds of one worker thread per sample of one training step (the default job: 2,000 steps of 512
+in about 11 s per learner, two at a time on 2 cores); for estimates only."""
+FUSION_STEP_S = 6e-8
+"""Seconds per step per squared point per member and a quarter (the default job: 45 fusions of 6,000
+steps on 100 points in 2 minutes on 2 cores); for estimates only."""
+
+
+def learner_seed(seed: int, k: int) -> int:
+    """The seed of learner k of a run seeded ``seed``."""
+    return int(np.random.SeedSequence(seed, spawn_key=(7, k)).generate_state(1)[0])
+
+
+def learner_task(store_path: str, k: int, source: str, options: dict[str, Any], n_points: int, seed: int,
+                 threads: int) -> int:
+    """Learner k's posteriors at the fingerprint points, written to ``so2_learners``."""
+    theta, _ = circle_points(n_points)
+    grp = open_group(store_path, schema.LEARNERS, mode="r+")
+    if source == "torn":
+        mu, lv = torn_learners(theta, 1, seed=learner_seed(seed, k))
+        mu, lv, losses = mu[0, :, 0], lv[0, :, 0], {"reconstruction": np.nan, "kl": np.nan}
+    else:
+        from ...models.circle_vae import CircleVAEOptions, train_circle_vae
+
+        mu, lv, losses = train_circle_vae(theta, CircleVAEOptions(**options), seed=learner_seed(seed, k),
+                                          threads=threads)
+    grp["mu"][k], grp["logvar"][k] = mu, lv
+    grp["reconstruction"][k], grp["kl"][k] = losses["reconstruction"], losses["kl"]
+    grp["continuity"][k] = continuity(mu, lv)
+    return k
+
+
+def fusion_task(store_path: str, key: tuple[int, int, int], similarity: str, members: list[int],
+                options: dict[str, Any], threads: int) -> float:
+    """One fusion, written to ``so2_fusion``; returns its continuity."""
+    learners = open_group(store_path, schema.LEARNERS)
+    mu = np.asarray(learners["mu"].get_orthogonal_selection((members, slice(None))))
+    lv = np.asarray(learners["logvar"].get_orthogonal_selection((members, slice(None))))
+    ds = fuse(mu, lv, similarity=similarity, threads=threads, **options)
+    grp = open_group(store_path, schema.FUSION, mode="r+")
+    grp["mu"][key], grp["logvar"][key] = ds.mu.values, ds.logvar.values
+    c = continuity(ds.mu.values, ds.logvar.values)
+    grp["continuity"][key] = c
+    grp["objective"][key] = float(ds.objective.values[-1])
+    grp["nmi_mean"][key], grp["vi_mean"][key] = float(np.nanmean(ds.nmi.values)), float(np.mean(ds.vi.values))
+    return c
+
+
+def plan_learners(ctx: StageContext) -> Plan:
+    o = ctx.config.so2
+    theta, _ = circle_points(o.n_points)
+    schema.layout_learners(ctx.group, theta, o.n_learners)
+    ctx.group.attrs.update({"learners": o.learners})
+    options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in
+               dataclasses.asdict(o.learner_options()).items()}
+    trained = o.learners == "trained"
+    cost = 2.0 + o.learner_steps * o.learner_batch_size * LEARNER_STEP_S if trained else 0.0
+    extent_options = options if trained else {}
+    blocks = [Block(name=f"learner-{k}", key=(k,), extent=(k, o.learners, extent_options, o.n_points, ctx.config.seed),
+                    args=(k, o.learners, options, o.n_points, ctx.config.seed, ctx.config.threads_per_worker),
+                    cost=cost) for k in range(o.n_learners)]
+    ctx.log(f"so2_learners: {o.n_learners} {o.learners} learners on {o.n_points} points of the circle")
+    return Plan(blocks=blocks, markers={"done": ((o.n_learners,), ("learner",))},
+                note=f"{o.n_learners} {o.learners} learners")
+
+
+def finalize_learners(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
+    c = np.asarray(ctx.group["continuity"][:])
+    return f"{plan.note}; their continuity: median {np.nanmedian(c):.3g} (1: unbroken; large: torn)"
+
+
+def plan_fusion(ctx: StageContext) -> Plan:
+    o = ctx.config.so2
+    learners = require_complete(ctx.root, schema.LEARNERS, "so2_fusion")
+    if int(learners["mu"].shape[0]) < o.n_learners or int(learners["mu"].shape[1]) != o.n_points:
+        raise RuntimeError(f"so2_fusion needs {o.n_learners} learners on {o.n_points} points; so2_learners holds "
+                           f"{tuple(learners['mu'].shape)}: run the stage so2_learners with these settings first")
+    stamps = np.asarray(learners["done"][:]).tolist()
+    theta, _ = circle_points(o.n_points)
+    schema.layout_fusion(ctx.group, theta, o.similarities, o.sizes, o.repeats, o.dim)
+    options = {"dim": o.dim, "steps": o.fusion_steps, "learning_rate": o.fusion_learning_rate,
+               "init_std": o.init_std, "dtype": o.dtype, "record_every": max(1, o.fusion_steps // 20)}
+    blocks = []
+    for si, similarity in enumerate(o.similarities):
+        for zi, size in enumerate(o.sizes):
+            for r in range(o.repeats):
+                members = schema.members(r, size, o.sizes)
+                opts = {**options, "seed": ctx.config.seed + r}
+                blocks.append(Block(
+                    name=f"fusion-{similarity}-{size}-{r}", key=(si, zi, r),
+                    extent=(similarity, size, r, [stamps[m] for m in members], opts),
+                    args=((si, zi, r), similarity, members, opts, ctx.config.threads_per_worker),
+                    cost=1.0 + o.fusion_steps * o.n_points ** 2 * (1 + size) * FUSION_STEP_S / 4))
+    blocks.sort(key=lambda b: -b.cost)  # the longest first, so that no worker is left with one at the end
+    ctx.log(f"so2_fusion: {len(blocks)} fusions ({len(o.similarities)} similarities x {len(o.sizes)} sizes x "
+            f"{o.repeats} repeats), {o.fusion_steps} steps each")
+    grid = (len(o.similarities), len(o.sizes), o.repeats)
+    return Plan(blocks=blocks, markers={"done": (grid, ("similarity", "size", "repeat"))},
+                note=f"{len(blocks)} fusions of {o.fusion_steps} steps")
+
+
+def finalize_fusion(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
+    o = ctx.config.so2
+    c = np.asarray(ctx.group["continuity"][:])
+    parts = []
+    for si, similarity in enumerate(o.similarities):
+        means = ", ".join(f"{size}: {np.nanmean(c[si, zi]):.3g}" for zi, size in enumerate(o.sizes))
+        parts.append(f"{similarity} {means}")
+    return f"{plan.note}; mean continuity by ensemble size: " + "; ".join(parts)
+
+
+LEARNERS = Stage(name="so2_learners", writes=schema.LEARNERS, plan=plan_learners, task=learner_task,
+                 finalize=finalize_learners)
+FUSION = Stage(name="so2_fusion", writes=schema.FUSION, needs=(schema.LEARNERS,), plan=plan_fusion, task=fusion_task,
+               finalize=finalize_fusion)
