@@ -54,6 +54,7 @@ def test_readme_example_runs():
     assert set(namespace["ds"].data_vars) == {"information", "information_twice", "joint_information", "nmi", "vi"}
     assert set(namespace["table"].data_vars) == {"nmi_bc", "vi_bc", "cka_linear"}
     assert namespace["agreement"].attrs["pairs"] == 36
+    assert namespace["fused"].sizes == {"item": 60, "dim": 2, "member": 10, "step": 21}
 
 
 def test_dataset_figure_script(tmp_path):

@@ -33,16 +33,18 @@ def _circles(plt, fu, path: Path, dpi: int) -> Path:
             c = float(fu["continuity"].values[a, b, 0])
             if np.isfinite(mu).all() and mu.shape[1] >= 2:
                 sd = np.exp(0.5 * lv)
-                for i in range(len(mu)):
+                lo, hi = mu[:, :2].min(axis=0), mu[:, :2].max(axis=0)
+                half = 0.65 * (hi - lo).max() + 1e-9  # framed by the means
+                centre = (lo + hi) / 2
+                wide = sd[:, :2].max(axis=1) > half
+                for i in np.flatnonzero(~wide):
                     ax.add_patch(Ellipse(mu[i, :2], 2 * sd[i, 0], 2 * sd[i, 1], color=colours[i], alpha=0.3, lw=0))
                 ax.scatter(mu[:, 0], mu[:, 1], c=colours, s=5)
-                lo, hi = mu[:, :2].min(axis=0), mu[:, :2].max(axis=0)
-                pad = 0.15 * (hi - lo).max() + 1e-9  # framed by the means: very wide posteriors are cut off
-                centre, half = (lo + hi) / 2, (hi - lo).max() / 2 + pad
                 ax.set_xlim(centre[0] - half, centre[0] + half)
                 ax.set_ylim(centre[1] - half, centre[1] + half)
                 ax.set_aspect("equal")
-                ax.set_title(f"{size} learners: C = {c:.3g}", fontsize=8)
+                note = f"\n{int(wide.sum())} posteriors wider than the frame" if wide.any() else ""
+                ax.set_title(f"{size} learners: C = {c:.3g}{note}", fontsize=8)
             else:
                 ax.set_title(f"{size} learners: not fused", fontsize=8)
             ax.set_xticks([])
