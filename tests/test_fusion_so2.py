@@ -90,3 +90,16 @@ def test_the_job_writes_figures_and_a_report(tmp_path, capsys):
     for name in ("so2_circles", "so2_continuity"):
         assert (run_dir / "figures" / f"{name}.png").stat().st_size > 10_000, name
     assert "Fusion on the circle" in (run_dir / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_fusing_more_trained_learners_heals_the_circle(tmp_path, client):
+    """The job's default learners and fusions, two sizes, two repeats (about 2.5 minutes on 2 cores)."""
+    config = so2_config(tmp_path, learners="trained", n_points=100, sizes=(2, 10), repeats=2, similarities=("vi",),
+                        fusion_steps=6000)
+    run(config, client=client)
+    le = xr.open_zarr(config.store, group="so2_learners", consolidated=False).load()
+    fu = xr.open_zarr(config.store, group="so2_fusion", consolidated=False).load()
+    assert np.median(le.continuity.values) > 20  # a trained 1-D learner tears the circle
+    c = fu.continuity.sel(similarity="vi").values  # (size, repeat)
+    assert c[1].mean() < 4 and c[0].mean() > 3 * c[1].mean(), c
