@@ -313,3 +313,31 @@ def test_all_pairs_cka_of_kernels_equals_the_per_pair_formula(debiased, block):
     np.testing.assert_allclose(kernels.linear_cka_all_pairs([x[:, [k]] for k in range(4)]),
                                np.corrcoef(x.T) ** 2, atol=1e-12)
     assert np.isnan(kernels.cka_all_pairs(np.stack([np.ones((6, 6)), grams[0, :6, :6]]))[0, 1])  # a constant kernel
+
+
+def test_shape_gradient_and_the_procrustes_closed_form():
+    from repspace.kernels.measures import _shape_value_grad
+
+    rng = np.random.default_rng(19)
+    mu_a, mu_b = rng.normal(size=(9, 3)), rng.normal(size=(9, 3))
+    var_a, var_b = rng.uniform(0.2, 1.5, (9, 3)), rng.uniform(0.2, 1.5, (9, 3))
+    q = ortho_group.rvs(3, random_state=20)
+    value, grad = _shape_value_grad(q, mu_a, var_a, mu_b, var_b, 1.0)
+    bures = [bures_reference(np.diag(var_a[i]), q @ np.diag(var_b[i]) @ q.T) for i in range(9)]
+    assert value == pytest.approx(np.mean(np.sum((mu_a - mu_b @ q.T) ** 2, axis=1) + np.array(bures)), rel=1e-10)
+    h = 1e-6
+    numeric = np.empty((3, 3))
+    for idx in np.ndindex(3, 3):
+        up, down = q.copy(), q.copy()
+        up[idx] += h
+        down[idx] -= h
+        numeric[idx] = (_shape_value_grad(up, mu_a, var_a, mu_b, var_b, 1.0, grad=False)[0]
+                        - _shape_value_grad(down, mu_a, var_a, mu_b, var_b, 1.0, grad=False)[0]) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
+    # alpha 0 (means only) is orthogonal Procrustes: a closed form through the SVD, in 5-D
+    x, y = rng.normal(size=(20, 5)), rng.normal(size=(20, 5))
+    x, y = x - x.mean(0), y - y.mean(0)
+    sv = np.linalg.svd(x.T @ y, compute_uv=False)
+    closed = np.sqrt(max(2 * (np.sum(x * x) + np.sum(y * y) - 2 * sv.sum()) / 20, 0.0))  # (2 - alpha) = 2
+    got = kernels.stochastic_shape_distance(x, np.ones((20, 5)), y, np.ones((20, 5)), alpha=0.0, n_restarts=0)
+    assert got == pytest.approx(closed, rel=1e-6)

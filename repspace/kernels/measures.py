@@ -177,27 +177,74 @@ def bures_squared(var_a: np.ndarray, var_b: np.ndarray, q: np.ndarray) -> np.nda
 
     .. math::  B^2 = \\mathrm{tr}\\,\\Sigma_a + \\mathrm{tr}\\,\\Sigma_b
                      - 2\\,\\mathrm{tr}\\big(\\Sigma_a^{1/2} Q \\Sigma_b Q^T \\Sigma_a^{1/2}\\big)^{1/2}
+
+    The trace of the square root is the nuclear norm of :math:`\\Sigma_a^{1/2} Q \\Sigma_b^{1/2}`
+    (the sum of its singular values), which is how it is computed.
     """
-    ra = np.sqrt(var_a)
-    m = ra[:, :, None] * np.einsum("jk,ik,lk->ijl", q, var_b, q) * ra[:, None, :]
-    fidelity = np.sqrt(np.clip(np.linalg.eigvalsh(m), 0.0, None)).sum(axis=1)
+    x = np.sqrt(var_a)[:, :, None] * q[None] * np.sqrt(var_b)[:, None, :]
+    fidelity = np.linalg.svd(x, compute_uv=False).sum(axis=1)
     return var_a.sum(axis=1) + var_b.sum(axis=1) - 2.0 * fidelity
 
 
 def _shape_objective(q, mu_a, var_a, mu_b, var_b, alpha):
-    means = np.sum((mu_a - mu_b @ q.T) ** 2, axis=1)
-    return float(np.mean((2.0 - alpha) * means + alpha * bures_squared(var_a, var_b, q)))
+    return _shape_value_grad(q, mu_a, var_a, mu_b, var_b, alpha, grad=False)[0]
+
+
+def _shape_value_grad(q, mu_a, var_a, mu_b, var_b, alpha, grad=True):
+    """The shape objective at Q and its gradient with respect to Q (d, d), as if Q were unconstrained.
+
+    d||a - Q b||^2 = -2 (a - Q b) b^T dQ, and the nuclear norm of X = A Q D^{1/2} has gradient
+    U V^T (X = U S V^T), so d tr(...)^{1/2} / dQ = A U V^T D^{1/2}.
+    """
+    n = len(mu_a)
+    r = mu_a - mu_b @ q.T
+    ra, rb = np.sqrt(var_a), np.sqrt(var_b)
+    x = ra[:, :, None] * q[None] * rb[:, None, :]
+    if not grad:
+        fidelity = np.linalg.svd(x, compute_uv=False).sum(axis=1)
+    else:
+        u, sv, vt = np.linalg.svd(x)
+        fidelity = sv.sum(axis=1)
+    b2 = var_a.sum(axis=1) + var_b.sum(axis=1) - 2.0 * fidelity
+    value = float(np.mean((2.0 - alpha) * np.sum(r * r, axis=1) + alpha * b2))
+    if not grad:
+        return value, None
+    g_fid = np.einsum("ij,ijk,ik->jk", ra, u @ vt, rb)
+    return value, (-2.0 * (2.0 - alpha) * (r.T @ mu_b) - 2.0 * alpha * g_fid) / n
+
+
+def _skew(theta: np.ndarray, d: int) -> np.ndarray:
+    s = np.zeros((d, d))
+    s[np.triu_indices(d, 1)] = theta
+    return s - s.T
+
+
+def _reflection(d: int, reflect: bool) -> np.ndarray:
+    return np.diag([-1.0 if reflect else 1.0] + [1.0] * (d - 1))
 
 
 def _orthogonal(theta: np.ndarray, d: int, reflect: bool) -> np.ndarray:
     from scipy.linalg import expm
 
-    s = np.zeros((d, d))
-    s[np.triu_indices(d, 1)] = theta
-    q = expm(s - s.T)
-    if reflect:
-        q = q @ np.diag([-1.0] + [1.0] * (d - 1))
-    return q
+    return expm(_skew(theta, d)) @ _reflection(d, reflect)
+
+
+def _theta_of(q: np.ndarray, reflect: bool) -> np.ndarray:
+    """Parameters of an orthogonal Q in its component (the inverse of :func:`_orthogonal`, where defined)."""
+    from scipy.linalg import logm
+
+    d = len(q)
+    k = np.real(logm(q @ _reflection(d, reflect)))
+    k = 0.5 * (k - k.T)
+    return k[np.triu_indices(d, 1)]
+
+
+def _procrustes(mu_a: np.ndarray, mu_b: np.ndarray) -> list[np.ndarray]:
+    """The orthogonal Q minimising sum ||a_i - Q b_i||^2 in each component of O(d): [det +1, det -1]."""
+    u, _, vt = np.linalg.svd(mu_a.T @ mu_b)
+    q = u @ vt
+    flip = u @ np.diag([1.0] * (len(q) - 1) + [-1.0]) @ vt
+    return [q, flip] if np.linalg.det(q) > 0 else [flip, q]
 
 
 def stochastic_shape_distance(mu_a: np.ndarray, var_a: np.ndarray, mu_b: np.ndarray, var_b: np.ndarray, *,
@@ -212,13 +259,16 @@ def stochastic_shape_distance(mu_a: np.ndarray, var_a: np.ndarray, mu_b: np.ndar
     with the means centred over the items, B the Bures distance, and alpha in [0, 2] (1: the
     2-Wasserstein distance between the posteriors; 0: means only). ``var_*`` are the posterior
     variances (item, dim). The minimum over O(d) is exact in one dimension (Q = +-1) and otherwise
-    found from ``n_restarts`` seeded starts in each of O(d)'s two components.
+    found by L-BFGS with the objective's exact gradient (Q = expm(K) R, K skew), from the
+    Procrustes alignment of the means and ``n_restarts`` seeded random starts in each of O(d)'s
+    two components.
 
     >>> mu = np.random.default_rng(0).normal(size=(10, 2))
     >>> var = np.full((10, 2), 0.5)
     >>> round(stochastic_shape_distance(mu, var, mu @ np.array([[0.0, -1.0], [1.0, 0.0]]), var), 6)
     0.0
     """
+    from scipy.linalg import expm, expm_frechet
     from scipy.optimize import minimize
 
     if not 0.0 <= alpha <= 2.0:
@@ -234,13 +284,24 @@ def stochastic_shape_distance(mu_a: np.ndarray, var_a: np.ndarray, mu_b: np.ndar
         best = min(_shape_objective(np.array([[s]]), mu_a, var_a, mu_b, var_b, alpha) for s in (1.0, -1.0))
         return float(np.sqrt(max(best, 0.0)))
     rng = np.random.default_rng(seed)
-    n_params = d * (d - 1) // 2
+    iu = np.triu_indices(d, 1)
+    basis = []
+    for k in range(iu[0].size):
+        e = np.zeros((d, d))
+        e[iu[0][k], iu[1][k]], e[iu[1][k], iu[0][k]] = 1.0, -1.0
+        basis.append(e)
+
+    def value_grad(theta: np.ndarray, reflect: bool) -> tuple[float, np.ndarray]:
+        k, r = _skew(theta, d), _reflection(d, reflect)
+        value, g = _shape_value_grad(expm(k) @ r, mu_a, var_a, mu_b, var_b, alpha)
+        g_r = g @ r.T  # d/d expm(K)
+        return value, np.array([np.sum(g_r * expm_frechet(k, e, compute_expm=False)) for e in basis])
+
     best = np.inf
-    for reflect in (False, True):
-        for _ in range(n_restarts):
-            start = rng.uniform(-np.pi, np.pi, n_params)
-            fit = minimize(lambda t: _shape_objective(_orthogonal(t, d, reflect), mu_a, var_a, mu_b, var_b, alpha),
-                           start, method="L-BFGS-B")
+    for reflect, aligned in zip((False, True), _procrustes(mu_a, mu_b)):
+        starts = [_theta_of(aligned, reflect)] + [rng.uniform(-np.pi, np.pi, iu[0].size) for _ in range(n_restarts)]
+        for start in starts:
+            fit = minimize(value_grad, start, args=(reflect,), jac=True, method="L-BFGS-B")
             best = min(best, float(fit.fun))
     return float(np.sqrt(max(best, 0.0)))
 

@@ -75,8 +75,10 @@ class RunReport:
         if self.figures:
             lines += ["", "  figures:"]
             lines.extend(f"    {p}" for p in self.figures)
-        groups = [g for g in ("fingerprint", "models", "embeddings", "channels", "pairs", "structure", "traversals",
-                              "dataset_embeddings", "latents") if (self.store / g / "zarr.json").exists()]
+        from .stages import STAGES  # every group a stage writes, in run order
+
+        names = ["fingerprint", "models", "embeddings"] + [s.writes for s in STAGES.values() if s.writes]
+        groups = [g for g in dict.fromkeys(names) if (self.store / g / "zarr.json").exists()]
         if groups:
             lines += ["", "  open the results in Python:", "    import xarray as xr"]
             lines.extend(f'    xr.open_zarr("{self.store}", group="{g}", consolidated=False)' for g in groups)
