@@ -50,7 +50,7 @@ from . import kernels
 from ._checks import check_types
 from .models.classifier import PAPER_CLASSIFIER, ClassifierOptions
 
-__all__ = ["MEASURES", "FAMILIES", "MeasureOptions", "ClassifierOptions", "compare_spaces", "measure_agreement",
+__all__ = ["MEASURES", "FAMILIES", "ROW_FAMILIES", "MeasureOptions", "ClassifierOptions", "compare_spaces", "measure_agreement",
            "family_of", "compute_family", "classifier_predictions", "jsd_matrix"]
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -160,11 +160,13 @@ def _pairs(s: int) -> list[tuple[int, int]]:
     return [(a, b) for a in range(s) for b in range(a, s)]
 
 
-def _pair_matrix(s: int, value: Any) -> np.ndarray:
-    """An (s, s) symmetric matrix of ``value(a, b)`` over a <= b."""
+def _pair_matrix(s: int, value: Any, rows: Sequence[int] | None = None) -> np.ndarray:
+    """An (s, s) symmetric matrix of ``value(a, b)`` over a <= b (only pairs with a in ``rows``, when given)."""
     out = np.full((s, s), np.nan)
+    keep = None if rows is None else set(rows)
     for a, b in _pairs(s):
-        out[a, b] = out[b, a] = value(a, b)
+        if keep is None or a in keep:
+            out[a, b] = out[b, a] = value(a, b)
     return out
 
 
@@ -205,8 +207,13 @@ def jsd_matrix(predictions: Sequence[np.ndarray]) -> np.ndarray:
     return _pair_matrix(len(predictions), lambda a, b: kernels.jensen_shannon(predictions[a], predictions[b]))
 
 
+ROW_FAMILIES = ("mc", "stochastic_shape")
+"""Families whose pairs cost enough to be split by rows (:func:`compute_family`'s ``rows``)."""
+
+
 def compute_family(family: str, mu: Sequence[np.ndarray], logvar: Sequence[np.ndarray], options: MeasureOptions,
-                   measures: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+                   measures: Sequence[str] | None = None, *, rows: Sequence[int] | None = None,
+                   ) -> dict[str, np.ndarray]:
     """The measures of one family between every two spaces.
 
     Parameters
@@ -215,6 +222,8 @@ def compute_family(family: str, mu: Sequence[np.ndarray], logvar: Sequence[np.nd
     mu, logvar : the spaces, (item, dim) float64 each (checked by :func:`compare_spaces`).
     options : MeasureOptions.
     measures : the family's measures wanted (default: all of them).
+    rows : for the families of :data:`ROW_FAMILIES`, only the pairs (a, b >= a) with a in ``rows``
+        (the rest NaN); each pair's value is the same as in the whole matrix.
 
     Returns
     -------
@@ -236,6 +245,8 @@ def compute_family(family: str, mu: Sequence[np.ndarray], logvar: Sequence[np.nd
         streams = np.random.SeedSequence(options.seed).spawn(s * (s + 1) // 2)
         est = {k: np.full((s, s), np.nan) for k in ("nmi_mc", "nmi_mc_se", "vi_mc", "vi_mc_se")}
         for k, (a, b) in enumerate(_pairs(s)):
+            if rows is not None and a not in rows:
+                continue
             r = kernels.mc_compare(mu[a], logvar[a], mu[b], logvar[b], n_samples=options.mc_samples, seed=streams[k])
             for key, v in (("nmi_mc", r.nmi), ("nmi_mc_se", r.nmi_se), ("vi_mc", r.vi), ("vi_mc_se", r.vi_se)):
                 est[key][a, b] = est[key][b, a] = v
@@ -252,7 +263,7 @@ def compute_family(family: str, mu: Sequence[np.ndarray], logvar: Sequence[np.nd
             return kernels.stochastic_shape_distance(mu[a], np.exp(logvar[a]), mu[b], np.exp(logvar[b]),
                                                      alpha=options.shape_alpha, n_restarts=options.shape_restarts,
                                                      seed=options.seed)
-        out["stochastic_shape"] = _pair_matrix(s, shape)
+        out["stochastic_shape"] = _pair_matrix(s, shape, rows)
     elif family == "jsd_classifier":
         fits = [classifier_predictions(m, v, options) for m, v in zip(mu, logvar)]
         out["jsd_classifier"] = jsd_matrix([p for p, _ in fits])

@@ -36,7 +36,8 @@ def opened(config: RunConfig) -> xr.Dataset:
 def test_the_stage_equals_compare_spaces_and_computes_only_what_changed(tmp_path, client):
     config = measures_config(tmp_path)
     report = run(config, client=client)
-    assert report.stage("measures").computed == 5 + 9  # five families, one classifier per space
+    # three families whole, a task per row of pairs for Monte Carlo and shape, one classifier per space
+    assert report.stage("measures").computed == 3 + 9 + 9 + 9
     ds = opened(config)
     spaces = nine_spaces(16)
     want = compare_spaces([s.mu for s in spaces], [s.logvar for s in spaces], mc_samples=300, shape_restarts=2,
@@ -51,7 +52,7 @@ def test_the_stage_equals_compare_spaces_and_computes_only_what_changed(tmp_path
     assert np.isnan(ds.stochastic_shape.sel(space_a="line", space_b="spiral"))  # 1-D against 2-D: undefined
 
     again = run(config, client=client)
-    assert again.stage("measures").computed == 0 and again.stage("measures").skipped == 14
+    assert again.stage("measures").computed == 0 and again.stage("measures").skipped == 30
     xr.testing.assert_identical(opened(config).drop_attrs(), ds.drop_attrs())
 
     steps = run(measures_config(tmp_path, classifier_steps=150), client=client)
@@ -60,7 +61,7 @@ def test_the_stage_equals_compare_spaces_and_computes_only_what_changed(tmp_path
     assert not np.allclose(changed.jsd_classifier.values, ds.jsd_classifier.values)
     xr.testing.assert_equal(changed.cka_rbf, ds.cka_rbf)
     samples = run(measures_config(tmp_path, classifier_steps=150, mc_samples=200), client=client)
-    assert samples.stage("measures").computed == 1  # the Monte Carlo family
+    assert samples.stage("measures").computed == 9  # the Monte Carlo rows
     fewer = run(measures_config(tmp_path, measures=("nmi_bc", "vi_bc", "cka_linear"), classifier_steps=150,
                                 mc_samples=200), client=client)
     assert fewer.stage("measures").computed == 1  # bc now holds two measures, not three: another extent

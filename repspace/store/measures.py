@@ -10,13 +10,16 @@ classifier_predictions  (space, item, outcome)     each space's mean predicted d
 classifier_information  (space,)                   bits its classifier recovers (log2 N - cross-entropy)
 spearman                (measure_a, measure_b)     the measures' agreement over the distinct pairs
 family_done             (family,)                  done-markers of the families' tasks
+mc_done, shape_done     (space,)                   done-markers of the Monte Carlo and shape rows
 classifier_done         (space,)                   done-markers of the classifiers' tasks
 ======================  =========================  =============================================
 
 Coordinates ``space_a``, ``space_b`` and ``space`` (the names of :mod:`repspace.store.spaces`),
 ``family``, ``measure_a``, ``measure_b``. attrs: ``spaces_id`` of the spaces compared,
 ``measures`` (JSON list), ``options`` (JSON of the options of each family), ``complete``.
-Each family's task writes its own arrays whole; each classifier task its own chunk.
+Each family's task writes its own arrays whole; the Monte Carlo and shape measures are computed
+a row of pairs (a, b >= a) per task into row chunks, and made symmetric by finalize; each
+classifier task writes its own chunk.
 """
 
 from __future__ import annotations
@@ -40,15 +43,17 @@ def clear(group: zarr.Group) -> None:
 
 
 def layout(group: zarr.Group, names: Sequence[str], families: Sequence[str], variables: Sequence[str],
-           n_items: int, classifier: bool, units: dict[str, str]) -> None:
-    """Create the arrays of a comparison of ``names`` (or check those there)."""
+           n_items: int, classifier: bool, units: dict[str, str], by_rows: Sequence[str] = ()) -> None:
+    """Create the arrays of a comparison of ``names`` (or check those there); ``by_rows``: variables
+    chunked by rows, written a row at a time by tasks and made symmetric by finalize."""
     s = len(names)
     write_coordinate(group, "space_a", "space_a", list(names))
     write_coordinate(group, "space_b", "space_b", list(names))
     write_coordinate(group, "space", "space", list(names))
     write_coordinate(group, "family", "family", list(families))
     for name in variables:
-        require_array(group, name, shape=(s, s), chunks=(s, s), dtype="float64", dims=("space_a", "space_b"),
+        require_array(group, name, shape=(s, s), chunks=(1, s) if name in by_rows else (s, s), dtype="float64",
+                      dims=("space_a", "space_b"),
                       fill_value=np.nan, attrs={"units": units[name.removesuffix("_se")]})
     if classifier:
         require_array(group, "classifier_predictions", shape=(s, n_items, n_items), chunks=(1, n_items, n_items),

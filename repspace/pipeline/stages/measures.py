@@ -1,9 +1,9 @@
 """The measures stage (the paper's Sec. 4.1): every similarity measure between every two stored spaces.
 
 Reads ``spaces``; writes ``measures`` (:mod:`repspace.store.measures`). One task per family of
-:data:`repspace.measures.FAMILIES` (the Bhattacharyya measures together, the Monte Carlo
-ones together, each CKA, the shape distance) and one per space for the classifier measure,
-whose networks are the costly part; finalize forms the classifiers' JSD matrix and the
+:data:`repspace.measures.FAMILIES` (the Bhattacharyya measures together, each CKA), one per
+row of pairs for the costly Monte Carlo and shape measures, and one per space for the
+classifier measure; finalize forms the classifiers' JSD matrix and the
 Spearman agreement between the measures. A block stays done while its spaces and the options
 its values depend on are unchanged, so asking for another measure, or changing the
 classifier, computes only that. When the spaces change every value is stale and is
@@ -20,8 +20,8 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from ...measures import FAMILIES, UNITS, MeasureOptions, classifier_predictions, compute_family, jsd_matrix, \
-    measure_agreement
+from ...measures import FAMILIES, ROW_FAMILIES, UNITS, MeasureOptions, classifier_predictions, compute_family, \
+    jsd_matrix, measure_agreement
 from ...store import open_group, write_coordinate, write_whole
 from ...store import measures as schema
 from ...store.spaces import GROUP as SPACES, read_spaces
@@ -37,6 +37,7 @@ SHAPE_START_S = 0.01
 """Seconds of one start of the shape distance's search, per 64 items and per parameter of O(d) (d(d-1)/2):
 about 0.02 s between two 2-D spaces of 64 items, 2.3 s between 10-D spaces of 300."""
 _FAMILY_INDEX = {f: k for k, f in enumerate(FAMILIES)}
+_ROW_MARKER = {"mc": "mc_done", "stochastic_shape": "shape_done"}
 
 
 def _options_dict(options: MeasureOptions) -> dict[str, Any]:
@@ -47,8 +48,9 @@ def _options_dict(options: MeasureOptions) -> dict[str, Any]:
 
 def measure_task(store_path: str, kind: str, what: Any, members: tuple[str, ...], options: dict[str, Any],
                  threads: int) -> str:
-    """One family's measures between every two spaces (``kind`` "family", ``what`` its name), or one space's
-    classifier (``kind`` "classifier", ``what`` the space's position); written to ``measures``."""
+    """One family's measures between every two spaces (``kind`` "family", ``what`` its name), one row of
+    pairs of a costly family (``kind`` "row", ``what`` (family, row)), or one space's classifier
+    (``kind`` "classifier", ``what`` the space's position); written to ``measures``."""
     names, mu, lv, _ = read_spaces(store_path)
     opts = MeasureOptions(**options)
     grp = open_group(store_path, schema.GROUP, mode="r+")
@@ -57,20 +59,26 @@ def measure_task(store_path: str, kind: str, what: Any, members: tuple[str, ...]
             for name, values in compute_family(what, mu, lv, opts, members).items():
                 grp[name][...] = values
             return what
+        if kind == "row":
+            family, row = what
+            for name, values in compute_family(family, mu, lv, opts, members, rows=[row]).items():
+                grp[name][row] = values[row]  # its own row chunk; finalize mirrors it below the diagonal
+            return f"{family}-{row}"
         pred, bits = classifier_predictions(mu[what], lv[what], opts, threads=threads)
     grp["classifier_predictions"][what] = pred
     grp["classifier_information"][what] = bits
     return names[what]
 
 
-def _cost(family: str, mu: list[np.ndarray], opts: MeasureOptions) -> float:
+def _cost(family: str, mu: list[np.ndarray], opts: MeasureOptions, row: int | None = None) -> float:
     s, n = len(mu), mu[0].shape[0]
     dims = [m.shape[1] for m in mu]
+    rows = range(s) if row is None else [row]
     if family == "mc":
         return sum(estimate_cost(opts.mc_samples, n, dims[a] + dims[b], "float64") * 5
-                   for a in range(s) for b in range(a, s))
+                   for a in rows for b in range(a, s))
     if family == "stochastic_shape":
-        same = sum(dims[a] * (dims[a] - 1) / 2 for a in range(s) for b in range(a + 1, s) if dims[a] == dims[b] > 1)
+        same = sum(dims[a] * (dims[a] - 1) / 2 for a in rows for b in range(a + 1, s) if dims[a] == dims[b] > 1)
         return same * 2 * (1 + opts.shape_restarts) * SHAPE_START_S * n / 64
     return 0.0
 
@@ -86,8 +94,9 @@ def plan(ctx: StageContext) -> Plan:
         ctx.log("measures: the spaces changed since the last comparison; every measure is computed again")
         schema.clear(grp)
     variables = [v for m in wanted for v in ((m, f"{m}_se") if m in FAMILIES["mc"] else (m,))]
+    by_rows = [v for v in variables if v.removesuffix("_se") in FAMILIES["mc"] + FAMILIES["stochastic_shape"]]
     classifier = "jsd_classifier" in wanted
-    schema.layout(grp, names, list(FAMILIES), variables, mu[0].shape[0], classifier, UNITS)
+    schema.layout(grp, names, list(FAMILIES), variables, mu[0].shape[0], classifier, UNITS, by_rows)
     grp.attrs.update({"spaces_id": spaces_id, "measures": json.dumps(wanted), "source": attrs.get("source")})
     o_dict, threads = _options_dict(opts), c.threads_per_worker
     blocks = []
@@ -95,10 +104,18 @@ def plan(ctx: StageContext) -> Plan:
         chosen = tuple(m for m in members if m in wanted)
         if not chosen or family == "jsd_classifier":
             continue
+        if family in ROW_FAMILIES:  # a task per row of pairs, so that the costly families spread over the workers
+            blocks += [Block(name=f"{family}-{a}", key=(a,), marker=_ROW_MARKER[family],
+                             extent=(family, chosen, opts.of_family(family), spaces_id, a),
+                             args=("row", (family, a), chosen, o_dict, threads), cost=_cost(family, mu, opts, a))
+                       for a in range(len(names))]
+            continue
         blocks.append(Block(name=family, key=(_FAMILY_INDEX[family],), marker="family_done",
                             extent=(family, chosen, opts.of_family(family), spaces_id),
                             args=("family", family, chosen, o_dict, threads), cost=_cost(family, mu, opts)))
     markers = {"family_done": ((len(FAMILIES),), ("family",))}
+    markers.update({_ROW_MARKER[f]: ((len(names),), ("space",)) for f in ROW_FAMILIES
+                    if any(m in wanted for m in FAMILIES[f])})
     if classifier:
         clf = opts.of_family("jsd_classifier")
         blocks += [Block(name=f"classifier-{name}", key=(k,), marker="classifier_done",
@@ -115,6 +132,11 @@ def plan(ctx: StageContext) -> Plan:
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     names, wanted, opts = plan.state
     grp = ctx.group
+    for name in [v for m in wanted if m in FAMILIES["mc"] + FAMILIES["stochastic_shape"]
+                 for v in ((m, f"{m}_se") if m in FAMILIES["mc"] else (m,))]:
+        values = np.asarray(grp[name][:])  # rows hold the pairs (a, b >= a): mirrored below the diagonal
+        upper = np.triu(values)
+        grp[name][...] = np.where(np.triu(np.ones_like(values, dtype=bool)), values, upper.T)
     if "jsd_classifier" in wanted:
         grp["jsd_classifier"][...] = jsd_matrix(list(np.asarray(grp["classifier_predictions"][:])))
     recorded = json.loads(grp.attrs.get("family_options", "{}"))
