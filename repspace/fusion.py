@@ -37,11 +37,14 @@ import xarray as xr
 
 from . import kernels
 
-__all__ = ["SIMILARITIES", "fuse", "objective", "member_log_bc", "continuity"]
+__all__ = ["SIMILARITIES", "FusionDiverged", "fuse", "objective", "member_log_bc", "continuity"]
 
 SIMILARITIES = ("information", "vi", "nmi")
 """What fusion maximises, averaged over the members: I(U;V), exp(-VI) (both in nats), or NMI."""
-_LOG_FLOOR = math.log(1e-300)
+
+
+class FusionDiverged(RuntimeError):
+    """The ascent left the finite numbers (too large a learning rate)."""
 
 
 def member_log_bc(mu: Any = None, logvar: Any = None, *, bc: Any = None) -> np.ndarray:
@@ -211,7 +214,7 @@ def fuse(
         curve_steps.append(done)
         curve.append(value)
         if not math.isfinite(value):
-            raise FloatingPointError(f"fusion diverged at step {done} (objective {value}); lower learning_rate")
+            raise FusionDiverged(f"fusion diverged at step {done} (objective {value}); lower learning_rate")
     mu_u, lv_u = m.numpy().astype(np.float64), lv.numpy().astype(np.float64)
     bc_u = kernels.bhattacharyya_coefficients(mu_u, lv_u)
     res = kernels.pairwise_information(kernels.MatrixRows(bc_u[None]), kernels.MatrixRows(np.exp(log_v)))
@@ -239,7 +242,8 @@ def continuity(mu: np.ndarray, logvar: np.ndarray, *, percentile: float = 90.0, 
     the largest Bhattacharyya distance between neighbouring items over its ``percentile``-th
     percentile: about 1 for a space that keeps every neighbour close, large where it tears the
     loop apart somewhere. mu, logvar : (item, dim), items in their order on the loop; ``closed``
-    counts the last and the first as neighbours (the paper's code leaves that pair out).
+    counts the last and the first as neighbours (the paper's code leaves that pair out). NaN where the
+    percentile is 0 (every neighbour on one point).
 
     >>> t = np.linspace(0, 2 * np.pi, 50, endpoint=False)
     >>> circle = np.column_stack([np.cos(t), np.sin(t)])
@@ -255,7 +259,10 @@ def continuity(mu: np.ndarray, logvar: np.ndarray, *, percentile: float = 90.0, 
     sb2 = 0.5 * (var_a + var_b)
     d = np.sum(0.125 * (mu[here] - mu[nxt]) ** 2 / sb2 + 0.5 * (np.log(sb2) - 0.5 * (logvar[here] + logvar[nxt])),
                axis=1)
-    return float(d.max() / np.percentile(d, percentile))
+    typical = np.percentile(d, percentile)
+    if not typical > 0:  # collapsed: the neighbours all on one point
+        return float("nan")
+    return float(d.max() / typical)
 
 
 def _mutual_information(res: Any) -> np.ndarray:

@@ -50,6 +50,15 @@ def test_the_stages_equal_fuse_and_compute_only_what_changed(tmp_path, client):
     assert longer.stage("so2_learners").computed == 0 and longer.stage("so2_fusion").computed == 8
     more = run(so2_config(tmp_path, fusion_steps=500, repeats=3), client=client)
     assert more.stage("so2_learners").computed == 4 and more.stage("so2_fusion").computed == 4  # the new repeat
+    with pytest.raises(ValueError, match="holds 12 learners, this run asks for 8"):
+        run(so2_config(tmp_path, fusion_steps=500), client=client)  # fewer repeats: refused, nothing written
+    kept = xr.open_zarr(config.store, group="so2_fusion", consolidated=False)  # still whole and readable
+    assert kept.sizes["repeat"] == 3 and kept.attrs["complete"] is True
+    retrained = run(so2_config(tmp_path, fusion_steps=500, repeats=3, learners="trained", learner_steps=20,
+                               learner_batch_size=16, learner_hidden=(4,)).replace(stages=("so2_learners",)),
+                    client=client)
+    assert retrained.stage("so2_learners").computed == 12
+    assert xr.open_zarr(config.store, group="so2_fusion", consolidated=False).attrs["complete"] is False  # stale
 
 
 def test_trained_learners_in_tasks_equal_a_direct_training(tmp_path, client):

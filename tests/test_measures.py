@@ -341,3 +341,13 @@ def test_shape_gradient_and_the_procrustes_closed_form():
     closed = np.sqrt(max(2 * (np.sum(x * x) + np.sum(y * y) - 2 * sv.sum()) / 20, 0.0))  # (2 - alpha) = 2
     got = kernels.stochastic_shape_distance(x, np.ones((20, 5)), y, np.ones((20, 5)), alpha=0.0, n_restarts=0)
     assert got == pytest.approx(closed, rel=1e-6)
+
+
+@pytest.mark.parametrize("d", [2, 3, 6])
+def test_shape_distance_finds_a_half_turn_from_the_procrustes_start_alone(d):
+    rng = np.random.default_rng(21)
+    mu, var = rng.normal(size=(30, d)), rng.uniform(0.2, 1.0, (30, d))
+    flip = np.ones(d)
+    flip[:2] = -1.0  # two axes negated: a rotation by pi, where logm has no real principal branch
+    got = kernels.stochastic_shape_distance(mu, var, mu * flip, var, n_restarts=0)
+    assert got == pytest.approx(0.0, abs=1e-6)

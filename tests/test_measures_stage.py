@@ -69,6 +69,12 @@ def test_the_stage_equals_compare_spaces_and_computes_only_what_changed(tmp_path
     assert got.measure_a.values.tolist() == ["nmi_bc", "vi_bc", "cka_linear"]
     assert json.loads(got.attrs["family_options"])["mc"]["mc_samples"] == 200  # what the kept values came from
 
+    unbiased = run(measures_config(tmp_path, measures=("nmi_bc", "vi_bc", "cka_linear"), classifier_steps=150,
+                                   mc_samples=200, debiased=True), client=client)
+    assert unbiased.stage("measures").computed == 1  # linear CKA's estimator; NMI and VI do not depend on it
+    other_spaces = run(measures_config(tmp_path, n_items=36).replace(stages=("spaces",)), client=client)
+    assert other_spaces.stage("spaces").note.startswith("9 spaces")
+    assert opened(config).attrs["complete"] is False  # the measures of the old spaces are stale now
     grown = run(measures_config(tmp_path, n_items=36, measures=("nmi_bc", "cka_linear")), client=client)
     assert grown.stage("measures").computed == 2  # other spaces: every value computed again
     got = opened(config)

@@ -90,7 +90,7 @@ def cka_all_pairs(kernels: Any, *, debiased: bool = False, block: int = 32) -> n
     HSIC is bilinear in the two kernels, so every pair's HSIC is one entry of a Gram matrix of
     the kernels flattened (centred for the biased estimator; with zero diagonals, plus two rank-one
     corrections, for the debiased one), computed ``block`` kernels at a time (memory about
-    2 x 8 x block x N^2 bytes).
+    5 x 8 x block x N^2 bytes: two blocks of kernels, their centred copies and the slices).
 
     >>> x = np.random.default_rng(0).normal(size=(3, 20, 2))
     >>> k = np.stack([linear_kernel(m) for m in x])
@@ -229,16 +229,6 @@ def _orthogonal(theta: np.ndarray, d: int, reflect: bool) -> np.ndarray:
     return expm(_skew(theta, d)) @ _reflection(d, reflect)
 
 
-def _theta_of(q: np.ndarray, reflect: bool) -> np.ndarray:
-    """Parameters of an orthogonal Q in its component (the inverse of :func:`_orthogonal`, where defined)."""
-    from scipy.linalg import logm
-
-    d = len(q)
-    k = np.real(logm(q @ _reflection(d, reflect)))
-    k = 0.5 * (k - k.T)
-    return k[np.triu_indices(d, 1)]
-
-
 def _procrustes(mu_a: np.ndarray, mu_b: np.ndarray) -> list[np.ndarray]:
     """The orthogonal Q minimising sum ||a_i - Q b_i||^2 in each component of O(d): [det +1, det -1]."""
     u, _, vt = np.linalg.svd(mu_a.T @ mu_b)
@@ -259,9 +249,9 @@ def stochastic_shape_distance(mu_a: np.ndarray, var_a: np.ndarray, mu_b: np.ndar
     with the means centred over the items, B the Bures distance, and alpha in [0, 2] (1: the
     2-Wasserstein distance between the posteriors; 0: means only). ``var_*`` are the posterior
     variances (item, dim). The minimum over O(d) is exact in one dimension (Q = +-1) and otherwise
-    found by L-BFGS with the objective's exact gradient (Q = expm(K) R, K skew), from the
-    Procrustes alignment of the means and ``n_restarts`` seeded random starts in each of O(d)'s
-    two components.
+    found by L-BFGS with the objective's exact gradient (Q = Q0 expm(K), K skew), from the
+    Procrustes alignment of the means (Q0 itself) and ``n_restarts`` seeded random starts in each
+    of O(d)'s two components.
 
     >>> mu = np.random.default_rng(0).normal(size=(10, 2))
     >>> var = np.full((10, 2), 0.5)
@@ -291,17 +281,20 @@ def stochastic_shape_distance(mu_a: np.ndarray, var_a: np.ndarray, mu_b: np.ndar
         e[iu[0][k], iu[1][k]], e[iu[1][k], iu[0][k]] = 1.0, -1.0
         basis.append(e)
 
-    def value_grad(theta: np.ndarray, reflect: bool) -> tuple[float, np.ndarray]:
-        k, r = _skew(theta, d), _reflection(d, reflect)
-        value, g = _shape_value_grad(expm(k) @ r, mu_a, var_a, mu_b, var_b, alpha)
-        g_r = g @ r.T  # d/d expm(K)
-        return value, np.array([np.sum(g_r * expm_frechet(k, e, compute_expm=False)) for e in basis])
+    def value_grad(theta: np.ndarray, base: np.ndarray) -> tuple[float, np.ndarray]:
+        k = _skew(theta, d)
+        value, g = _shape_value_grad(base @ expm(k), mu_a, var_a, mu_b, var_b, alpha)
+        g_k = base.T @ g  # d/d expm(K), since Q = base expm(K)
+        return value, np.array([np.sum(g_k * expm_frechet(k, e, compute_expm=False)) for e in basis])
 
     best = np.inf
+    zero = np.zeros(iu[0].size)
     for reflect, aligned in zip((False, True), _procrustes(mu_a, mu_b)):
-        starts = [_theta_of(aligned, reflect)] + [rng.uniform(-np.pi, np.pi, iu[0].size) for _ in range(n_restarts)]
-        for start in starts:
-            fit = minimize(value_grad, start, args=(reflect,), jac=True, method="L-BFGS-B")
+        # Q = base expm(K): from the Procrustes alignment itself (K = 0), then from random rotations of the component
+        starts = [(aligned, zero)] + [(_reflection(d, reflect), rng.uniform(-np.pi, np.pi, iu[0].size))
+                                      for _ in range(n_restarts)]
+        for base, start in starts:
+            fit = minimize(value_grad, start, args=(base,), jac=True, method="L-BFGS-B")
             best = min(best, float(fit.fun))
     return float(np.sqrt(max(best, 0.0)))
 

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 import zarr
 
-from .core import require_array, write_coordinate
+from .core import StoreError, require_array, write_coordinate
 
 __all__ = ["LEARNERS", "FUSION", "layout_learners", "layout_fusion", "members"]
 
@@ -60,10 +60,19 @@ def _clear_if_reshaped(group: zarr.Group, name: str, trailing: tuple[int, ...]) 
             del group[key]
 
 
+def _refuse_fewer(group: zarr.Group, name: str, axis: int, wanted: int, what: str) -> None:
+    """Refuse, before anything is written, a run asking for fewer of ``what`` than the group holds."""
+    if name in group and group[name].shape[axis] > wanted:
+        raise StoreError(f"{group.path} holds {group[name].shape[axis]} {what}, this run asks for {wanted}: ask for "
+                         f"{group[name].shape[axis]} or more (a larger so2.repeats or max(so2.sizes)), or use another "
+                         "run directory")
+
+
 def layout_learners(group: zarr.Group, theta: np.ndarray, n_learners: int) -> None:
     """Arrays of ``n_learners`` learners on the points ``theta`` (re-created when the points change)."""
     n = len(theta)
     _clear_if_reshaped(group, "mu", (n,))
+    _refuse_fewer(group, "mu", 0, n_learners, "learners")
     if "theta" in group and not np.allclose(np.asarray(group["theta"][:]), theta):
         for key in list(group.array_keys()):
             del group[key]
@@ -88,6 +97,7 @@ def layout_fusion(group: zarr.Group, theta: np.ndarray, similarities: Sequence[s
         if name in group and [str(v) if name == "similarity" else int(v) for v in group[name][:]] != values:
             for key in list(group.array_keys()):
                 del group[key]
+    _refuse_fewer(group, "mu", 2, repeats, "repeats")
     write_coordinate(group, "item", "item", np.arange(n))
     write_coordinate(group, "theta", "item", theta, attrs={"units": "radians"})
     write_coordinate(group, "similarity", "similarity", list(similarities))

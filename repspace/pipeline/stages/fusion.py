@@ -130,9 +130,13 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
         attrs={"members": s["how"], "left_out": json.dumps(s["left_out"]), "similarity": o.similarity,
                "extent_stamp": s["extent_stamp"], "options": json.dumps(dataclasses.asdict(o), default=list)})
     write_dataset(ctx.store_path, schema.GROUP, ds)
-    best = factors[int(np.nanargmax(ds.nmi_factor.values))] if factors else "-"
-    return (f"{len(s['names'])} channels ({s['how']}) fused into {o.dim} dimensions: mean NMI with the members "
-            f"{np.nanmean(r['nmi']):.2f}; NMI with {best} {np.nanmax(ds.nmi_factor.values):.2f}")
+    note = f"{len(s['names'])} channels ({s['how']}) fused into {o.dim} dimensions"
+    if np.isfinite(r["nmi"]).any():
+        note += f": mean NMI with the members {np.nanmean(r['nmi']):.2f}"
+    if np.isfinite(fused_nmi).any():
+        k = int(np.nanargmax(fused_nmi))
+        note += f"; NMI with {factors[k]} {fused_nmi[k]:.2f}"
+    return note
 
 
 STAGE = Stage(name="fusion", writes=schema.GROUP, needs=("fingerprint", "embeddings", "channels"), plan=plan,

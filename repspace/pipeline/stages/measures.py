@@ -106,12 +106,12 @@ def plan(ctx: StageContext) -> Plan:
             continue
         if family in ROW_FAMILIES:  # a task per row of pairs, so that the costly families spread over the workers
             blocks += [Block(name=f"{family}-{a}", key=(a,), marker=_ROW_MARKER[family],
-                             extent=(family, chosen, opts.of_family(family), spaces_id, a),
+                             extent=(family, chosen, opts.of_family(family, chosen), spaces_id, a),
                              args=("row", (family, a), chosen, o_dict, threads), cost=_cost(family, mu, opts, a))
                        for a in range(len(names))]
             continue
         blocks.append(Block(name=family, key=(_FAMILY_INDEX[family],), marker="family_done",
-                            extent=(family, chosen, opts.of_family(family), spaces_id),
+                            extent=(family, chosen, opts.of_family(family, chosen), spaces_id),
                             args=("family", family, chosen, o_dict, threads), cost=_cost(family, mu, opts)))
     markers = {"family_done": ((len(FAMILIES),), ("family",))}
     markers.update({_ROW_MARKER[f]: ((len(names),), ("space",)) for f in ROW_FAMILIES
@@ -140,7 +140,8 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     if "jsd_classifier" in wanted:
         grp["jsd_classifier"][...] = jsd_matrix(list(np.asarray(grp["classifier_predictions"][:])))
     recorded = json.loads(grp.attrs.get("family_options", "{}"))
-    recorded.update({f: opts.of_family(f) for f, members in FAMILIES.items() if any(m in wanted for m in members)})
+    recorded.update({f: opts.of_family(f, [m for m in members if m in wanted]) for f, members in FAMILIES.items()
+                     if any(m in wanted for m in members)})
     grp.attrs["family_options"] = json.dumps(recorded, sort_keys=True)
     ds = xr.Dataset({m: (("space_a", "space_b"), np.asarray(grp[m][:])) for m in wanted},
                     coords={"space_a": names, "space_b": names})

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...data.circle import circle_points, torn_learners
 from ...fusion import continuity, fuse
-from ...store import open_group, require_complete
+from ...store import open_group, require_complete, set_complete
 from ...store import so2 as schema
 from ..stage import Block, Plan, Stage, StageContext
 
@@ -95,6 +95,8 @@ def plan_learners(ctx: StageContext) -> Plan:
 
 
 def finalize_learners(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
+    if results and schema.FUSION in ctx.root:
+        set_complete(ctx.root[schema.FUSION], False)  # fused from other learners: stale until so2_fusion runs again
     c = np.asarray(ctx.group["continuity"][:])
     return f"{plan.note}; their continuity: median {np.nanmedian(c):.3g} (1: unbroken; large: torn)"
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...data.synthetic_spaces import nine_spaces
-from ...store import require_complete, write_dataset
+from ...store import require_complete, set_complete, write_dataset
 from ...store import embeddings as emb_schema
 from ...store import spaces as schema
 from ..stage import Plan, Stage, StageContext
@@ -83,6 +83,8 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     if old == ds.attrs["spaces_id"] and ctx.root[schema.GROUP].attrs.get("complete") is True:
         return f"{len(names)} spaces from {o.source}, unchanged"
     write_dataset(ctx.store_path, schema.GROUP, ds)
+    if "measures" in ctx.root and ctx.root["measures"].attrs.get("spaces_id") != ds.attrs["spaces_id"]:
+        set_complete(ctx.root["measures"], False)  # of other spaces: stale until the measures stage runs again
     dims = sorted(set(int(np.shape(m)[1]) for m in mus))
     return f"{len(names)} spaces from {o.source}, {np.shape(mus[0])[0]} items, dims {dims}"
 
