@@ -103,15 +103,19 @@ class MeasureOptions:
         if self.shape_restarts < 0:
             raise ValueError(f"shape_restarts must be 0 or more, got {self.shape_restarts}")
 
+    def as_dict(self) -> dict[str, Any]:
+        """The options as plain data (lists, not tuples): what a task gets and a stored result records."""
+        d = dataclasses.asdict(self)
+        d["classifier"]["hidden"] = list(d["classifier"]["hidden"])
+        return d
+
     def of_family(self, family: str, measures: Sequence[str] | None = None) -> dict[str, Any]:
         """The options a family's values depend on (what a stored result records), for its ``measures``
         (default: all of the family's)."""
         keys = {"bc": (), "mc": ("seed", "mc_samples"), "cka_linear": ("debiased",), "cka_rbf": ("debiased",),
                 "stochastic_shape": ("seed", "shape_alpha", "shape_restarts"),
                 "jsd_classifier": ("seed", "classifier")}[family]
-        d = dataclasses.asdict(self)
-        if "classifier" in d:
-            d["classifier"]["hidden"] = list(d["classifier"]["hidden"])
+        d = self.as_dict()
         out = {k: d[k] for k in keys}
         if family == "bc" and (measures is None or "cka_bc" in measures):
             out["debiased"] = self.debiased  # cka_bc's estimator; NMI and VI do not depend on it

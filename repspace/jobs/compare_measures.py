@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from .._quiet import set_verbose
 from ..measures import MEASURES
-from ..pipeline import load_config, run
+from ..pipeline import load_config
+from ._run import run_and_report, without_figures
 from ..store.spaces import SOURCES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "compare_measures.toml"
@@ -105,17 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.no_figures:
-        config = config.replace(stages=tuple(s for s in config.stages if s != "figures"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        try:
-            result = run(config)
-        except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-    print(result.summary())
-    return 0
+    config = without_figures(config, args.no_figures)
+    return run_and_report(config)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 from .._quiet import set_verbose
 from ..data.catalog import DATASETS
-from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config, run
+from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config
 from ..pipeline.config import DEFAULT_CONFIG
 from ..pipeline.repair import drop_models
+from ._run import run_and_report, without_figures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,19 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.no_figures:
-        config = config.replace(stages=tuple(s for s in config.stages if s != "figures"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        try:
-            if args.drop_models:
-                drop_models(config.store, args.drop_models)
-            result = run(config)
-        except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-    print(result.summary())
-    return 0
+    config = without_figures(config, args.no_figures)
+    return run_and_report(config, (lambda: drop_models(config.store, args.drop_models)) if args.drop_models else None)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from .._quiet import set_verbose
 from ..fusion import SIMILARITIES
-from ..pipeline import load_config, run
+from ..pipeline import load_config
+from ._run import run_and_report, without_figures
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "fusion_so2.toml"
 PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner_steps": 3000,
@@ -75,22 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.no_figures:
-        config = config.replace(stages=tuple(s for s in config.stages if s != "figures"))
+    config = without_figures(config, args.no_figures)
     o = config.so2
     lighter = [f"{k} {getattr(o, k) if not isinstance(getattr(o, k), tuple) else list(getattr(o, k))} (the paper: "
                f"{list(v) if isinstance(v, tuple) else v})" for k, v in PAPER.items() if getattr(o, k) != v]
     if lighter:
         print("fusion_so2: lighter than the paper's settings: " + "; ".join(lighter), flush=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        try:
-            result = run(config)
-        except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-    print(result.summary())
-    return 0
+    return run_and_report(config)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,13 @@ def _image(path: Path, alt: str) -> str:
     return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></p>'
 
 
+def _figures(by_name: dict[str, Path], shown: Sequence[tuple[str, str]], folded: Sequence[str] = ()) -> list[str]:
+    """A section's figures that were drawn: ``shown`` (name, alt text) inline, ``folded`` behind a summary."""
+    out = [_image(by_name[key], alt) for key, alt in shown if key in by_name]
+    return out + [f"<details><summary>{_e(key)}</summary>{_image(by_name[key], key)}</details>"
+                  for key in folded if key in by_name]
+
+
 def _provenance(root: Any) -> list[tuple[str, dict[str, Any]]]:
     return [(g, dict(root[g].attrs)) for g in GROUPS if g in root and "run_id" in root[g].attrs]
 
@@ -172,18 +179,13 @@ def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path
         body.append(_latents(store_path))
     if is_complete(root, "measures") and is_complete(root, "spaces"):
         body.append("<h2>Measures side by side</h2>")
-        for key, alt in (("measures_matrices", "every measure between every two spaces"),
-                         ("measures_agreement", "how the measures agree")):
-            if key in by_name:
-                body.append(_image(by_name[key], alt))
+        body += _figures(by_name, (("measures_matrices", "every measure between every two spaces"),
+                                   ("measures_agreement", "how the measures agree")))
         body.append(_measures(store_path))
-        for key in ("spaces", "measures_scatter"):
-            if key in by_name:
-                body.append(f"<details><summary>{_e(key)}</summary>{_image(by_name[key], key)}</details>")
+        body += _figures(by_name, (), ("spaces", "measures_scatter"))
     if is_complete(root, "fusion"):
         body.append("<h2>The ensemble fused</h2>")
-        if "fusion" in by_name:
-            body.append(_image(by_name["fusion"], "the channels fused into one space"))
+        body += _figures(by_name, (("fusion", "the channels fused into one space"),))
         fu = open_dataset(store_path, "fusion").load()
         body.append(f"<p>{fu.sizes['member']} channels ({_e(fu.attrs.get('members'))}) fused by "
                     f"{_e(fu.attrs.get('similarity'))}: mean NMI with the members {float(fu['nmi'].mean()):.3g}.</p>"
@@ -192,10 +194,8 @@ def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path
                               for k, f in enumerate(fu["factor"].values)], cls="fusion"))
     if is_complete(root, "so2_fusion"):
         body.append("<h2>Fusion on the circle</h2>")
-        for key, alt in (("so2_continuity", "continuity against ensemble size"),
-                         ("so2_circles", "the fused spaces")):
-            if key in by_name:
-                body.append(_image(by_name[key], alt))
+        body += _figures(by_name, (("so2_continuity", "continuity against ensemble size"),
+                                   ("so2_circles", "the fused spaces")))
         body.append(_so2(store_path))
     if models:
         body.append("<h2>The ensemble</h2>" + _ensemble(models))

@@ -12,7 +12,6 @@ computed again.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -21,7 +20,7 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from ...measures import FAMILIES, ROW_FAMILIES, UNITS, MeasureOptions, classifier_predictions, compute_family, \
-    jsd_matrix, measure_agreement
+    family_of, jsd_matrix, measure_agreement
 from ...store import open_group, write_coordinate, write_whole
 from ...store import measures as schema
 from ...store.spaces import GROUP as SPACES, read_spaces
@@ -38,12 +37,6 @@ SHAPE_START_S = 0.01
 about 0.02 s between two 2-D spaces of 64 items, 2.3 s between 10-D spaces of 300."""
 _FAMILY_INDEX = {f: k for k, f in enumerate(FAMILIES)}
 _ROW_MARKER = {"mc": "mc_done", "stochastic_shape": "shape_done"}
-
-
-def _options_dict(options: MeasureOptions) -> dict[str, Any]:
-    d = dataclasses.asdict(options)
-    d["classifier"]["hidden"] = list(d["classifier"]["hidden"])
-    return d
 
 
 def measure_task(store_path: str, kind: str, what: Any, members: tuple[str, ...], options: dict[str, Any],
@@ -94,11 +87,11 @@ def plan(ctx: StageContext) -> Plan:
         ctx.log("measures: the spaces changed since the last comparison; every measure is computed again")
         schema.clear(grp)
     variables = [v for m in wanted for v in ((m, f"{m}_se") if m in FAMILIES["mc"] else (m,))]
-    by_rows = [v for v in variables if v.removesuffix("_se") in FAMILIES["mc"] + FAMILIES["stochastic_shape"]]
+    by_rows = [v for v in variables if family_of(v.removesuffix("_se")) in ROW_FAMILIES]
     classifier = "jsd_classifier" in wanted
     schema.layout(grp, names, list(FAMILIES), variables, mu[0].shape[0], classifier, UNITS, by_rows)
     grp.attrs.update({"spaces_id": spaces_id, "measures": json.dumps(wanted), "source": attrs.get("source")})
-    o_dict, threads = _options_dict(opts), c.threads_per_worker
+    o_dict, threads = opts.as_dict(), c.threads_per_worker
     blocks = []
     for family, members in FAMILIES.items():
         chosen = tuple(m for m in members if m in wanted)
@@ -125,15 +118,14 @@ def plan(ctx: StageContext) -> Plan:
         markers["classifier_done"] = ((len(names),), ("space",))
     ctx.log(f"measures: {len(wanted)} measures between {len(names)} spaces ({attrs.get('source')}); "
             f"{len(blocks)} tasks")
-    return Plan(blocks=blocks, markers=markers, state=(names, wanted, opts),
+    return Plan(blocks=blocks, markers=markers, state=(names, wanted, opts, by_rows),
                 note=f"{len(wanted)} measures between {len(names)} spaces")
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
-    names, wanted, opts = plan.state
+    names, wanted, opts, by_rows = plan.state
     grp = ctx.group
-    for name in [v for m in wanted if m in FAMILIES["mc"] + FAMILIES["stochastic_shape"]
-                 for v in ((m, f"{m}_se") if m in FAMILIES["mc"] else (m,))]:
+    for name in by_rows:
         values = np.asarray(grp[name][:])  # rows hold the pairs (a, b >= a): mirrored below the diagonal
         upper = np.triu(values)
         grp[name][...] = np.where(np.triu(np.ones_like(values, dtype=bool)), values, upper.T)
