@@ -34,3 +34,24 @@ def test_the_local_cluster_takes_only_its_own_client():
             dask.config.config.pop("scheduler", None)
         else:
             dask.config.set(scheduler=scheduler)
+
+
+def _started() -> float:
+    import time
+
+    return time.perf_counter()
+
+
+def test_tasks_start_in_the_order_given():
+    """The driver hands the costliest blocks over first; on one thread they must run in that order."""
+    import io
+
+    from distributed import Client, LocalCluster
+
+    from repspace.pipeline.driver import run_tasks
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        names = [f"t{k}" for k in (5, 1, 9, 0, 3, 7, 2, 8, 4, 6)]
+        started = run_tasks(client, "order", [(n, _started, ()) for n in names], stream=io.StringIO())
+    assert sorted(names, key=started.get) == names

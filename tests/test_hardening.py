@@ -150,7 +150,7 @@ def test_a_lost_worker_recomputes_no_finished_block(tmp_path):
 
         killer = threading.Thread(target=kill_when_started)
         killer.start()
-        run(config.replace(stages=("pairs",)), client=cl, log=lambda m: None)
+        run(config.replace(stages=("pairs",), pair_channels="all"), client=cl, log=lambda m: None)
         killer.join()
         assert pids[0] not in cl.run(os.getpid).values()  # the worker died and was replaced
     finally:

@@ -71,6 +71,35 @@ def test_float32_bhattacharyya_stays_float32():
     np.testing.assert_allclose(bc, ref.bc_matrix(mu[0], logvar[0]), atol=2e-6)
 
 
+@pytest.mark.parametrize("dim", [1, 3])
+@pytest.mark.parametrize("dtype,rtol,atol", [(np.float64, 1e-13, 1e-15), (np.float32, 2e-6, 1e-8)])
+def test_fused_rows_match_the_array_path(dim, dtype, rtol, atol):
+    if not kernels.fused.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(4)
+    mu, logvar = random_posteriors(rng, 6, 37, dim, dtype)
+    mu[0, :3], logvar[1, :3], logvar[2, 5:8] = 40.0, -200.0, 150.0  # BC underflows; variances far apart
+    fast, slow = PosteriorRows(mu, logvar, fused_kernel=True), PosteriorRows(mu, logvar, fused_kernel=False)
+    buffers = kernels.fused.scratch()
+    for r0, r1 in [(0, 5), (5, 6), (6, 37), (0, 37)]:
+        rows, sums, squares = kernels.rows_and_sums(fast, r0, r1, fast.dtype, buffers)
+        expected = slow.rows(r0, r1)
+        assert rows.dtype == dtype and rows.shape == (r1 - r0, 6, 37)
+        np.testing.assert_allclose(rows, expected, rtol=rtol, atol=atol)  # relative, except on the tiniest entries
+        np.testing.assert_allclose(sums, expected.sum(axis=-1), rtol=10 * rtol)
+        np.testing.assert_allclose(squares, (expected * expected).sum(axis=-1), rtol=10 * rtol)
+    mu, logvar = random_posteriors(rng, 6, 37, dim, dtype)  # the textbook formula, where it holds
+    bc = np.stack([ref.bc_matrix(m, lv) for m, lv in zip(*(x.reshape(6, 37, dim) for x in (mu, logvar)))])
+    fast = PosteriorRows(mu, logvar, fused_kernel=True)
+    np.testing.assert_allclose(fast.rows(0, 37), bc.transpose(1, 0, 2), rtol=0, atol=100 * np.finfo(dtype).eps)
+
+
+def test_fused_kernel_is_refused_where_it_cannot_run():
+    xps = pytest.importorskip("array_api_strict")
+    with pytest.raises(ValueError, match="fused_kernel=True needs numpy"):
+        PosteriorRows(xps.asarray(np.zeros((2, 3))), xps.asarray(np.zeros((2, 3))), fused_kernel=True)
+
+
 # --- all pairs against the per-pair loop ------------------------------------------------
 
 SHAPES = [

@@ -77,9 +77,14 @@ def test_stages_match_the_core_functions(tmp_path, client):
     assert pairs["nmi"].dims == ("model_a", "channel_a", "model_b", "channel_b")
     assert pairs["vi"].attrs["units"] == "bits"
     assert list(pairs["model_a"].values) == ["0", "1", "2", "3", "4"]
-    np.testing.assert_allclose(flat(pairs, "vi"), expected["vi"].values, atol=1e-4)
-    finite = np.isfinite(expected["nmi"].values)
-    np.testing.assert_allclose(flat(pairs, "nmi")[finite], expected["nmi"].values[finite], atol=1e-4)
+    # pairs among the informative channels only (channel 2 carries ~nothing): the rest stay NaN
+    kept = expected["information"].values >= config.info_threshold
+    assert kept.reshape(5, N_CHANNELS)[:, :2].all() and not kept.reshape(5, N_CHANNELS)[:, 2].any()
+    both = kept[:, None] & kept[None, :]
+    assert np.isnan(flat(pairs, "vi")[~both]).all() and np.isnan(flat(pairs, "nmi")[~both]).all()
+    np.testing.assert_allclose(flat(pairs, "vi")[both], expected["vi"].values[both], atol=1e-4)
+    np.testing.assert_allclose(flat(pairs, "nmi")[both], expected["nmi"].values[both], atol=1e-4)
+    assert pairs.attrs["pair_channels"] == "informative" and pairs.attrs["info_threshold_bits"] == config.info_threshold
 
     channels = xr.open_zarr(config.store, group="channels", consolidated=False)
     direct = repspace.compare_factors(units_mu, units_lv, factors, factor_names=list(channels["factor"].values))
@@ -170,7 +175,7 @@ def test_a_killed_worker_does_not_change_the_result(tmp_path):
 
         killer = threading.Thread(target=kill_when_started)
         killer.start()
-        run(config.replace(stages=("pairs",)), client=cl)
+        run(config.replace(stages=("pairs",), pair_channels="all"), client=cl)
         killer.join()
         assert pids[0] not in cl.run(os.getpid).values()  # the worker really died and was replaced
     finally:
@@ -271,7 +276,7 @@ def test_changed_posteriors_recompute_exactly_the_blocks_that_read_them(tmp_path
 def test_the_pairs_stage_stores_cka_bc_on_request(tmp_path, client):
     mu, logvar, _ = synthetic_posteriors(4)
     config = make_run(tmp_path, 4, models_per_block=2, mu=mu, logvar=logvar).replace(
-        stages=("pairs",), pair_measures=("nmi", "vi", "cka_bc"))
+        stages=("pairs",), pair_measures=("nmi", "vi", "cka_bc"), pair_channels="all")
     run(config, client=client)
     pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
     expected = repspace.kernels.pairwise_information(repspace.kernels.PosteriorRows(
@@ -283,3 +288,51 @@ def test_the_pairs_stage_stores_cka_bc_on_request(tmp_path, client):
                                logvar.reshape(-1, N_IMAGES))["vi"].values, atol=1e-4)
     with pytest.raises(repspace.store.StoreError, match="holds the measures"):
         run(config.replace(pair_measures=("nmi", "vi")), client=client)
+
+
+def test_informative_pairs_equal_all_pairs_on_the_kept_channels(tmp_path, client):
+    mu, logvar, _ = synthetic_posteriors(5)
+    mu[3], logvar[3] = 0.0, 0.0  # model 3 carries nothing in any channel: its block writes no chunk
+    informative = make_run(tmp_path, 5, mu=mu, logvar=logvar, name="informative").replace(stages=("channels", "pairs"))
+    every = make_run(tmp_path, 5, mu=mu, logvar=logvar, name="all").replace(stages=("channels", "pairs"),
+                                                                            pair_channels="all")
+    run(informative, client=client)
+    run(every, client=client)
+    info = xr.open_zarr(informative.store, group="channels", consolidated=False)["information"].values.ravel()
+    kept = info >= informative.info_threshold
+    assert kept.sum() == 8 and not kept[9:12].any()
+    both = kept[:, None] & kept[None, :]
+    few = xr.open_zarr(informative.store, group="pairs", consolidated=False).load()
+    many = xr.open_zarr(every.store, group="pairs", consolidated=False).load()
+    for name in ("nmi", "vi"):
+        np.testing.assert_allclose(flat(few, name)[both], flat(many, name)[both], rtol=1e-6, atol=1e-6)
+        assert np.isnan(flat(few, name)[~both]).all()
+    assert np.isfinite(flat(many, "vi")).all()
+    chunks = {p.parent.parent.parent.name for p in (informative.store / "pairs" / "vi" / "c").glob("*/*/*/*")}
+    assert "3" not in chunks and {"0", "1", "2", "4"} <= chunks  # no chunk of model 3's row of blocks
+    assert (3, 3) not in {tuple(int(x) for x in p.relative_to(informative.store / "pairs" / "vi" / "c").parts[::2])
+                          for p in (informative.store / "pairs" / "vi" / "c").glob("*/*/*/*")}
+
+
+def test_a_changed_threshold_recomputes_only_the_blocks_whose_channels_change(tmp_path, client):
+    mu, logvar, _ = synthetic_posteriors(6)
+    config = make_run(tmp_path, 6, models_per_block=2, mu=mu, logvar=logvar).replace(stages=("channels", "pairs"))
+    run(config, client=client)
+    info = xr.open_zarr(config.store, group="channels", consolidated=False)["information"].values
+    values = np.sort(info[info >= config.info_threshold])
+    higher = float(values[:2].mean())  # leaves out exactly the least informative kept channel
+    model = int(np.argwhere(info == values[0])[0, 0])
+    result = run(config.replace(stages=("pairs",), info_threshold=higher), client=client)
+    assert (result.stages[0].computed, result.stages[0].skipped) == (3, 3)  # the blocks of model's block only
+    fresh = make_run(tmp_path, 6, models_per_block=2, mu=mu, logvar=logvar, name="fresh").replace(
+        stages=("channels", "pairs"), info_threshold=higher)
+    run(fresh, client=client)
+    changed = xr.open_zarr(config.store, group="pairs", consolidated=False).load()
+    whole = xr.open_zarr(fresh.store, group="pairs", consolidated=False).load()
+    xr.testing.assert_equal(changed[["nmi", "vi"]], whole[["nmi", "vi"]])
+    assert np.isnan(changed["vi"].values[model, int(np.argwhere(info == values[0])[0, 1])]).all()
+    assert run(config.replace(stages=("pairs",), info_threshold=higher), client=client).stages[0].computed == 0
+    # the structure refuses to keep channels the pairs were not computed for, and runs at the pairs' threshold
+    with pytest.raises(store.StoreError, match=f"computed only among channels with I\\(U\\) >= {higher} bits"):
+        run(config.replace(stages=("structure",)), client=client)
+    assert run(config.replace(stages=("structure",), info_threshold=higher), client=client).stages[0].name == "structure"

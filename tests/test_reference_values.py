@@ -4,8 +4,14 @@
 17dfdb5, its script ``tests/data/make_reference_wave1.py`` at that commit) on a synthetic
 sweep (7 models x 4 channels over 40 fingerprint images, blocks of 2 models) and a synthetic
 latents run (two groups of three 3-d spaces over 50 images, 300 samples, seed 3). The same
-posteriors go through today's driver and stages here; every stored number must come out
-the same (the renames of that version's variables are mapped below).
+posteriors go through today's driver and stages here, with every pair computed as then
+(``pair_channels = "all"``); every stored number must come out the same (the renames of that
+version's variables are mapped below). The floats of the sweep (channels, pairs and what the
+structure derives from them) are compared within float32 rounding: since wave 2 their BC rows
+come from a fused kernel (:mod:`repspace.kernels.fused`) and groups of rows are multiplied before
+one log, which reorders float32 arithmetic (differences up to 2.5e-7 bits measured, on values
+of order 1 computed in float32). Everything else, the structure's orderings, labels and
+clusters and the whole latents run, must be equal bit for bit.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ def entries(names, family="synthetic", value=1.0):
                        hyperparameter_value=value, seed=int(n), source="test") for n in names]
 
 
+FLOAT32_ROUNDING = {"channels", "pairs", "structure"}  # from float32 BC rows: floats within float32 rounding
+
+
 def compare_group(ref, group: str, ds: xr.Dataset) -> int:
     checked = 0
     for key in ref.files:
@@ -43,7 +52,10 @@ def compare_group(ref, group: str, ds: xr.Dataset) -> int:
         got = ds[RENAMED.get(name, name)].values
         want = ref[key]
         assert got.shape == want.shape, key
-        np.testing.assert_array_equal(got, want, err_msg=key)
+        if group in FLOAT32_ROUNDING and np.issubdtype(want.dtype, np.floating):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=key)
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=key)
         checked += 1
     return checked
 
@@ -51,7 +63,7 @@ def compare_group(ref, group: str, ds: xr.Dataset) -> int:
 def test_sweep_and_latents_reproduce_the_stored_values(tmp_path, client):
     ref = np.load(REFERENCE)
     config = RunConfig(run_dir=str(tmp_path / "run"), n_images=40, image_size=32, pair_block_units=8, dashboard=False,
-                       stages=("channels", "pairs", "structure"))
+                       stages=("channels", "pairs", "structure"), pair_channels="all")
     build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=40, seed=0, image_size=32, store=config.store))
     write_posteriors(config.store, ref["sweep_mu"], ref["sweep_logvar"], entries(range(7)))
     run(config, client=client)

@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the pairs stage stores for every two channels: nmi vi, and cka_bc on request "
                         "(CKA of their BC matrices, from the same matrix products; default: nmi vi)")
     g.add_argument("--info-threshold", type=float, help=f"channels under this many bits are left out of the "
-                                                        f"structure (offline default: {d.info_threshold})")
+                                                        f"pairs and the structure (offline default: "
+                                                        f"{d.info_threshold})")
+    g.add_argument("--all-pairs", action="store_true",
+                   help="compute the pairs of every two channels, not only of the informative ones")
     g.add_argument("--min-samples", type=int, help="OPTICS min_samples (default: min(20, half the models))")
     g.add_argument("--stages", nargs="+", choices=STAGE_NAMES,
                    help=f"run these stages (default: {' '.join(SWEEP_STAGES)}; add encode_dataset latents for "
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             args.config,
             run_dir=args.run_dir, dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
             n_images=args.n_images, seed=args.seed, models_per_encode_task=args.models_per_encode_task,
-            pair_block_units=args.pair_block_units,
+            pair_block_units=args.pair_block_units, pair_channels="all" if args.all_pairs else None,
             pair_measures=tuple(dict.fromkeys(("nmi", "vi", *args.measures))) if args.measures else None,
             info_threshold=args.info_threshold, min_samples=args.min_samples,
             stages=tuple(args.stages) if args.stages else None, scheduler_address=args.scheduler_address,

@@ -4,6 +4,7 @@ Nothing here knows about Dask or xarray; every function takes its array module f
 its inputs (numpy, cupy, or another array-API namespace).
 """
 
+from . import fused
 from ._array import to_numpy
 from .bhattacharyya import bhattacharyya_coefficients
 from .distances import MEASURES, distance_matrix, similarity, uniform_entropy
@@ -31,6 +32,7 @@ from .information import (
     nmi_vi,
     pairwise_information,
 )
+from .rows import rows_and_sums
 from .montecarlo import (
     MCComparison,
     MCEstimate,
@@ -43,6 +45,7 @@ from .montecarlo import (
 )
 
 __all__ = [
+    "fused",
     "to_numpy",
     "MEASURES",
     "distance_matrix",
@@ -69,6 +72,7 @@ __all__ = [
     "label_coefficients",
     "nmi_vi",
     "pairwise_information",
+    "rows_and_sums",
     "MCComparison",
     "MCEstimate",
     "MCOptions",

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ._array import namespace
-from .rows import LabelRows, MatrixRows, PosteriorRows, RowSource, label_coefficients
+from . import fused
+from .rows import LabelRows, MatrixRows, PosteriorRows, RowSource, label_coefficients, rows_and_sums
 
 __all__ = [
     "BlockOptions",
@@ -124,8 +125,24 @@ def nmi_vi(
 
 
 def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
-    """sum over axis 0 of log2(sums / n), accumulated in float64."""
-    return xp.sum(xp.log2(sums), axis=0, dtype=xp.float64) - sums.shape[0] * math.log2(n)
+    """sum over axis 0 of log2(sums / n), accumulated in float64.
+
+    Every sum lies in [1, n] (each holds the diagonal's BC_ii = 1), so groups of rows are
+    multiplied first and one log taken per group: as many rows as keep the product below a
+    quarter of the float range (at most 8), a few times fewer logs at the rounding of a product.
+    """
+    rows = sums.shape[0]
+    top = 126 if sums.dtype == xp.float32 else 1022  # log2 of the largest float, less 2
+    group = max(1, min(8, rows, int(top // max(math.log2(max(n, 2)), 1.0))))
+    full = rows - rows % group
+    total = 0.0
+    if group > 1 and full:
+        prods = xp.prod(xp.reshape(sums[:full, ...], (full // group, group, *sums.shape[1:])), axis=1)
+        total = xp.sum(xp.log2(prods), axis=0, dtype=xp.float64)
+        sums = sums[full:, ...]
+    if sums.shape[0]:
+        total = total + xp.sum(xp.log2(sums), axis=0, dtype=xp.float64)
+    return total - rows * math.log2(n)
 
 
 class _Partial:
@@ -133,6 +150,7 @@ class _Partial:
 
     def __init__(self, xp: Any, sets: tuple[RowSource, ...], n_a: int, n_b: int, cka: bool = False) -> None:
         self.acc = xp.zeros((n_a, n_b), dtype=xp.float64)
+        self.buffers = [fused.scratch() for _ in sets]  # each set's rows, reused from block to block
         self.information = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
         self.information_twice = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
         self.cka = cka
@@ -149,11 +167,10 @@ def _add_rows(
 ) -> None:
     """Add rows r0:r1 of every sum to ``part``."""
     xp = a.xp
-    xa = xp.astype(a.rows(r0, r1), dtype, copy=False)  # (rows, A, N)
-    xb = xa if same else xp.astype(b.rows(r0, r1), dtype, copy=False)
+    xa, *sums_a = rows_and_sums(a, r0, r1, dtype, part.buffers[0])  # (rows, A, N), (rows, A) twice
+    xb, *sums_b = (xa, *sums_a) if same else rows_and_sums(b, r0, r1, dtype, part.buffers[1])
     row_sums = []
-    for k, x in enumerate((xa,) if same else (xa, xb)):
-        rs, twice = xp.sum(x, axis=-1), xp.vecdot(x, x, axis=-1)  # (rows, units)
+    for k, (rs, twice) in enumerate((sums_a,) if same else (sums_a, sums_b)):
         part.information[k] = part.information[k] + _sum_log2_mean(xp, rs, n)
         part.information_twice[k] = part.information_twice[k] + _sum_log2_mean(xp, twice, n)
         if part.cka:

@@ -12,10 +12,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import fused
 from ._array import check_posteriors, contiguous, float_dtype, namespace
 from .bhattacharyya import bc_factor, scaled_posteriors
 
-__all__ = ["RowSource", "PosteriorRows", "LabelRows", "MatrixRows", "label_coefficients"]
+__all__ = ["RowSource", "PosteriorRows", "LabelRows", "MatrixRows", "label_coefficients", "rows_and_sums"]
 
 
 class RowSource(Protocol):
@@ -31,15 +32,34 @@ class RowSource(Protocol):
         ...
 
 
+def rows_and_sums(src: Any, start: int, stop: int, dtype: Any, buffers: Any = None) -> tuple[Any, Any, Any]:
+    """Rows ``start:stop`` of ``src`` in ``dtype`` with each row's sum and sum of squares, (rows, unit).
+
+    Sources with a fused kernel (:class:`PosteriorRows` on the CPU) make all three in one pass,
+    into ``buffers`` (:func:`repspace.kernels.fused.scratch`) when given.
+    """
+    fast = getattr(src, "rows_and_sums", None)
+    if fast is not None and src.dtype == dtype:
+        found = fast(start, stop, buffers)
+        if found is not None:
+            return found
+    xp = src.xp
+    x = xp.astype(src.rows(start, stop), dtype, copy=False)
+    return x, xp.sum(x, axis=-1), xp.vecdot(x, x, axis=-1)
+
+
 class PosteriorRows:
     """BC rows generated from diagonal-Gaussian posteriors.
 
     Parameters
     ----------
     mu, logvar : array, shape (unit, image) or (unit, image, dim)
+    chunk_elements : elements per elementwise pass of the array-module path (-1: 64k on the CPU).
+    fused_kernel : generate numpy rows with :mod:`repspace.kernels.fused` (None: when numba is
+        there; False: the array-module path, as on cupy).
     """
 
-    def __init__(self, mu: Any, logvar: Any, *, chunk_elements: int | None = -1) -> None:
+    def __init__(self, mu: Any, logvar: Any, *, chunk_elements: int | None = -1, fused_kernel: bool | None = None) -> None:
         xp = namespace(mu, logvar)
         if mu.ndim == 2:
             mu, logvar = mu[..., None], logvar[..., None]
@@ -56,6 +76,13 @@ class PosteriorRows:
         mu, logvar = xp.astype(mu, self.dtype, copy=False), xp.astype(logvar, self.dtype, copy=False)
         shift = xp.max(logvar, axis=1, keepdims=True)  # (unit, 1, d)
         m, v, q = scaled_posteriors(xp, mu, logvar, shift)
+        # numpy with numba: one fused pass per row block (kernels.fused) over (dim, unit, image) pieces
+        self._fused = None
+        if fused_kernel and not (xp is np and fused.available()):
+            raise ValueError("fused_kernel=True needs numpy arrays and numba")
+        if fused_kernel is not False and xp is np and fused.available() and self.dtype in (np.float32, np.float64):
+            self._fused = tuple(np.ascontiguousarray(np.moveaxis(p, 2, 0)) for p in (m, v, q))
+            return
         # per dimension: (unit, image) for the columns, (image, unit, 1) for the rows
         self._cols = [tuple(contiguous(xp, p[:, :, k]) for p in (m, v, q)) for k in range(mu.shape[2])]
         self._rows = [
@@ -72,8 +99,16 @@ class PosteriorRows:
             bc = factor if bc is None else bc * factor
         return bc
 
+    def rows_and_sums(self, start: int, stop: int, buffers: Any = None) -> tuple[Any, Any, Any] | None:
+        """Rows start:stop with their sums and sums of squares from the fused kernel (None without it)."""
+        if self._fused is None:
+            return None
+        return fused.bc_rows(*self._fused, start, stop, buffers)
+
     def rows(self, start: int, stop: int) -> Any:
         # values may exceed 1 by a rounding error on the diagonal; harmless here
+        if self._fused is not None:
+            return fused.bc_rows(*self._fused, start, stop)[0]
         if self.chunk_elements is None or (stop - start) * self.n_units * self.n_images <= self.chunk_elements:
             return self._block(start, stop, 0, self.n_units)
         xp = self.xp

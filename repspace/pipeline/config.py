@@ -292,8 +292,10 @@ class RunConfig:
     pair_block_units : units (channels) per side of one pairs task.
     pair_measures : what the pairs stage stores for every two channels: "nmi", "vi", and on request
         "cka_bc" (CKA of their BC matrices, from the same matrix products).
+    pair_channels : "informative" (pairs only among channels with I(U) >= ``info_threshold``, what
+        the structure uses) or "all" (every two channels).
     row_block_bytes : memory budget of generated BC rows inside one task.
-    info_threshold : channels carrying less (bits) are left out of the structure.
+    info_threshold : channels carrying less (bits) are left out of the pairs and the structure.
     min_samples : OPTICS min_samples (None: min(20, half the models), at least 2).
     scheduler_address : an existing Dask scheduler (None: a LocalCluster here).
     n_workers, threads_per_worker : the LocalCluster.
@@ -318,6 +320,7 @@ class RunConfig:
     models_per_encode_task: int = 2
     pair_block_units: int = 2000
     pair_measures: tuple[str, ...] = ("nmi", "vi")
+    pair_channels: str = "informative"
     row_block_bytes: int = 64 * 2**20
     info_threshold: float = 0.01
     min_samples: int | None = None
@@ -366,6 +369,8 @@ class RunConfig:
         bad = [m for m in self.pair_measures if m not in ("nmi", "vi", "cka_bc")]
         if bad or not {"nmi", "vi"} <= set(self.pair_measures):
             raise ValueError(f"pair_measures must hold nmi and vi, and may add cka_bc; got {list(self.pair_measures)}")
+        if self.pair_channels not in ("informative", "all"):
+            raise ValueError(f"pair_channels must be 'informative' or 'all', got {self.pair_channels!r}")
         if self.n_channels is not None and self.n_channels < 1:
             raise ValueError(f"n_channels must be positive, or left out for what the models agree on; got "
                              f"{self.n_channels}")

@@ -116,8 +116,8 @@ def run_tasks(
     on_result: Callable[[str, Any], None] | None = None,
     stream: Any = None,
 ) -> dict[str, Any]:
-    """Run ``(name, fn, args)`` calls as Dask tasks, showing progress; ``on_result(name, result)``
-    is called in this process as each one finishes.
+    """Run ``(name, fn, args)`` calls as Dask tasks, started in the order given, showing progress;
+    ``on_result(name, result)`` is called in this process as each one finishes.
 
     Every call runs to the end even when some fail (their finished work is kept); then
     TaskFailed names every failed call. Returns {name: result}.
@@ -129,8 +129,10 @@ def run_tasks(
     total = len(calls)
     if total == 0:
         return {}
-    futures = {client.submit(fn, *args, pure=False, key=f"{label}-{name}-{uuid.uuid4().hex[:8]}"): name
-               for name, fn, args in calls}
+    # explicit priorities: the scheduler starts the calls in the order given
+    futures = {client.submit(fn, *args, pure=False, key=f"{label}-{name}-{uuid.uuid4().hex[:8]}",
+                             priority=total - k): name
+               for k, (name, fn, args) in enumerate(calls)}
     results: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
     tty = hasattr(stream, "isatty") and stream.isatty()
@@ -191,7 +193,7 @@ def _check_gpu(client: "Client") -> None:
 
 def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
     t0 = time.perf_counter()
-    for need in stage.needs:
+    for need in stage.needed(ctx.config):
         store.require_complete(ctx.root, need, stage.name)
         _check_input(stage.name, ctx.store_path, need)
     group = ctx.group
@@ -252,7 +254,10 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
     if todo:
         if stage.task is None:
             raise TypeError(f"stage {stage.name!r} planned blocks but has no task")
-        results = run_tasks(ctx.client, stage.name, [(b.name, stage.task, (str(ctx.store_path), *b.args)) for b in todo],
+        # the costliest blocks first (the scheduler starts tasks in the order they come): the workers finish
+        # together instead of one running the last large block alone
+        order = sorted(todo, key=lambda b: -b.cost)
+        results = run_tasks(ctx.client, stage.name, [(b.name, stage.task, (str(ctx.store_path), *b.args)) for b in order],
                             on_result=mark)
     note = stage.finalize(ctx, plan, results) if stage.finalize is not None else plan.note
     elapsed = time.perf_counter() - t0

@@ -89,6 +89,7 @@ class Stage:
     name : the stage's name, as ``--stages`` takes it.
     writes : the group it writes (None: files only, or nothing).
     needs : groups that must be complete before it runs.
+    needs_when : more such groups, as the run's configuration asks (None: none).
     plan, task, finalize : the stage's functions (each optional).
     cluster : whether the stage needs the Dask client (tasks, or work submitted by finalize).
     whole : the stage replaces its group whole, atomically (or by a protocol of its own, as the
@@ -98,8 +99,13 @@ class Stage:
     name: str
     writes: str | None = None
     needs: tuple[str, ...] = ()
+    needs_when: Callable[[RunConfig], tuple[str, ...]] | None = None
     plan: Callable[[StageContext], Plan] | None = None
     task: Callable[..., Any] | None = None
     finalize: Callable[[StageContext, Plan, dict[str, Any]], str] | None = None
     cluster: bool = True
     whole: bool = False
+
+    def needed(self, config: RunConfig) -> tuple[str, ...]:
+        """Every group the stage needs complete under ``config``."""
+        return (*self.needs, *(self.needs_when(config) if self.needs_when is not None else ()))

@@ -11,7 +11,9 @@ done   (block_a, block_b)                                   stamps of finished b
 
 float32, chunks (models_per_block, channel, models_per_block, channel), exactly symmetric
 (block (a, b) writes its transpose (b, a) too); model coordinates with suffixes ``_a`` and
-``_b``; attrs ``images_id``, ``models_per_block``, ``complete``. Failed models hold NaN.
+``_b``; attrs ``images_id``, ``models_per_block``, ``complete``, ``pair_channels`` ("informative":
+only pairs of channels with I(U) >= ``info_threshold_bits`` were computed, every other pair is
+NaN; "all": every pair). Failed models hold NaN.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import zarr
 from .core import StoreError, require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "MEASURES", "layout", "write_block", "kept_submatrix"]
+__all__ = ["GROUP", "MEASURES", "layout", "write_block", "kept_submatrix", "check_covers"]
 
 GROUP = "pairs"
 MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
@@ -61,6 +63,17 @@ def write_block(group: zarr.Group, range_a: tuple[int, int], range_b: tuple[int,
         group[name][a0:a1, :, b0:b1, :] = values[name]
         if range_a != range_b:
             group[name][b0:b1, :, a0:a1, :] = values[name].transpose(2, 3, 0, 1)
+
+
+def check_covers(group: zarr.Group, info_threshold: float, reader: str) -> None:
+    """Refuse when the pairs were computed only among channels above a higher threshold than ``reader`` keeps."""
+    if group.attrs.get("pair_channels", "all") != "informative":
+        return
+    computed = float(group.attrs["info_threshold_bits"])
+    if info_threshold < computed:
+        raise StoreError(f"{reader!r} keeps channels with I(U) >= {info_threshold} bits, but the pairs were computed "
+                         f"only among channels with I(U) >= {computed} bits: rerun the pairs stage with this "
+                         "threshold (only the blocks whose channels change are computed) or with all pairs")
 
 
 def kept_submatrix(group: zarr.Group, name: str, model_index: np.ndarray, channel_index: np.ndarray) -> np.ndarray:

@@ -41,13 +41,19 @@ def open_units(ctx: StageContext) -> tuple[emb_schema.Layout, int]:
     return lay, block
 
 
-def unit_rows(store_path: str, start: int, stop: int, gpu: bool) -> tuple[kernels.PosteriorRows, np.ndarray, tuple]:
+def unit_rows(store_path: str, start: int, stop: int, gpu: bool,
+              keep: np.ndarray | None = None) -> tuple[kernels.PosteriorRows | None, np.ndarray, tuple]:
     """The channels of models start:stop as one set of units (model-major), which models are valid,
-    and the (model, channel) shape."""
+    and the (model, channel) shape; only the units ``keep`` (flat indices, model-major) when given
+    (None for the rows when it is empty)."""
     group = open_group(store_path, emb_schema.FINGERPRINT)
     mu, logvar, valid = emb_schema.posteriors(group, start, stop)
     m, c, n = mu.shape
     mu, logvar = mu.reshape(m * c, n), logvar.reshape(m * c, n)
+    if keep is not None:
+        if keep.size == 0:
+            return None, valid, (m, c)
+        mu, logvar = mu[keep], logvar[keep]
     if gpu:
         import cupy
 

@@ -114,6 +114,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     model_idx, channel_idx = np.nonzero(keep)
     min_samples = c.min_samples or max(2, min(20, information.shape[0] // 2))
     pairs = open_group(ctx.store_path, pairs_schema.GROUP)
+    pairs_schema.check_covers(pairs, c.info_threshold, "structure")
     values = {m: pairs_schema.kept_submatrix(pairs, m, model_idx, channel_idx) for m in MEASURES}
     model_names = np.array([str(m) for m in channels["model"].values.tolist()], dtype=object)
     ds = structure_dataset(information, channels["nmi_factor"].values, [str(f) for f in channels["factor"].values],
