@@ -17,7 +17,7 @@ from repspace.data import sample_indices
 from repspace.models import ModelEntry
 from repspace.pipeline import LatentsOptions, ModelsConfig, RunConfig, run
 from repspace.pipeline.stages.encode import DATASET_IMAGES_STREAM
-from repspace.pipeline.stages.latents import group_models, model_seed, pair_seed
+from repspace.pipeline.stages.latents import group_models, model_seed, pair_seed, twice_seed
 from repspace.store.latents import TERMS
 
 from . import reference as ref
@@ -163,6 +163,44 @@ def test_compute_path_does_not_import_matplotlib():
     assert out.stdout.strip() == "False"
 
 
+def test_shared_term_errors_cover_the_spread_of_seeded_repeats():
+    """Eight spaces share each model's two terms among seven pairs: the group's combined error must
+    match the spread of 20 repeats with other seeds, where errors that took the pairs for
+    independent fall short."""
+    rng = np.random.default_rng(0)
+    m, n, samples = 100, 8, 300
+    x = rng.uniform(-1, 1, size=(m, 2))
+    spaces = [(x @ rng.normal(size=(2, 2)) + rng.normal(0, 0.1, (m, 2)), -2.5 + rng.normal(0, 0.2, (m, 2)))
+              for _ in range(n)]
+    twice = [(np.concatenate([a, a], 1), np.concatenate([b, b], 1)) for a, b in spaces]
+    iu = np.triu_indices(n, 1)
+    repeats = []
+    for seed in range(20):
+        def estimate(space, *key):
+            return kernels.mc_information(*space, n_samples=samples,
+                                          rng=np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key)))
+
+        own = [estimate(s, 1, k) for k, s in enumerate(spaces)]
+        two = [estimate(s, 2, k) for k, s in enumerate(twice)]
+        joint, joint_se = np.full((n, n), np.nan), np.full((n, n), np.nan)
+        for i, j in zip(*iu):
+            e = estimate((np.concatenate([spaces[i][0], spaces[j][0]], 1),
+                          np.concatenate([spaces[i][1], spaces[j][1]], 1)), 3, int(i), int(j))
+            joint[i, j], joint_se[i, j] = e.bits, e.se
+        g = kernels.combine_shared([e.bits for e in own], [e.se for e in own], [e.bits for e in two],
+                                   [e.se for e in two], joint, joint_se)
+        assert g.n_pairs == n * (n - 1) // 2
+        naive = [kernels.inverse_variance_mean(getattr(g, q)[iu], getattr(g, f"{q}_se")[iu])[1] for q in ("nmi", "vi")]
+        repeats.append((g.nmi_mean, g.nmi_mean_se, naive[0], g.vi_mean, g.vi_mean_se, naive[1]))
+    r = np.array(repeats)
+    for mean, se, naive in ((r[:, 0], r[:, 1], r[:, 2]), (r[:, 3], r[:, 4], r[:, 5])):
+        spread, typical = mean.std(ddof=1), math.sqrt((se**2).mean())
+        assert 0.6 < spread / typical < 1.35, (spread, typical)  # 20 repeats: the spread itself is known to ~16%
+        assert (np.abs(mean - mean.mean()) < 2 * se).mean() >= 0.85  # coverage of about two standard errors
+    vi_spread, vi_naive = r[:, 3].std(ddof=1), math.sqrt((r[:, 5] ** 2).mean())
+    assert vi_spread / vi_naive > 1.3  # taking the pairs for independent would understate the error
+
+
 # --- the job on a cluster -------------------------------------------------------------------------
 
 
@@ -176,7 +214,8 @@ def test_pairs_equal_mc_compare_called_directly(client, tmp_path):
     models = entries(3)
     write_latent_embeddings(tmp_path / "s.zarr", mu, logvar, models)
     options = kernels.MCOptions(sample_block=512, image_block=128)
-    rep, ds = run_latents(tmp_path / "s.zarr", client, n_samples=1500, seed=7, sample_block=512, image_block=128)
+    rep, ds = run_latents(tmp_path / "s.zarr", client, n_samples=1500, seed=7, sample_block=512, image_block=128,
+                          scheme="pairs")
     assert (ds.attrs["n_models"], ds.attrs["n_images"], ds.sizes["group"], rep.computed) == (3, m, 1, 3 + 3 * 5)
     assert ds.attrs["complete"] is True and ds["vi"].attrs["units"] == "bits" and ds["information"].attrs["units"] == "bits"
     for i in range(3):
@@ -234,7 +273,7 @@ def test_group_means_are_inverse_variance_weighted_and_tighter(client, tmp_path)
     logvar = np.full(mu.shape, -1.0)
     models = entries(4) + entries(1, value=2.0)
     write_latent_embeddings(tmp_path / "s.zarr", mu, logvar, models)
-    ds = run_latents(tmp_path / "s.zarr", client, n_samples=1000)[1].load()
+    ds = run_latents(tmp_path / "s.zarr", client, n_samples=1000, scheme="pairs")[1].load()
     assert ds.n_models.values.tolist() == [4, 1] and ds.n_pairs.values.tolist() == [6, 0]
     iu = np.triu_indices(4, 1)
     for q in ("nmi", "vi"):
@@ -253,34 +292,83 @@ def test_group_means_are_inverse_variance_weighted_and_tighter(client, tmp_path)
 
 
 @pytest.mark.distributed
-def test_reruns_and_added_models_compute_only_what_is_missing(client, tmp_path):
+def test_shared_terms_equal_a_direct_computation_on_the_same_samples(client, tmp_path):
+    rng = np.random.default_rng(1)
+    m, n = 200, 4
+    mu = rng.normal(size=(n, m, 2)).astype(np.float32)
+    mu[1] = mu[0] + 0.3 * rng.normal(size=(m, 2))
+    logvar = rng.normal(loc=-1.5, scale=0.3, size=(n, m, 2)).astype(np.float32)
+    models = entries(n)
+    write_latent_embeddings(tmp_path / "s.zarr", mu, logvar, models)
+    options = kernels.MCOptions(sample_block=256, image_block=64)
+    rep, ds = run_latents(tmp_path / "s.zarr", client, n_samples=800, seed=5, sample_block=256, image_block=64)
+    ds = ds.load()
+    assert rep.computed == 2 * n + n * (n - 1) // 2  # each model's two terms once, one estimate per pair
+
+    def direct(mu_, lv_, seq):
+        return kernels.mc_information(mu_, lv_, n_samples=800, rng=np.random.default_rng(seq), options=options)
+
+    names = [e.name for e in models]
+    own = [direct(mu[i], logvar[i], model_seed(5, names[i])) for i in range(n)]
+    twice = [direct(np.concatenate([mu[i]] * 2, 1), np.concatenate([logvar[i]] * 2, 1), twice_seed(5, names[i]))
+             for i in range(n)]
+    joint, joint_se = np.full((n, n), np.nan), np.full((n, n), np.nan)
+    for i in range(n):
+        for j in range(i + 1, n):
+            base = pair_seed(5, names[i], names[j])
+            seq = np.random.SeedSequence(base.entropy, spawn_key=base.spawn_key + (4,))  # the joint term's stream
+            e = direct(np.concatenate([mu[i], mu[j]], 1), np.concatenate([logvar[i], logvar[j]], 1), seq)
+            joint[i, j], joint_se[i, j] = e.bits, e.se
+            np.testing.assert_allclose(ds["estimate"].values[i, j, 4], e.bits, rtol=1e-12)
+            assert np.isnan(ds["estimate"].values[i, j, :4]).all()  # the pair's own terms are not estimated
+    np.testing.assert_allclose(ds["information"].values, [e.bits for e in own], rtol=1e-12)
+    np.testing.assert_allclose(ds["information_twice"].values, [e.bits for e in twice], rtol=1e-12)
+    np.testing.assert_allclose(ds["information_twice_se"].values, [e.se for e in twice], rtol=1e-12)
+    combined = kernels.combine_shared([e.bits for e in own], [e.se for e in own], [e.bits for e in twice],
+                                      [e.se for e in twice], joint, joint_se)
+    for name in ("nmi", "nmi_se", "vi", "vi_se"):
+        np.testing.assert_allclose(ds[name].values, getattr(combined, name), rtol=1e-12)
+    for q in ("nmi", "vi"):
+        assert float(ds[f"{q}_mean"][0]) == pytest.approx(getattr(combined, f"{q}_mean"), rel=1e-12)
+        assert float(ds[f"{q}_mean_se"][0]) == pytest.approx(getattr(combined, f"{q}_mean_se"), rel=1e-12)
+    # each pair's NMI and VI are the five-term formulas on the shared estimates
+    pair = kernels.propagate_nmi_vi(own[0], own[2], twice[0], twice[2], kernels.MCEstimate(joint[0, 2], joint_se[0, 2]))
+    np.testing.assert_allclose([float(ds[k][0, 2]) for k in ("nmi", "nmi_se", "vi", "vi_se")], pair, rtol=1e-12)
+    with pytest.raises(store.StoreError, match="scheme"):  # the other scheme is refused on this store
+        run_latents(tmp_path / "s.zarr", client, n_samples=800, seed=5, sample_block=256, image_block=64,
+                    scheme="pairs")
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("scheme,first,grown", [("shared", 3 + 3 + 3, 1 + 1 + 3), ("pairs", 3 + 15, 1 + 3 * 5)])
+def test_reruns_and_added_models_compute_only_what_is_missing(client, tmp_path, scheme, first, grown):
     rng = np.random.default_rng(3)
     mu = rng.normal(size=(4, 200, 2)).astype(np.float32)
     logvar = np.full_like(mu, -1.0)
     models = entries(4)
     path = tmp_path / "s.zarr"
     write_latent_embeddings(path, mu[:3], logvar[:3], models[:3])
-    first, before = run_latents(path, client, n_samples=500)
+    done, before = run_latents(path, client, n_samples=500, scheme=scheme)
     before = before.load()
-    assert first.computed == 3 + 15
-    assert run_latents(path, client, n_samples=500)[0].computed == 0
+    assert done.computed == first
+    assert run_latents(path, client, n_samples=500, scheme=scheme)[0].computed == 0
     # a lost estimate is recomputed, and only it, to the same value
     grp = store.open_run(path)["latents"]
     grp["estimate_done"][0, 2, 4] = 0
-    again, _ = run_latents(path, client, n_samples=500)
-    assert (again.computed, again.skipped) == (1, 17)
+    again, _ = run_latents(path, client, n_samples=500, scheme=scheme)
+    assert (again.computed, again.skipped) == (1, first - 1)
     after = xr.open_zarr(path, group="latents", consolidated=False).load()
     xr.testing.assert_equal(before[["nmi", "vi", "information"]], after[["nmi", "vi", "information"]])
-    # a fourth model: its I(U;X) and its three pairs
+    # a fourth model: its own estimates and its three pairs
     write_latent_embeddings(path, mu[3:], logvar[3:], models[3:])
-    grown, ds = run_latents(path, client, n_samples=500)
+    more, ds = run_latents(path, client, n_samples=500, scheme=scheme)
     ds = ds.load()
-    assert (grown.computed, ds.attrs["n_models"]) == (1 + 3 * 5, 4)
+    assert (more.computed, ds.attrs["n_models"]) == (grown, 4)
     np.testing.assert_array_equal(ds.nmi.values[:3, :3], before.nmi.values)
     assert np.isfinite(ds.nmi.values[3, :3]).all()
     # other settings are refused rather than mixed in
     with pytest.raises(store.StoreError, match="n_samples"):
-        run_latents(path, client, n_samples=600)
+        run_latents(path, client, n_samples=600, scheme=scheme)
 
 
 @pytest.mark.distributed

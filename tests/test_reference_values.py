@@ -75,7 +75,7 @@ def test_sweep_and_latents_reproduce_the_stored_values(tmp_path, client):
     models = entries(range(3), "fam_a", 1.0) + entries(range(3, 6), "fam_b", 2.0)
     write_posteriors(lstore, ref["latents_mu"].transpose(0, 2, 1), ref["latents_logvar"].transpose(0, 2, 1), models,
                      group="dataset_embeddings")
-    lconfig = RunConfig(run_dir=str(tmp_path / "latents"), seed=3, stages=("latents",), latents={"n_samples": 300},
+    lconfig = RunConfig(run_dir=str(tmp_path / "latents"), seed=3, stages=("latents",), latents={"n_samples": 300, "scheme": "pairs"},
                         dashboard=False)
     run(lconfig, client=client)
     latents = xr.open_zarr(lstore, group="latents", consolidated=False).load()

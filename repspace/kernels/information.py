@@ -145,12 +145,37 @@ def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
     return total - rows * math.log2(n)
 
 
+def _add_log2_means(acc: np.ndarray, sums: np.ndarray, n: int, scratch: Any) -> None:
+    """acc += sum over axis 0 of log2(sums / n), as :func:`_sum_log2_mean`, in place; ``sums`` is overwritten."""
+    rows = sums.shape[0]
+    top = 126 if sums.dtype == np.float32 else 1022
+    group = max(1, min(8, rows, int(top // max(math.log2(max(n, 2)), 1.0))))
+    full = rows - rows % group
+    total = scratch.get("log_sums", acc.shape, np.float64)
+    parts = []
+    if group > 1 and full:
+        grouped = sums[:full].reshape(full // group, group, *sums.shape[1:])
+        prods = np.multiply.reduce(grouped, axis=1, out=scratch.get("prods", grouped.shape[:1] + grouped.shape[2:],
+                                                                        sums.dtype))
+        parts.append(prods)
+        if full < rows:
+            parts.append(sums[full:])
+    else:
+        parts.append(sums)
+    for x in parts:
+        np.log2(x, out=x)
+        np.sum(x, axis=0, dtype=np.float64, out=total)
+        acc += total
+    acc -= rows * math.log2(n)
+
+
 class _Partial:
     """One thread's running sums over the row blocks it was given."""
 
     def __init__(self, xp: Any, sets: tuple[RowSource, ...], n_a: int, n_b: int, cka: bool = False) -> None:
         self.acc = xp.zeros((n_a, n_b), dtype=xp.float64)
         self.buffers = [fused.scratch() for _ in sets]  # each set's rows, reused from block to block
+        self.scratch = fused.scratch()  # products and their logs (numpy)
         self.information = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
         self.information_twice = [xp.zeros((s.n_units,), dtype=xp.float64) for s in sets]
         self.cka = cka
@@ -190,6 +215,12 @@ def _add_rows(
         for q0 in range(p0 if same else 0, n_b, ub):
             q1 = min(n_b, q0 + ub)
             right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
+            if xp is np:  # into buffers reused from block to block: no fresh pages to fault in every time
+                products = np.matmul(left, right, out=part.scratch.get("products", (r1 - r0, p1 - p0, q1 - q0), dtype))
+                if part.cka:
+                    part.frob[p0:p1, q0:q1] += np.sum(products, axis=0, dtype=np.float64)
+                _add_log2_means(part.acc[p0:p1, q0:q1], products, n, part.scratch)
+                continue
             products = xp.matmul(left, right)
             part.acc[p0:p1, q0:q1] = part.acc[p0:p1, q0:q1] + _sum_log2_mean(xp, products, n)
             if part.cka:

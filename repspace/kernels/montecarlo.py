@@ -29,6 +29,8 @@ __all__ = [
     "mc_compare",
     "inverse_variance_mean",
     "propagate_nmi_vi",
+    "SharedGroup",
+    "combine_shared",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -282,3 +284,98 @@ def inverse_variance_mean(values: Any, errors: Any) -> tuple[float, float]:
         return float(v[exact].mean()), 0.0
     w = 1.0 / e**2
     return float((w * v).sum() / w.sum()), float(1.0 / math.sqrt(w.sum()))
+
+
+@dataclass(frozen=True)
+class SharedGroup:
+    """A group of spaces compared with shared terms (:func:`combine_shared`); bits, NMI unitless.
+
+    Attributes
+    ----------
+    nmi, nmi_se, vi, vi_se : (n, n) per pair, symmetric, NaN on the diagonal and where a term is missing
+    nmi_mean, nmi_mean_se, vi_mean, vi_mean_se : the group's inverse-variance-weighted means over its
+        pairs, with errors that count each shared estimate once
+    n_pairs : pairs with every term
+    """
+
+    nmi: np.ndarray
+    nmi_se: np.ndarray
+    vi: np.ndarray
+    vi_se: np.ndarray
+    nmi_mean: float
+    nmi_mean_se: float
+    vi_mean: float
+    vi_mean_se: float
+    n_pairs: int
+
+
+def combine_shared(information: Any, information_se: Any, twice: Any, twice_se: Any, joint: Any,
+                   joint_se: Any) -> SharedGroup:
+    """NMI and VI of every pair of a group, and the group's means, from shared estimates.
+
+    Each space's I(U) and I(U,U') is estimated once and used by all its pairs; each pair adds
+    only its I(U,V) (2n + n(n-1)/2 estimates for n spaces instead of n + 5 n(n-1)/2). Every
+    estimate has its own random stream, so the estimates are independent, but pairs that share
+    one are not: the group's mean sum_p w_p f_p (w_p the normalised inverse variances of the
+    pairs' own propagated errors) gets its first-order error from the gradient with respect to
+    every distinct estimate, sum_e (sum_p w_p df_p/de)^2 se_e^2, so a shared estimate's error
+    enters once with the weight of all its pairs rather than as if independent in each.
+
+    Parameters
+    ----------
+    information, information_se, twice, twice_se : (n,) I(U;X) and I(U,U';X) of each space
+    joint, joint_se : (n, n) I(U,V;X) of each pair (either triangle; NaN where not estimated)
+    """
+    ia, ia_se = (np.asarray(x, np.float64) for x in (information, information_se))
+    sa, sa_se = (np.asarray(x, np.float64) for x in (twice, twice_se))
+    jab, jab_se = (np.asarray(x, np.float64) for x in (joint, joint_se))
+    n = ia.size
+    if not (ia_se.shape == sa.shape == sa_se.shape == (n,) and jab.shape == jab_se.shape == (n, n)):
+        raise ValueError(f"shared estimates need (n,) terms and (n, n) joints; got {ia.shape}, {sa.shape} and "
+                         f"{jab.shape}")
+    jab = np.where(np.isfinite(jab), jab, jab.T)
+    jab_se = np.where(np.isfinite(jab_se), jab_se, jab_se.T)
+    out = {k: np.full((n, n), np.nan) for k in ("nmi", "nmi_se", "vi", "vi_se")}
+    rows = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            terms = (ia[i], ia[j], sa[i], sa[j], jab[i, j])
+            errors = (ia_se[i], ia_se[j], sa_se[i], sa_se[j], jab_se[i, j])
+            if not np.isfinite(terms + errors).all():
+                continue
+            values = propagate_nmi_vi(*(MCEstimate(float(b), float(e)) for b, e in zip(terms, errors)))
+            for key, v in zip(("nmi", "nmi_se", "vi", "vi_se"), values):
+                out[key][i, j] = out[key][j, i] = v
+            rows.append((i, j, *values))
+    means = []
+    for which in ("nmi", "vi"):
+        grad_i, grad_s, grads_j, total, weights = np.zeros(n), np.zeros(n), [], 0.0, []
+        ok = [r for r in rows if np.isfinite(r[2 if which == "nmi" else 4])]
+        se_of = {r[:2]: r[3 if which == "nmi" else 5] for r in ok}
+        exact = [p for p, e in se_of.items() if e == 0]
+        use = [r for r in ok if (r[:2] in exact) == bool(exact)]
+        if not use:
+            means += [math.nan, math.nan]
+            continue
+        weights = np.array([1.0 if exact else 1.0 / se_of[r[:2]] ** 2 for r in use])
+        weights /= weights.sum()
+        for w, (i, j, nmi, _, vi, _) in zip(weights, use):
+            if which == "vi":
+                total += w * vi
+                grad_s[i] -= w
+                grad_s[j] -= w
+                grads_j.append((i, j, 2.0 * w))
+                continue
+            num, aa, ab = ia[i] + ia[j] - jab[i, j], 2 * ia[i] - sa[i], 2 * ia[j] - sa[j]
+            den = math.sqrt(aa * ab)
+            total += w * nmi
+            grad_i[i] += w * (1 / den - num / (den * aa))
+            grad_i[j] += w * (1 / den - num / (den * ab))
+            grad_s[i] += w * num / (2 * den * aa)
+            grad_s[j] += w * num / (2 * den * ab)
+            grads_j.append((i, j, -w / den))
+        var = float(np.nansum((grad_i * ia_se) ** 2) + np.nansum((grad_s * sa_se) ** 2)
+                    + sum((g * jab_se[i, j]) ** 2 for i, j, g in grads_j))
+        means += [float(total), math.sqrt(var)]
+    return SharedGroup(**out, nmi_mean=means[0], nmi_mean_se=means[1], vi_mean=means[2], vi_mean_se=means[3],
+                       n_pairs=len(rows))

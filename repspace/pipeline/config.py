@@ -72,6 +72,9 @@ class LatentsOptions:
     images_per_encode_task : images per encode task and per chunk of ``dataset_embeddings``.
     batch_size : images per call into an encoder.
     dtype : "float64" or "float32", the precision of the likelihood matrix products.
+    scheme : "shared" (each model's I(U;X) and I(U,U';X) estimated once and shared by all its pairs:
+        2n + n(n-1)/2 estimates for a group of n) or "pairs" (five estimates of its own per pair,
+        n + 5 n(n-1)/2, as before wave 2).
     """
 
     n_images: int | None = None
@@ -81,9 +84,12 @@ class LatentsOptions:
     images_per_encode_task: int = 65536
     batch_size: int = 256
     dtype: str = "float64"
+    scheme: str = "shared"
 
     def __post_init__(self) -> None:
         _check_types(self, "latents.")
+        if self.scheme not in ("shared", "pairs"):
+            raise ValueError(f"latents.scheme must be 'shared' or 'pairs', got {self.scheme!r}")
         for name in ("n_samples", "sample_block", "image_block", "images_per_encode_task", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"latents.{name} must be positive, got {getattr(self, name)}")

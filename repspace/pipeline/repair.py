@@ -41,7 +41,8 @@ def recorded_config(root, store_path: Path, group: str | None = None) -> RunConf
 
 
 _DATA = {"channels": ("information", "information_twice", "nmi_factor", "vi_factor"), "pairs": ("nmi", "vi"),
-         "latents": ("information", "information_se", "estimate", "estimate_se")}
+         "latents": ("information", "information_se", "information_twice", "information_twice_se", "estimate",
+                     "estimate_se")}
 
 
 def _block_key(group: str, array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
@@ -54,6 +55,8 @@ def _block_key(group: str, array: str, chunk: tuple[int, ...]) -> tuple[str, tup
     if group == "pairs":
         a, b = chunk[0], chunk[2]
         return "done", (min(a, b), max(a, b))
+    if array.startswith("information_twice"):
+        return "twice_done", tuple(chunk)
     return ("information_done" if array.startswith("information") else "estimate_done"), tuple(chunk)
 
 
@@ -147,6 +150,8 @@ def drop_models(store_path: str | Path, names: list[str], *, log: Callable[[str]
                 g = store.open_group(store_path, "latents", mode="r+")
                 for i in rows:
                     g["information_done"][i] = 0
+                    if "twice_done" in g:
+                        g["twice_done"][i] = 0
                     g["estimate_done"][i, :, :] = 0
                     g["estimate_done"][:, i, :] = 0
                 store.set_complete(g, False)

@@ -13,7 +13,14 @@ Per group of models sharing dataset, family and hyperparameter value (dim ``grou
 weighted) and their ``*_se``, ``n_models``, ``n_pairs``; coordinates ``group_dataset``,
 ``group_family``, ``group_hyperparameter``, ``group_hyperparameter_value``.
 
-Markers: ``information_done`` (model,) and ``estimate_done`` (model_a, model_b, term). attrs:
+With the shared scheme (the default: :attr:`repspace.pipeline.LatentsOptions.scheme`) each model's
+I(U,U') is estimated once too (``information_twice``, ``information_twice_se``, marker
+``twice_done``) and a pair adds only its ``joint_information`` term of ``estimate``; the others
+stay NaN. Per-group errors then count every shared estimate once
+(:func:`repspace.kernels.combine_shared`).
+
+Markers: ``information_done`` (model,), ``twice_done`` (model,; shared scheme) and ``estimate_done``
+(model_a, model_b, term). attrs:
 ``estimates`` (the settings every estimate was made with: images, seed, samples, block, dtype;
 a run with other settings is refused), ``n_images``, ``h_x``, ``failed_models``, ``complete``.
 """
@@ -53,6 +60,11 @@ def layout(group: zarr.Group, models: Sequence[Mapping[str, Any]], settings: Map
                   attrs={**bits, "long_name": "I(U;X), information the latent space carries about the images"})
     require_array(group, "information_se", shape=(m,), chunks=(1,), dtype="float64", dims=("model",),
                   fill_value=np.nan, attrs={**bits, "long_name": "standard error of I(U;X)"})
+    if settings.get("scheme") == "shared":  # each model's I(U,U') once, for all its pairs
+        require_array(group, "information_twice", shape=(m,), chunks=(1,), dtype="float64", dims=("model",),
+                      fill_value=np.nan, attrs={**bits, "long_name": "I(U,U';X), the latent space read twice"})
+        require_array(group, "information_twice_se", shape=(m,), chunks=(1,), dtype="float64", dims=("model",),
+                      fill_value=np.nan, attrs={**bits, "long_name": "standard error of I(U,U';X)"})
     shape3, dims3 = (m, m, len(TERMS)), ("model_a", "model_b", "term")
     require_array(group, "estimate", shape=shape3, chunks=(1, 1, 1), dtype="float64", dims=dims3, fill_value=np.nan,
                   attrs={**bits, "long_name": "the five Monte Carlo estimates of a pair"})
@@ -105,8 +117,9 @@ def write_summary(group: zarr.Group, pairs: Mapping[str, np.ndarray], per_model:
         write_whole(group, name, values, ("model_a", "model_b"), attrs(name, pair_coords))
     for name, values in per_model.items():
         write_whole(group, name, values, ("model",), attrs(name, model_coords))
-    for name in ("information", "information_se"):
-        group[name].attrs["coordinates"] = model_coords
+    for name in ("information", "information_se", "information_twice", "information_twice_se"):
+        if name in group:
+            group[name].attrs["coordinates"] = model_coords
     for name, values in per_group.items():
         write_whole(group, name, values, ("group",), attrs(name, group_coords))
     write_coordinate(group, "group", "group", np.arange(len(group_labels)))

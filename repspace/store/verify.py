@@ -53,7 +53,8 @@ def block_chunks(group: str, marker: str, key: tuple[int, ...]) -> list[tuple[st
         coords = [(a, 0, b, 0)] + ([(b, 0, a, 0)] if a != b else [])
         return [(name, c) for name in ("nmi", "vi") for c in coords]  # cka_bc, when asked for, is not checked
     if group == "latents":
-        names = ("information", "information_se") if marker == "information_done" else ("estimate", "estimate_se")
+        names = {"information_done": ("information", "information_se"),
+                 "twice_done": ("information_twice", "information_twice_se")}.get(marker, ("estimate", "estimate_se"))
         return [(name, tuple(key)) for name in names]
     raise ValueError(f"group {group!r} has no blockwise markers")
 
@@ -119,7 +120,7 @@ def damaged_blocks(store_path: str | Path, name: str,
     group = open_group(store_path, name)
     out = []
     arrays: dict[str, zarr.Array] = {}
-    for marker in [m for m in ("done", "information_done", "estimate_done") if m in group]:
+    for marker in [m for m in ("done", "information_done", "twice_done", "estimate_done") if m in group]:
         if f"{marker}_bytes" not in group:
             continue
         try:

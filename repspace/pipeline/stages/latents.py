@@ -4,9 +4,13 @@
 One task per estimate, each a call of :func:`repspace.kernels.mc_information`:
 
 - per model: I(U;X), and I(U;X)/H(X) with H(X) = log2 M;
-- per pair of models of a group (same dataset, family and hyperparameter value): the five
-  estimates of :data:`repspace.store.latents.TERMS`, each on its own stream, so the pair's NMI
-  and VI equal :func:`repspace.kernels.mc_compare` called with :func:`pair_seed`;
+- per pair of models of a group (same dataset, family and hyperparameter value), with the
+  shared scheme (the default): its I(U,V;X) only, and each model's I(U,U';X) once
+  (:func:`twice_seed`), so a group of n models takes 2n + n(n-1)/2 estimates; NMI, VI and the
+  group's errors come from :func:`repspace.kernels.combine_shared`;
+- with ``scheme = "pairs"``: the five estimates of :data:`repspace.store.latents.TERMS` per pair,
+  each on its own stream, so the pair's NMI and VI equal :func:`repspace.kernels.mc_compare`
+  called with :func:`pair_seed` (n + 5 n(n-1)/2 estimates);
 - per group (in finalize): inverse-variance-weighted means of I(U;X)/H(X), NMI and VI.
 
 A rerun computes only estimates not yet marked done; added models only their own. Models
@@ -24,15 +28,17 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ...kernels import MCEstimate, MCOptions, inverse_variance_mean, mc_information, propagate_nmi_vi, uniform_entropy
+from ...kernels import (MCEstimate, MCOptions, combine_shared, inverse_variance_mean, mc_information, propagate_nmi_vi,
+                        uniform_entropy)
 from ...store import open_group
 from ...store import embeddings as emb_schema
 from ...store import latents as schema
 from ..stage import Block, Plan, Stage, StageContext
 
-__all__ = ["STAGE", "model_seed", "pair_seed", "group_models", "estimate_task", "estimate_cost"]
+__all__ = ["STAGE", "model_seed", "twice_seed", "pair_seed", "group_models", "estimate_task", "estimate_cost"]
 
-_MODEL_KEY, _PAIR_KEY = 1, 2  # first spawn-key word of each random stream (0: the image subset)
+_MODEL_KEY, _PAIR_KEY, _TWICE_KEY = 1, 2, 3  # first spawn-key word of each random stream (0: the image subset)
+JOINT = 4  # the joint term's index in TERMS: the one estimate a pair adds in the shared scheme
 LIKELIHOOD_TERMS_PER_S = {"float64": 1.9e9, "float32": 3.8e9}
 """Sample x posterior x (2d + 9) terms per second of one worker thread in one estimate, from
 benchmarks/bench_latents.py (benchmarks/README.md: 20,000 samples over 737,280 10-d posteriors
@@ -56,6 +62,11 @@ def _name_key(name: str) -> int:
 def model_seed(seed: int, name: str) -> np.random.SeedSequence:
     """The stream of a model's I(U;X) estimate: fixed by the run seed and the model's name."""
     return np.random.SeedSequence(seed, spawn_key=(_MODEL_KEY, _name_key(name)))
+
+
+def twice_seed(seed: int, name: str) -> np.random.SeedSequence:
+    """The stream of a model's I(U,U';X) estimate in the shared scheme."""
+    return np.random.SeedSequence(seed, spawn_key=(_TWICE_KEY, _name_key(name)))
 
 
 def pair_seed(seed: int, name_a: str, name_b: str) -> np.random.SeedSequence:
@@ -110,13 +121,17 @@ def _term_space(emb: Any, i: int, j: int, term: int) -> tuple[np.ndarray, np.nda
 def estimate_task(store_path: str, i: int, j: int, term: int, names: tuple[str, str], mc: dict[str, Any]) -> tuple:
     """One Monte Carlo estimate, written to the ``latents`` group.
 
-    ``j < 0``: the I(U;X) of model i; else term ``term`` (index into TERMS) of pair (i, j).
+    ``j < 0``: the I(U;X) of model i (``term`` < 0) or its I(U,U';X) (``term`` 2, the shared
+    scheme); else term ``term`` (index into TERMS) of pair (i, j).
     mc : {"seed", "n_samples", "sample_block", "image_block", "dtype"}.
     """
     emb = open_group(store_path, emb_schema.DATASET)
     out = open_group(store_path, schema.GROUP, mode="r+")
     options = MCOptions(sample_block=mc["sample_block"], image_block=mc["image_block"])
-    if j < 0:
+    if j < 0 and term >= 0:
+        mu, lv = _term_space(emb, i, i, term)
+        rng = np.random.default_rng(twice_seed(mc["seed"], names[0]))
+    elif j < 0:
         mu, lv = _space(emb, i)
         rng = np.random.default_rng(model_seed(mc["seed"], names[0]))
     else:
@@ -124,7 +139,9 @@ def estimate_task(store_path: str, i: int, j: int, term: int, names: tuple[str, 
         rng = _term_rng(mc["seed"], names[0], names[1], term)
     with threadpool_limits(1):  # the cluster's threads are the parallelism
         est = mc_information(mu, lv, n_samples=mc["n_samples"], rng=rng, options=options, dtype=np.dtype(mc["dtype"]))
-    if j < 0:
+    if j < 0 and term >= 0:
+        out["information_twice"][i], out["information_twice_se"][i] = est.bits, est.se
+    elif j < 0:
         out["information"][i], out["information_se"][i] = est.bits, est.se
     else:
         out["estimate"][i, j, term], out["estimate_se"][i, j, term] = est.bits, est.se
@@ -143,6 +160,9 @@ def plan(ctx: StageContext) -> Plan:
           "image_block": opts.image_block, "dtype": opts.dtype}
     settings = {"images_id": lay.group.attrs.get("images_id"), "seed": c.seed, "n_samples": opts.n_samples,
                 "sample_block": opts.sample_block, "dtype": opts.dtype}
+    shared = opts.scheme == "shared"
+    if shared:  # recorded only for the shared scheme: stores of the per-pair scheme keep their settings
+        settings["scheme"] = "shared"
     schema.layout(ctx.group, lay.models, settings)
     groups = group_models(lay.models, valid)
     names, m = lay.names, lay.n_models
@@ -152,24 +172,31 @@ def plan(ctx: StageContext) -> Plan:
     blocks = [Block(name=f"information-{names[i]}", key=(int(i),), extent=(names[i], stamps[i]),
                     marker="information_done",
                     args=(int(i), -1, -1, (names[i], ""), mc), cost=cost[0]) for i in np.flatnonzero(valid)]
+    if shared:
+        blocks += [Block(name=f"information_twice-{names[i]}", key=(int(i),), extent=(names[i], stamps[i]),
+                         marker="twice_done", args=(int(i), -1, 2, (names[i], ""), mc), cost=cost[2])
+                   for _, members in groups if len(members) > 1 for i in members]
+    terms = [(JOINT, schema.TERMS[JOINT])] if shared else list(enumerate(schema.TERMS))
     for _, members in groups:
         for x, i in enumerate(members):
             for j in members[x + 1:]:
                 blocks += [Block(name=f"{term}-{names[i]}-{names[j]}", key=(i, j, k),
                                  extent=(names[i], names[j], stamps[i], stamps[j]),
                                  marker="estimate_done", args=(i, j, k, (names[i], names[j]), mc), cost=cost[k])
-                           for k, term in enumerate(schema.TERMS)]
+                           for k, term in terms]
     ctx.log(f"latents: {int(valid.sum())} models x {lay.n_images} images in {len(groups)} groups; "
             f"{len(blocks)} estimates of {opts.n_samples} samples each")
     markers = {"information_done": ((m,), ("model",)),
                "estimate_done": ((m, m, len(schema.TERMS)), ("model_a", "model_b", "term"))}
-    return Plan(blocks=blocks, markers=markers, state=(lay, valid, groups, failed),
+    if shared:
+        markers["twice_done"] = ((m,), ("model",))
+    return Plan(blocks=blocks, markers=markers, state=(lay, valid, groups, failed, shared),
                 note=f"{int(valid.sum())} models, {lay.n_images} images, {len(groups)} groups")
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     """NMI and VI per pair, I(U;X)/H(X) per model, and the groups' inverse-variance means."""
-    lay, valid, groups, failed = plan.state
+    lay, valid, groups, failed, shared = plan.state
     grp, m = ctx.group, lay.n_models
     h_x = uniform_entropy(lay.n_images)
     done = np.asarray(grp["information_done"][:]) > 0
@@ -178,6 +205,12 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     info_se = np.where(ok, np.asarray(grp["information_se"][:]), np.nan)
     est, est_se = np.asarray(grp["estimate"][:]), np.asarray(grp["estimate_se"][:])
     est_done = np.asarray(grp["estimate_done"][:]) > 0
+    if shared:
+        twice_ok = (np.asarray(grp["twice_done"][:]) > 0) & valid
+        twice = np.where(twice_ok, np.asarray(grp["information_twice"][:]), np.nan)
+        twice_se = np.where(twice_ok, np.asarray(grp["information_twice_se"][:]), np.nan)
+        joint = np.where(est_done[:, :, JOINT], est[:, :, JOINT], np.nan)
+        joint_se = np.where(est_done[:, :, JOINT], est_se[:, :, JOINT], np.nan)
     pairs = {k: np.full((m, m), np.nan) for k in ("nmi", "nmi_se", "vi", "vi_se")}
     model_group = np.full(m, -1, dtype=np.int64)
     per_group: dict[str, list[float]] = {k: [] for k in (
@@ -185,6 +218,17 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
         "nmi_mean", "nmi_mean_se", "vi_mean", "vi_mean_se", "n_models", "n_pairs")}
     for g, (_, members) in enumerate(groups):
         model_group[members] = g
+        im, ise = inverse_variance_mean(info[members], info_se[members])
+        if shared:
+            sel = np.ix_(members, members)
+            res = combine_shared(info[members], info_se[members], twice[members], twice_se[members], joint[sel],
+                                 joint_se[sel])
+            for key in pairs:
+                pairs[key][sel] = getattr(res, key)
+            for k, v in zip(per_group, (im, ise, im / h_x, ise / h_x, res.nmi_mean, res.nmi_mean_se, res.vi_mean,
+                                        res.vi_mean_se, len(members), res.n_pairs)):
+                per_group[k].append(v)
+            continue
         pair_nmi, pair_vi = [], []
         for x, i in enumerate(members):
             for j in members[x + 1:]:
@@ -195,7 +239,6 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                     pairs[key][i, j] = pairs[key][j, i] = v
                 pair_nmi.append(values[:2])
                 pair_vi.append(values[2:])
-        im, ise = inverse_variance_mean(info[members], info_se[members])
         nm, nse = inverse_variance_mean(*zip(*pair_nmi)) if pair_nmi else (math.nan, math.nan)
         vm, vse = inverse_variance_mean(*zip(*pair_vi)) if pair_vi else (math.nan, math.nan)
         for k, v in zip(per_group, (im, ise, im / h_x, ise / h_x, nm, nse, vm, vse, len(members), len(pair_nmi))):
