@@ -48,6 +48,26 @@ def gemm_rate_one_thread(n: int = 2048, repeats: int = 3) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def _gemm_worker(n: int, repeats: int, queue) -> None:
+    queue.put(gemm_rate_one_thread(n, repeats))
+
+
+def gemm_rate_concurrent(workers: int, n: int = 2048, repeats: int = 6) -> float:
+    """GFLOP/s of ``workers`` processes running one-thread GEMMs at the same time (what the workers
+    share: cores, caches, memory, and the clock the chip allows when every core is busy)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_gemm_worker, args=(n, repeats, queue)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    rates = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return sum(rates)
+
+
 class PeakRSS(threading.Thread):
     """Samples the RSS of this process and its children (the workers) every 0.2 s."""
 
@@ -86,6 +106,22 @@ def realistic_posteriors(rng: np.random.Generator, models: int, channels: int,
     return mu, logvar
 
 
+def alone(config: RunConfig, stage: str) -> tuple[float, int]:
+    """Run one stage of ``config`` in a fresh process: (seconds, its peak RSS in bytes)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, resource, sys, time; from repspace.pipeline import RunConfig, run; "
+            "c = RunConfig(**json.loads(sys.argv[1])); t = time.perf_counter(); run(c, log=lambda m: None); "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    fields = {"run_dir": config.run_dir, "n_images": config.n_images, "image_size": config.image_size,
+              "dashboard": False, "stages": [stage], "pair_channels": config.pair_channels}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(fields)], capture_output=True, text=True, check=True)
+    seconds, rss_kb = out.stdout.split()[-2:]
+    return float(seconds), int(rss_kb) * 1024
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=int, default=1000)
@@ -120,9 +156,11 @@ def main() -> None:
             models = [ModelEntry(name=str(i), path="", family="synthetic", seed=i, source="benchmark") for i in range(start, stop)]
             write_posteriors(config.store, mu, logvar, models, models_per_chunk=50)
         rate = gemm_rate_one_thread() * args.workers
+        busy = gemm_rate_concurrent(args.workers)
         print(f"synthetic store: {m} models x {c} channels x {n} images = {m * c} channels"
               f"{' (realistic)' if args.realistic else ''}")
-        print(f"float32 GEMM: {rate:.1f} GFLOP/s with {args.workers} workers x 1 thread (2048^3, measured now)")
+        print(f"float32 GEMM: {rate:.1f} GFLOP/s as {args.workers} x one thread alone, {busy:.1f} GFLOP/s with "
+              f"{args.workers} processes at once (2048^3, measured now)")
         monitor = PeakRSS()
         monitor.start()
         t0 = time.perf_counter()
@@ -136,14 +174,19 @@ def main() -> None:
         info = xr.open_zarr(config.store, group="channels", consolidated=False)["information"].values
         units = m * c if args.all_pairs else int((info >= config.info_threshold).sum())
         flops = n * n * units * units  # N^2 U^2 with the symmetry used
-        roofline = flops / (rate * 1e9)
+        roofline, roofline_busy = flops / (rate * 1e9), flops / (busy * 1e9)
         print(f"channels stage: {times['channels']:.1f} s; {units} of {m * c} channels have pairs computed")
         print(f"pairs stage:    {times['pairs']:.1f} s; roofline {roofline:.1f} s ({flops / 1e12:.1f} TFLOP); "
-              f"ratio {times['pairs'] / roofline:.2f}x the roofline")
+              f"ratio {times['pairs'] / roofline:.2f}x the roofline; {times['pairs'] / roofline_busy:.2f}x the "
+              f"roofline of every worker busy ({roofline_busy:.1f} s)")
         if args.structure:
             print(f"structure stage: {times['structure']:.1f} s; channels + pairs + structure "
                   f"{sum(times.values()):.1f} s")
         print(f"whole run (with cluster start): {total:.1f} s; peak RSS (all processes) {monitor.peak / 2**30:.2f} GiB")
+        if args.structure:  # again, each alone in a fresh process: its own peak RSS
+            for stage in ("structure", "figures"):
+                seconds, rss = alone(config, stage)
+                print(f"{stage} alone: {seconds:.1f} s, peak RSS {rss / 2**30:.2f} GiB")
         pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
         shape = pairs["nmi"].shape
         print(f"pairs in the store: nmi {shape} = {shape[0] * shape[1]} x {shape[2] * shape[3]}, "

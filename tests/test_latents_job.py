@@ -103,7 +103,7 @@ def test_encode_then_compare_with_tf_models(client, tmp_path):
     result = run(config, client=client)
     ds = xr.open_zarr(config.store, group="latents", consolidated=False)
     assert (result.stage("encode_dataset").computed, ds.attrs["n_models"], ds.attrs["n_images"],
-            result.stage("latents").computed) == (3, 2, 150, 2 + 5)
+            result.stage("latents").computed) == (3, 2, 150, 2 + 2 + 1)  # shared terms: I(U), I(U,U') each, one joint
     emb = xr.open_zarr(config.store, group="dataset_embeddings", consolidated=False).load()
     index = sample_indices(1797, 150, 5, stream=DATASET_IMAGES_STREAM)
     np.testing.assert_array_equal(emb.dataset_index.values, index)

@@ -79,6 +79,12 @@ def config_for(tmp_path, model_dir, **kw) -> RunConfig:
     return RunConfig(**base)
 
 
+def kept_channels(config: RunConfig) -> np.ndarray:
+    """(model, channel) bool: the channels the pairs stage computed pairs for."""
+    info = xr.open_zarr(config.store, group="channels", consolidated=False)["information"].values
+    return np.isfinite(info) & (info >= config.info_threshold)
+
+
 def test_full_sweep_end_to_end(tmp_path, model_dir, client):
     config = config_for(tmp_path, model_dir)
     result = run(config, client=client)
@@ -98,7 +104,12 @@ def test_full_sweep_end_to_end(tmp_path, model_dir, client):
     units_mu, units_lv = emb["mu"].values.reshape(-1, N_IMAGES), emb["logvar"].values.reshape(-1, N_IMAGES)
     direct = repspace.compare_channels(units_mu, units_lv)
     pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
-    np.testing.assert_allclose(pairs["vi"].values.reshape(4 * K, 4 * K), direct["vi"].values, atol=1e-4)
+    kept = direct["information"].values >= config.info_threshold  # pairs among the informative channels only
+    both = kept[:, None] & kept[None, :]
+    assert kept.sum() == 8
+    vi = pairs["vi"].values.reshape(4 * K, 4 * K)
+    np.testing.assert_allclose(vi[both], direct["vi"].values[both], atol=1e-4)
+    assert np.isnan(vi[~both]).all()
     channels = xr.open_zarr(config.store, group="channels", consolidated=False)
     factors = repspace.compare_factors(units_mu, units_lv, fp["factors"].values)
     np.testing.assert_allclose(channels["vi_factor"].values.reshape(4 * K, -1), factors["vi"].values, atol=1e-5)
@@ -148,7 +159,8 @@ def test_a_model_with_nan_output_is_named_and_the_rest_go_on(tmp_path, model_dir
     pairs = xr.open_zarr(config.store, group="pairs", consolidated=False)
     vi = pairs["vi"].values
     assert np.isnan(vi[4]).all() and np.isnan(vi[:, :, 4]).all()
-    assert np.isfinite(vi[:4, :, :4]).all()
+    kept = kept_channels(config)[:4]
+    assert np.isfinite(vi[:4, :, :4][kept][:, kept]).all() and kept.sum() == 8
 
 
 def test_an_empty_model_directory_is_a_clear_error(tmp_path, capsys):
@@ -201,7 +213,7 @@ def test_latents_stage_from_the_sweep(tmp_path, model_dir, client):
                         latents={"n_images": 200, "n_samples": 400})
     result = run(config, client=client)
     rep = result.stage("latents")
-    assert rep.computed == 4 + 5 * 6  # I(U;X) per model, five estimates per pair of the one group
+    assert rep.computed == 4 + 4 + 6  # I(U;X) and I(U,U';X) per model, I(U,V;X) per pair of the one group
     lat = xr.open_zarr(config.store, group="latents", consolidated=False)
     assert lat["nmi"].dims == ("model_a", "model_b")
     finite = lat["nmi"].values[np.isfinite(lat["nmi"].values)]
@@ -233,4 +245,5 @@ def test_the_models_agree_on_the_channels_and_a_bad_first_model_is_left_out(tmp_
     emb = xr.open_zarr(config.store, group="embeddings", consolidated=False)
     assert emb["mu"].shape == (5, K, N_IMAGES) and list(emb["model"].values) == ["0", "1", "2", "3", "4"]
     vi = xr.open_zarr(config.store, group="pairs", consolidated=False)["vi"].values
-    assert np.isnan(vi[0]).all() and np.isfinite(vi[1:, :, 1:]).all()
+    kept = kept_channels(config)[1:]
+    assert np.isnan(vi[0]).all() and np.isfinite(vi[1:, :, 1:][kept][:, kept]).all() and kept.sum() == 8

@@ -35,18 +35,33 @@ def distance_matrix(values: np.ndarray, measure: str) -> np.ndarray:
     array([[0., 0.],
            [0., 0.]])
     """
-    v = np.asarray(values, dtype=np.float64)
-    if measure == "vi":
-        d = np.clip(v, 0.0, None)
-    elif measure == "nmi":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = -np.log(np.clip(v, 1e-12, 1.0))
-    else:
+    if measure not in MEASURES:
         raise ValueError(f"measure must be 'vi' or 'nmi', got {measure!r}")
-    finite = np.isfinite(d)
-    fill = d[finite].max() if finite.any() else 1.0
-    d = np.where(finite, d, fill)
-    d = 0.5 * (d + d.T)
+    d = np.array(values, dtype=np.float64)  # the one n x n array: everything below is in place, block by block
+    n = d.shape[0]
+    block = 1024
+    fill = -np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for r0 in range(0, n, block):
+            rows = d[r0:r0 + block]
+            if measure == "vi":
+                np.maximum(rows, 0.0, out=rows)
+            else:
+                np.clip(rows, 1e-12, 1.0, out=rows)
+                np.log(rows, out=rows)
+                np.negative(rows, out=rows)
+            finite = np.isfinite(rows)
+            if finite.any():
+                fill = max(fill, float(rows[finite].max()))
+    fill = fill if np.isfinite(fill) else 1.0
+    for r0 in range(0, n, block):
+        rows = d[r0:r0 + block]
+        rows[~np.isfinite(rows)] = fill
+    for r0 in range(0, n, block):  # d = (d + d.T) / 2, a pair of blocks at a time
+        for c0 in range(r0, n, block):
+            mean = 0.5 * (d[r0:r0 + block, c0:c0 + block] + d[c0:c0 + block, r0:r0 + block].T)
+            d[r0:r0 + block, c0:c0 + block] = mean
+            d[c0:c0 + block, r0:r0 + block] = mean.T
     np.fill_diagonal(d, 0.0)
     return d
 

@@ -327,7 +327,7 @@ class RunConfig:
     pair_block_units: int = 2000
     pair_measures: tuple[str, ...] = ("nmi", "vi")
     pair_channels: str = "informative"
-    row_block_bytes: int = 64 * 2**20
+    row_block_bytes: int = 256 * 2**20
     info_threshold: float = 0.01
     min_samples: int | None = None
     scheduler_address: str | None = None

@@ -84,8 +84,7 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     n_clusters = int((st["cluster_size"].values > 0).sum())
     colors = _cluster_colors(max(n_clusters, 1))
     factors = [str(f) for f in st["factor"].values]
-    values = kept_submatrix(open_group(path, "pairs"), measure, model_idx, channel_idx) if n else np.zeros((0, 0))
-    sim = similarity(values, measure)[np.ix_(order, order)] if n else np.zeros((0, 0))
+    sim = ordered_similarity(path, measure, model_idx[order], channel_idx[order]) if n else np.zeros((0, 0))
     strip = st["nmi_factor"].values[order] if n else np.zeros((0, len(factors)))
     root = open_run(path, create=False)
     trav = open_dataset(path, "traversals").load() if traversals and is_complete(root, "traversals") else None
@@ -119,7 +118,8 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     ax_s.set_yticks([])
     ax_s.set_ylabel("NMI with factors")
 
-    im = ax_m.imshow(sim, cmap="magma_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    im = ax_m.imshow(sim, cmap="magma_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto",
+                     extent=(-0.5, n - 0.5, n - 0.5, -0.5))  # in channel positions, however coarse the pixels
     ax_m.set_xticks([])
     ax_m.set_yticks([])
     for k, (start, stop) in _label_runs(labels[order]):  # outline each cluster's run in the ordering
@@ -144,6 +144,49 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out
+
+
+MATRIX_PIXELS = 1500
+"""Side of the largest similarity matrix a figure draws; more channels are averaged in square
+blocks (a figure has no more pixels than this across the matrix anyway)."""
+
+
+def ordered_similarity(path: str, measure: str, model_index: np.ndarray, channel_index: np.ndarray,
+                       pixels: int = MATRIX_PIXELS) -> np.ndarray:
+    """exp(-VI) or NMI between the channels (model_index[u], channel_index[u]) in that order, float32,
+    averaged in blocks of ceil(n / pixels) channels when there are more than ``pixels``: at most
+    pixels^2 values plus one row band of the stored matrix are held at a time."""
+    pairs = open_group(path, "pairs")
+    n = model_index.size
+    step = -(-n // pixels)
+    if step == 1:
+        return similarity(kept_submatrix(pairs, measure, model_index, channel_index, dtype=np.float32),
+                          measure).astype(np.float32)
+    size = -(-n // step)
+    out = np.empty((size, size), dtype=np.float32)
+    starts = np.arange(0, n, step)
+    band_rows = step * max(1, 512 // step)  # about 512 rows of the stored matrix at a time
+    for u0 in range(0, n, band_rows):
+        rows = slice(u0, min(n, u0 + band_rows))
+        sims = similarity(_rows_against(pairs, measure, model_index, channel_index, rows), measure)
+        finite = np.isfinite(sims)
+        sums = np.add.reduceat(np.add.reduceat(np.where(finite, sims, 0.0), starts, axis=1),
+                               np.arange(0, sims.shape[0], step), axis=0)
+        counts = np.add.reduceat(np.add.reduceat(finite.astype(np.float64), starts, axis=1),
+                                 np.arange(0, sims.shape[0], step), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[u0 // step:u0 // step + sums.shape[0]] = sums / counts
+    return out
+
+
+def _rows_against(pairs, measure: str, model_index: np.ndarray, channel_index: np.ndarray, rows: slice) -> np.ndarray:
+    """The stored values between the channels ``rows`` and every channel, (rows, n)."""
+    arr = pairs[measure]
+    models = np.unique(model_index[rows])
+    kept = np.unique(model_index)
+    block = np.asarray(arr.get_orthogonal_selection((models, slice(None), kept, slice(None))))
+    band = block[np.searchsorted(models, model_index[rows]), channel_index[rows]]
+    return band[:, np.searchsorted(kept, model_index), channel_index]
 
 
 def _label_runs(seq: np.ndarray) -> list[tuple[int, tuple[int, int]]]:

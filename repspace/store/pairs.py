@@ -76,8 +76,10 @@ def check_covers(group: zarr.Group, info_threshold: float, reader: str) -> None:
                          "threshold (only the blocks whose channels change are computed) or with all pairs")
 
 
-def kept_submatrix(group: zarr.Group, name: str, model_index: np.ndarray, channel_index: np.ndarray) -> np.ndarray:
-    """``name`` between the channels u = (model_index[u], channel_index[u]): (unit, unit) float64.
+def kept_submatrix(group: zarr.Group, name: str, model_index: np.ndarray, channel_index: np.ndarray,
+                   dtype: type = np.float64) -> np.ndarray:
+    """``name`` between the channels u = (model_index[u], channel_index[u]): (unit, unit) in ``dtype``
+    (float32 holds the stored values exactly, in half the memory).
 
     Reads only the models that hold kept channels (zarr orthogonal selection), a few hundred
     rows of them at a time.
@@ -86,7 +88,7 @@ def kept_submatrix(group: zarr.Group, name: str, model_index: np.ndarray, channe
     n = model_index.size
     kept = np.unique(model_index)
     cols = np.searchsorted(kept, model_index)
-    out = np.empty((n, n), dtype=np.float64)
+    out = np.empty((n, n), dtype=dtype)
     for u0 in range(0, n, 512):
         rows = slice(u0, min(n, u0 + 512))
         models = np.unique(model_index[rows])

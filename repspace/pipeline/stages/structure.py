@@ -9,6 +9,7 @@ the driving process; the group is replaced whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,21 +23,54 @@ from ..stage import Plan, Stage, StageContext
 
 
 def optics(d: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """OPTICS on a precomputed distance matrix: (ordering, reachability, labels)."""
-    from sklearn.cluster import OPTICS
+    """OPTICS on a precomputed distance matrix: (ordering, reachability, labels).
+
+    The same result as scikit-learn's ``OPTICS(min_samples, metric="precomputed")`` (its
+    defaults: no max_eps, xi = 0.05 clusters; tested equal), but the ordering is built here from
+    whole rows of ``d`` with a few numpy passes per point, where scikit-learn's loop queries a
+    neighbour index once per point: seconds instead of minutes at 10,000 channels, and no copy
+    of ``d`` (float64, as the distances are computed). The clusters come from scikit-learn's
+    ``cluster_optics_xi`` on that ordering.
+    """
+    from sklearn.cluster import cluster_optics_xi
 
     n = d.shape[0]
     if n < 2:
         return np.arange(n), np.full(n, np.inf), np.full(n, -1)
-    fit = OPTICS(min_samples=max(2, min(min_samples, n)), metric="precomputed").fit(d)
-    return fit.ordering_, fit.reachability_, fit.labels_
+    k = max(2, min(min_samples, n))
+    precision = np.finfo(np.float64).precision
+    core = np.empty(n)
+    for r0 in range(0, n, 256):  # the k-th smallest distance of each point, itself included
+        core[r0:r0 + 256] = np.partition(d[r0:r0 + 256], k - 1, axis=1)[:, k - 1]
+    np.around(core, decimals=precision, out=core)
+    reach = np.full(n, np.inf)
+    predecessor = np.full(n, -1, dtype=np.intp)
+    ordering = np.empty(n, dtype=np.intp)
+    open_ = np.ones(n, dtype=bool)
+    for position in range(n):
+        left = np.flatnonzero(open_)
+        point = left[np.argmin(reach[left])]  # the first of the smallest reachability, as scikit-learn takes it
+        open_[point] = False
+        ordering[position] = point
+        if not np.isfinite(core[point]) or left.size == 1:
+            continue
+        left = left[left != point]
+        through = np.maximum(d[point, left], core[point])
+        np.around(through, decimals=precision, out=through)
+        better = through < reach[left]
+        reach[left[better]] = through[better]
+        predecessor[left[better]] = point
+    labels, _ = cluster_optics_xi(reachability=reach, predecessor=predecessor, ordering=ordering, min_samples=k,
+                                  min_cluster_size=None, xi=0.05, predecessor_correction=True)
+    return ordering, reach, labels
 
 
-def _clusters(sim: np.ndarray, labels: np.ndarray, model_idx: np.ndarray, nmi_factor: np.ndarray) -> list[dict]:
+def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: np.ndarray,
+              nmi_factor: np.ndarray) -> list[dict]:
     rows = []
     for k in range(int(labels.max()) + 1 if labels.size else 0):
         members = np.flatnonzero(labels == k)
-        within = sim[np.ix_(members, members)]
+        within = similarity(values[np.ix_(members, members)], measure)  # one cluster's similarities at a time
         rows.append(dict(size=members.size, models=len(set(model_idx[members].tolist())),
                          central=members[int(np.argmax(within.mean(axis=1)))],
                          nmi_factor=np.nanmean(nmi_factor[members], axis=0), coherence=float(within.mean())))
@@ -44,19 +78,24 @@ def _clusters(sim: np.ndarray, labels: np.ndarray, model_idx: np.ndarray, nmi_fa
 
 
 def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, factors: list[str], model_names: np.ndarray,
-                      values: dict[str, np.ndarray], keep: np.ndarray, info_threshold: float,
-                      min_samples: int) -> xr.Dataset:
-    """The ``structure`` group's Dataset from the kept channels' NMI and VI (``values``, (unit, unit))."""
+                      values: Mapping[str, np.ndarray] | Callable[[str], np.ndarray], keep: np.ndarray,
+                      info_threshold: float, min_samples: int) -> xr.Dataset:
+    """The ``structure`` group's Dataset from the kept channels' NMI and VI: ``values[measure]``, or
+    ``values(measure)`` read one measure at a time, (unit, unit)."""
     model_idx, channel_idx = np.nonzero(keep)
     n_units, n_f = model_idx.size, len(factors)
     nmi_factor = nmi_factor_all[model_idx, channel_idx]
     orders, reach, labels, summaries = [], [], [], []
     for measure in MEASURES:
-        order, r, lab = optics(distance_matrix(values[measure], measure), min_samples)
+        v = values(measure) if callable(values) else values[measure]
+        d = distance_matrix(v, measure)
+        order, r, lab = optics(d, min_samples)
+        del d
         orders.append(order)
         reach.append(r)
         labels.append(lab)
-        summaries.append(_clusters(similarity(values[measure], measure), lab, model_idx, nmi_factor))
+        summaries.append(_clusters(v, measure, lab, model_idx, nmi_factor))
+        del v
     n_clusters = max([len(s) for s in summaries] + [0])
     shape = (len(MEASURES), n_clusters)
     size, models, central = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.full(shape, -1, np.int64)
@@ -115,7 +154,10 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     min_samples = c.min_samples or max(2, min(20, information.shape[0] // 2))
     pairs = open_group(ctx.store_path, pairs_schema.GROUP)
     pairs_schema.check_covers(pairs, c.info_threshold, "structure")
-    values = {m: pairs_schema.kept_submatrix(pairs, m, model_idx, channel_idx) for m in MEASURES}
+
+    def values(measure: str) -> np.ndarray:  # one measure at a time, as stored (float32)
+        return pairs_schema.kept_submatrix(pairs, measure, model_idx, channel_idx, dtype=np.float32)
+
     model_names = np.array([str(m) for m in channels["model"].values.tolist()], dtype=object)
     ds = structure_dataset(information, channels["nmi_factor"].values, [str(f) for f in channels["factor"].values],
                            model_names, values, keep, c.info_threshold, min_samples)
