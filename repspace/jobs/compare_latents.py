@@ -70,6 +70,9 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
                    "%(default)s)")
     p.add_argument("--float32", action="store_true", help="likelihood products in float32 (faster, less exact) "
                    "instead of float64")
+    p.add_argument("--per-pair-estimates", action="store_true",
+                   help="five estimates of its own per pair (n + 5 n(n-1)/2 for a group of n models, as before wave 2) "
+                        "instead of each model's two terms shared by all its pairs (2n + n(n-1)/2)")
     p.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler (default: "
                    "$DASK_SCHEDULER_ADDRESS, else a LocalCluster on 127.0.0.1)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default: %(default)s)")
@@ -87,7 +90,8 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
         stages.discard("figures")
     latents = LatentsOptions(n_images=a.n_images, n_samples=a.n_samples, sample_block=a.sample_block,
                              image_block=a.image_block, images_per_encode_task=a.images_per_encode_task,
-                             batch_size=a.batch_size, dtype="float32" if a.float32 else "float64")
+                             batch_size=a.batch_size, dtype="float32" if a.float32 else "float64",
+                             scheme="pairs" if a.per_pair_estimates else "shared")
     models = ModelsConfig(source="directory", dir=str(a.models_dir or ""), numbers=tuple(a.model))
     return RunConfig(
         run_dir=str(a.run_dir if a.run_dir is not None else a.store.parent),

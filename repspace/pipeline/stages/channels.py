@@ -15,7 +15,7 @@ from ...store import channels as schema
 from ..stage import Block, Plan, Stage, StageContext
 from ._units import one_thread, open_units, unit_rows
 
-SECONDS_PER_UNIT_IMAGE2 = 4e-8
+SECONDS_PER_UNIT_IMAGE2 = 2.5e-9
 """Seconds of one worker thread per channel and squared fingerprint image (5 factors), measured
 by benchmarks/bench_sweep.py (benchmarks/README.md); for estimates only."""
 

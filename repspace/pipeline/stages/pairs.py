@@ -19,7 +19,7 @@ from ...store import pairs as schema
 from ..stage import Block, Plan, Stage, StageContext
 from ._units import one_thread, open_units, unit_rows
 
-PAIR_FLOPS_PER_S = 2.7e10
+PAIR_FLOPS_PER_S = 4.3e10
 """Useful flops (N^2 per pair of units) per second of one worker thread, measured by
 benchmarks/bench_sweep.py on the 2-core machine (benchmarks/README.md); for estimates only."""
 

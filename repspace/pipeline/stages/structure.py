@@ -70,10 +70,12 @@ def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: n
     rows = []
     for k in range(int(labels.max()) + 1 if labels.size else 0):
         members = np.flatnonzero(labels == k)
-        within = similarity(values[np.ix_(members, members)], measure)  # one cluster's similarities at a time
+        # each member's mean similarity to the cluster, 1,024 members at a time (a cluster may hold most channels)
+        row_means = np.concatenate([similarity(values[np.ix_(members[r0:r0 + 1024], members)], measure).mean(axis=1)
+                                    for r0 in range(0, members.size, 1024)])
         rows.append(dict(size=members.size, models=len(set(model_idx[members].tolist())),
-                         central=members[int(np.argmax(within.mean(axis=1)))],
-                         nmi_factor=np.nanmean(nmi_factor[members], axis=0), coherence=float(within.mean())))
+                         central=members[int(np.argmax(row_means))],
+                         nmi_factor=np.nanmean(nmi_factor[members], axis=0), coherence=float(row_means.mean())))
     return rows
 
 
