@@ -107,19 +107,11 @@ def realistic_posteriors(rng: np.random.Generator, models: int, channels: int,
 
 
 def alone(config: RunConfig, stage: str) -> tuple[float, int]:
-    """Run one stage of ``config`` in a fresh process: (seconds, its peak RSS in bytes)."""
-    import json
-    import subprocess
-    import sys
+    """Run one stage of ``config`` in a fresh process: (seconds, its peak RSS in bytes, sampled)."""
+    from bench_structure import alone as run_alone  # benchmarks/ is on the path when this script runs
 
-    code = ("import json, resource, sys, time; from repspace.pipeline import RunConfig, run; "
-            "c = RunConfig(**json.loads(sys.argv[1])); t = time.perf_counter(); run(c, log=lambda m: None); "
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    fields = {"run_dir": config.run_dir, "n_images": config.n_images, "image_size": config.image_size,
-              "dashboard": False, "stages": [stage], "pair_channels": config.pair_channels}
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(fields)], capture_output=True, text=True, check=True)
-    seconds, rss_kb = out.stdout.split()[-2:]
-    return float(seconds), int(rss_kb) * 1024
+    return run_alone({"run_dir": config.run_dir, "n_images": config.n_images, "image_size": config.image_size,
+                      "dashboard": False, "pair_channels": config.pair_channels}, stage)
 
 
 def main() -> None:
