@@ -145,3 +145,19 @@ def test_damaged_markers_and_coordinates_are_named_and_repaired(tmp_path, client
         got = xr.open_zarr(config.store, group=g, consolidated=False).load()
         xr.testing.assert_equal(got[list(ds.data_vars)].drop_vars(["done", "done_bytes"]),
                                 ds.drop_vars(["done", "done_bytes"]))
+
+
+def test_configurations_recorded_before_wave_2_rerun_as_they_were(tmp_path):
+    """A store written before informative pairs and shared terms repairs with every pair and five estimates per pair."""
+    import dataclasses
+    import json
+
+    from repspace.pipeline import RunConfig
+    from repspace.pipeline.repair import recorded_config
+
+    old = dataclasses.asdict(RunConfig(run_dir=str(tmp_path)))
+    del old["pair_channels"], old["latents"]["scheme"]
+    root = store.open_run(tmp_path / "store.zarr")
+    root.require_group("pairs").attrs["config"] = json.dumps(old)
+    config = recorded_config(root, tmp_path / "store.zarr", "pairs")
+    assert (config.pair_channels, config.latents.scheme) == ("all", "pairs")

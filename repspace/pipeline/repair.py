@@ -34,6 +34,9 @@ def recorded_config(root, store_path: Path, group: str | None = None) -> RunConf
     if attrs is None:
         raise RuntimeError(f"{store_path} records no configuration: nothing to rerun")
     d = json.loads(attrs["config"])
+    d.setdefault("pair_channels", "all")  # recorded before pairs among informative channels: every pair was
+    if isinstance(d.get("latents"), dict):
+        d["latents"].setdefault("scheme", "pairs")  # recorded before shared terms: five estimates per pair
     d["store_path"] = str(store_path)
     if store_path.name == "store.zarr":
         d["run_dir"] = str(store_path.parent)

@@ -49,9 +49,12 @@ def layout(group: zarr.Group, models: Sequence[Mapping[str, Any]], settings: Map
     """Create or grow the estimate arrays and their markers; refuse estimates made otherwise."""
     recorded = group.attrs.get("estimates")
     if recorded is not None and json.loads(recorded) != dict(settings):
+        was, now = json.loads(recorded).get("scheme", "pairs"), settings.get("scheme", "pairs")
+        hint = (f" (the estimates were made with scheme = {was!r}: set latents.scheme = {was!r}"
+                + (", or --per-pair-estimates" if was == "pairs" else "") + ")") if was != now else ""
         raise StoreError(
             f"the store's {GROUP!r} estimates were made with {json.loads(recorded)}, this run asks for "
-            f"{dict(settings)}; use a new store (or the recorded settings)"
+            f"{dict(settings)}; use a new store (or the recorded settings){hint}"
         )
     group.attrs["estimates"] = json.dumps(dict(settings), sort_keys=True)
     m = len(models)
