@@ -330,3 +330,14 @@ def test_matrix_rows_reject_non_finite_matrices():
     bc[2, 1, 1] = np.nan
     with pytest.raises(ValueError, match="unit 2"):
         MatrixRows(bc)
+
+
+def test_grouped_logs_stay_exact_for_tiny_explicit_sums():
+    """Explicit BC matrices need not hold a diagonal of 1: products of small sums must not underflow."""
+    rng = np.random.default_rng(21)
+    bc = rng.uniform(0, 1e-7, size=(3, 40, 40)).astype(np.float32)  # sums near 4e-6: 8 of them underflow float32
+    got = pairwise_information(MatrixRows(bc), options=BlockOptions(row_block=16))
+    expected = pairwise_information(MatrixRows(bc.astype(np.float64)), options=BlockOptions(row_block=16))
+    assert np.isfinite(got.joint_information).all()
+    np.testing.assert_allclose(got.joint_information, expected.joint_information, rtol=1e-5)
+    np.testing.assert_allclose(got.information_a, expected.information_a, rtol=1e-5)

@@ -127,13 +127,12 @@ def nmi_vi(
 def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
     """sum over axis 0 of log2(sums / n), accumulated in float64.
 
-    Every sum lies in [1, n] (each holds the diagonal's BC_ii = 1), so groups of rows are
-    multiplied first and one log taken per group: as many rows as keep the product below a
-    quarter of the float range (at most 8), a few times fewer logs at the rounding of a product.
+    Every sum lies in [1, n] when it holds the diagonal's BC_ii = 1, so groups of rows are
+    multiplied first and one log taken per group: as many rows as keep the product inside the
+    float range (at most 8; :func:`_group_size`), a few times fewer logs at the rounding of a product.
     """
     rows = sums.shape[0]
-    top = 126 if sums.dtype == xp.float32 else 1022  # log2 of the largest float, less 2
-    group = max(1, min(8, rows, int(top // max(math.log2(max(n, 2)), 1.0))))
+    group = _group_size(float(xp.min(sums)), n, rows, sums.dtype == xp.float32)
     full = rows - rows % group
     total = 0.0
     if group > 1 and full:
@@ -145,11 +144,20 @@ def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
     return total - rows * math.log2(n)
 
 
+def _group_size(smallest: float, n: int, rows: int, single: bool) -> int:
+    """Rows whose product stays inside the float range, at most 8: sums are at most ``n`` (BC <= 1),
+    and at least ``smallest`` (1 with the diagonal's BC_ii = 1; explicit BC matrices may hold less)."""
+    top = 125.0 if single else 1021.0  # log2 of the largest and of the smallest normal float, less 2
+    if not smallest > 0.0:
+        return 1  # a zero sum: its log is -inf either way
+    per_row = max(math.log2(max(n, 2)), -math.log2(smallest), 1.0)
+    return max(1, min(8, rows, int(top // per_row)))
+
+
 def _add_log2_means(acc: np.ndarray, sums: np.ndarray, n: int, scratch: Any) -> None:
     """acc += sum over axis 0 of log2(sums / n), as :func:`_sum_log2_mean`, in place; ``sums`` is overwritten."""
     rows = sums.shape[0]
-    top = 126 if sums.dtype == np.float32 else 1022
-    group = max(1, min(8, rows, int(top // max(math.log2(max(n, 2)), 1.0))))
+    group = _group_size(float(sums.min()), n, rows, sums.dtype == np.float32)
     full = rows - rows % group
     total = scratch.get("log_sums", acc.shape, np.float64)
     parts = []
