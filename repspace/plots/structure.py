@@ -22,7 +22,7 @@ from matplotlib import gridspec  # noqa: E402
 
 from ..kernels import MEASURES, similarity  # noqa: E402
 from ..store import is_complete, open_dataset, open_group, open_run  # noqa: E402
-from ..store.pairs import kept_submatrix  # noqa: E402
+from ..store.pairs import kept_rows, kept_submatrix  # noqa: E402
 
 __all__ = ["draw_run_figures", "draw_structure_figure", "draw_members_figure", "traversal_strip"]
 
@@ -110,6 +110,7 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     ax_r.set_title(
         f"{'exp(-VI)' if measure == 'vi' else 'NMI'} between the {n} channels above "
         f"{st.attrs.get('info_threshold_bits')} bits, in OPTICS order"
+        + (f"\n(means of {-(-n // MATRIX_PIXELS)} x {-(-n // MATRIX_PIXELS)} blocks of channels)" if n > MATRIX_PIXELS else "")
     )
 
     ax_s.imshow(strip, aspect="auto", cmap="magma_r", vmin=0, vmax=1, interpolation="nearest")
@@ -168,7 +169,7 @@ def ordered_similarity(path: str, measure: str, model_index: np.ndarray, channel
     band_rows = step * max(1, 512 // step)  # about 512 rows of the stored matrix at a time
     for u0 in range(0, n, band_rows):
         rows = slice(u0, min(n, u0 + band_rows))
-        sims = similarity(_rows_against(pairs, measure, model_index, channel_index, rows), measure)
+        sims = similarity(kept_rows(pairs, measure, model_index, channel_index, rows), measure)
         finite = np.isfinite(sims)
         sums = np.add.reduceat(np.add.reduceat(np.where(finite, sims, 0.0), starts, axis=1),
                                np.arange(0, sims.shape[0], step), axis=0)
@@ -177,16 +178,6 @@ def ordered_similarity(path: str, measure: str, model_index: np.ndarray, channel
         with np.errstate(invalid="ignore", divide="ignore"):
             out[u0 // step:u0 // step + sums.shape[0]] = sums / counts
     return out
-
-
-def _rows_against(pairs, measure: str, model_index: np.ndarray, channel_index: np.ndarray, rows: slice) -> np.ndarray:
-    """The stored values between the channels ``rows`` and every channel, (rows, n)."""
-    arr = pairs[measure]
-    models = np.unique(model_index[rows])
-    kept = np.unique(model_index)
-    block = np.asarray(arr.get_orthogonal_selection((models, slice(None), kept, slice(None))))
-    band = block[np.searchsorted(models, model_index[rows]), channel_index[rows]]
-    return band[:, np.searchsorted(kept, model_index), channel_index]
 
 
 def _label_runs(seq: np.ndarray) -> list[tuple[int, tuple[int, int]]]:

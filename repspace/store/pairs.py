@@ -26,7 +26,7 @@ import zarr
 from .core import StoreError, require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "MEASURES", "layout", "write_block", "kept_submatrix", "check_covers"]
+__all__ = ["GROUP", "MEASURES", "layout", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
 
 GROUP = "pairs"
 MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
@@ -81,17 +81,21 @@ def kept_submatrix(group: zarr.Group, name: str, model_index: np.ndarray, channe
     """``name`` between the channels u = (model_index[u], channel_index[u]): (unit, unit) in ``dtype``
     (float32 holds the stored values exactly, in half the memory).
 
-    Reads only the models that hold kept channels (zarr orthogonal selection), a few hundred
-    rows of them at a time.
+    Reads only the models that hold kept channels (zarr orthogonal selection), 512 rows at a time.
     """
-    arr = group[name]
     n = model_index.size
-    kept = np.unique(model_index)
-    cols = np.searchsorted(kept, model_index)
     out = np.empty((n, n), dtype=dtype)
     for u0 in range(0, n, 512):
         rows = slice(u0, min(n, u0 + 512))
-        models = np.unique(model_index[rows])
-        block = np.asarray(arr.get_orthogonal_selection((models, slice(None), kept, slice(None))))
-        out[rows] = block[np.searchsorted(models, model_index[rows]), channel_index[rows]][:, cols, channel_index]
+        out[rows] = kept_rows(group, name, model_index, channel_index, rows)
     return out
+
+
+def kept_rows(group: zarr.Group, name: str, model_index: np.ndarray, channel_index: np.ndarray,
+              rows: slice) -> np.ndarray:
+    """Rows ``rows`` of :func:`kept_submatrix`, as stored (float32): the units ``rows`` against every unit."""
+    kept = np.unique(model_index)
+    models = np.unique(model_index[rows])
+    block = np.asarray(group[name].get_orthogonal_selection((models, slice(None), kept, slice(None))))
+    band = block[np.searchsorted(models, model_index[rows]), channel_index[rows]]
+    return band[:, np.searchsorted(kept, model_index), channel_index]

@@ -9,7 +9,7 @@ the driving process; the group is replaced whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -80,16 +80,16 @@ def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: n
 
 
 def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, factors: list[str], model_names: np.ndarray,
-                      values: Mapping[str, np.ndarray] | Callable[[str], np.ndarray], keep: np.ndarray,
-                      info_threshold: float, min_samples: int) -> xr.Dataset:
-    """The ``structure`` group's Dataset from the kept channels' NMI and VI: ``values[measure]``, or
-    ``values(measure)`` read one measure at a time, (unit, unit)."""
+                      read: Callable[[str], np.ndarray], keep: np.ndarray, info_threshold: float,
+                      min_samples: int) -> xr.Dataset:
+    """The ``structure`` group's Dataset from the kept channels' NMI and VI, ``read(measure)`` (unit, unit),
+    read one measure at a time."""
     model_idx, channel_idx = np.nonzero(keep)
     n_units, n_f = model_idx.size, len(factors)
     nmi_factor = nmi_factor_all[model_idx, channel_idx]
     orders, reach, labels, summaries = [], [], [], []
     for measure in MEASURES:
-        v = values(measure) if callable(values) else values[measure]
+        v = read(measure)
         d = distance_matrix(v, measure)
         order, r, lab = optics(d, min_samples)
         del d
