@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from collections.abc import Callable
 
 from ..pipeline import RunConfig, run
 
-__all__ = ["without_figures", "run_and_report"]
+__all__ = ["add_execution_args", "execution", "run_and_report", "without_figures"]
+
+
+def add_execution_args(parser: argparse.ArgumentParser, defaults: RunConfig, *, threads: bool = True,
+                       gpu: bool = False, figures: bool = False) -> argparse._ArgumentGroup:
+    """The "execution" flags of a run-store job: the cluster, the dashboard, the logging (and, when asked,
+    threads per worker, the GPU and --no-figures); their defaults come from ``defaults`` (the job's
+    configuration file). :func:`execution` turns the parsed flags into configuration overrides."""
+    g = parser.add_argument_group("execution")
+    g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
+    g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster (default: "
+                                               f"{defaults.n_workers})")
+    if threads:
+        g.add_argument("--threads-per-worker", type=int, help=f"threads per LocalCluster worker (default: "
+                                                              f"{defaults.threads_per_worker})")
+    g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
+    if gpu:
+        g.add_argument("--gpu", action="store_true", help="run the kernels on cupy (GPU workers)")
+    if figures:
+        g.add_argument("--no-figures", action="store_true", help="skip the figures and the report")
+    g.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
+    return g
+
+
+def execution(args: argparse.Namespace) -> dict:
+    """The configuration overrides of :func:`add_execution_args`'s flags (None: the file's value)."""
+    out = {"scheduler_address": args.scheduler_address, "n_workers": args.workers,
+           "dashboard": False if args.no_dashboard else None}
+    if hasattr(args, "threads_per_worker"):
+        out["threads_per_worker"] = args.threads_per_worker
+    if hasattr(args, "gpu"):
+        out["gpu"] = True if args.gpu else None
+    return out
 
 
 def without_figures(config: RunConfig, skip: bool) -> RunConfig:

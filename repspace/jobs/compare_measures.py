@@ -18,7 +18,7 @@ from pathlib import Path
 from .._quiet import set_verbose
 from ..measures import MEASURES
 from ..pipeline import load_config
-from ._run import run_and_report, without_figures
+from ._run import add_execution_args, execution, run_and_report, without_figures
 from ..store.spaces import SOURCES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "compare_measures.toml"
@@ -65,13 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   f"{m.classifier_learning_rate})")
     g.add_argument("--classifier-eval-samples", type=int, help=f"samples per item in its mean predicted distribution "
                                                                f"(default: {m.classifier_eval_samples})")
-    g = p.add_argument_group("execution")
-    g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
-    g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster (default: {d.n_workers})")
-    g.add_argument("--threads-per-worker", type=int, help=f"threads per worker (default: {d.threads_per_worker})")
-    g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
-    g.add_argument("--no-figures", action="store_true", help="skip the figures and the report")
-    g.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
+    add_execution_args(p, d, figures=True)
     return p
 
 
@@ -99,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             args.config or DEFAULT_CONFIG,
             run_dir=str(store.parent) if store is not None else args.run_dir,
             store_path=str(store) if store is not None else None, seed=args.seed,
-            info_threshold=args.info_threshold, scheduler_address=args.scheduler_address, n_workers=args.workers,
-            threads_per_worker=args.threads_per_worker, dashboard=False if args.no_dashboard else None,
-            measures=measures)
+            info_threshold=args.info_threshold, measures=measures, **execution(args))
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ from ..data.catalog import DATASETS
 from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config
 from ..pipeline.config import DEFAULT_CONFIG
 from ..pipeline.repair import drop_models
-from ._run import run_and_report, without_figures
+from ._run import add_execution_args, execution, run_and_report, without_figures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,15 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--drop-models", nargs="+", metavar="NAME",
                    help="take these models out of the run first (never encoded again); the channels and pairs "
                         "blocks that involve them are recomputed by this run's stages")
-    g = p.add_argument_group("execution")
-    g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
-    g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster (offline default: "
-                                               f"{d.n_workers})")
-    g.add_argument("--threads-per-worker", type=int, help=f"threads per LocalCluster worker (offline default: "
-                                                          f"{d.threads_per_worker})")
-    g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
-    g.add_argument("--gpu", action="store_true", help="run the kernels on cupy (GPU workers)")
-    g.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
+    add_execution_args(p, d, gpu=True)
     return p
 
 
@@ -94,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             pair_block_units=args.pair_block_units, pair_channels="all" if args.all_pairs else None,
             pair_measures=tuple(dict.fromkeys(("nmi", "vi", *args.measures))) if args.measures else None,
             info_threshold=args.info_threshold, min_samples=args.min_samples,
-            stages=tuple(args.stages) if args.stages else None, scheduler_address=args.scheduler_address,
-            n_workers=args.workers, threads_per_worker=args.threads_per_worker,
-            dashboard=False if args.no_dashboard else None,
-            gpu=True if args.gpu else None,
+            stages=tuple(args.stages) if args.stages else None, **execution(args),
             models={"source": args.models_source, "dir": args.models_dir,
                     "numbers": tuple(args.models) if args.models else None, "base_url": args.base_url},
             train_overrides=train or None,

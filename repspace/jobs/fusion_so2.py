@@ -20,7 +20,7 @@ from pathlib import Path
 from .._quiet import set_verbose
 from ..fusion import SIMILARITIES
 from ..pipeline import load_config
-from ._run import run_and_report, without_figures
+from ._run import add_execution_args, execution, run_and_report, without_figures
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "fusion_so2.toml"
 PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner_steps": 3000,
@@ -52,12 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fusion-steps", type=int, help=f"gradient steps per fusion (default: {o.fusion_steps}; the paper: "
                                                     "20000)")
     g.add_argument("--fusion-learning-rate", type=float, help=f"(default: {o.fusion_learning_rate})")
-    g = p.add_argument_group("execution")
-    g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
-    g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster (default: {d.n_workers})")
-    g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
-    g.add_argument("--no-figures", action="store_true", help="skip the figures and the report")
-    g.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
+    add_execution_args(p, d, threads=False, figures=True)
     return p
 
 
@@ -70,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
            "fusion_steps": args.fusion_steps, "fusion_learning_rate": args.fusion_learning_rate}
     try:
         config = load_config(args.config or DEFAULT_CONFIG, run_dir=args.run_dir, seed=args.seed,
-                             scheduler_address=args.scheduler_address, n_workers=args.workers,
-                             dashboard=False if args.no_dashboard else None, so2=so2)
+                             **execution(args), so2=so2)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
