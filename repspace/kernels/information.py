@@ -124,8 +124,9 @@ def nmi_vi(
     return nmi, vi
 
 
-def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
-    """sum over axis 0 of log2(sums / n), accumulated in float64.
+def _sum_log2_mean(xp: Any, sums: Any, n: int, acc: Any = None, scratch: Any = None) -> Any:
+    """sum over axis 0 of log2(sums / n), accumulated in float64: returned, or added in place to
+    ``acc`` (numpy only; ``sums`` is then overwritten and ``scratch`` holds the buffers).
 
     Every sum lies in [1, n] when it holds the diagonal's BC_ii = 1, so groups of rows are
     multiplied first and one log taken per group: as many rows as keep the product inside the
@@ -134,14 +135,27 @@ def _sum_log2_mean(xp: Any, sums: Any, n: int) -> Any:
     rows = sums.shape[0]
     group = _group_size(float(xp.min(sums)), n, rows, sums.dtype == xp.float32)
     full = rows - rows % group
-    total = 0.0
+    parts = []
     if group > 1 and full:
-        prods = xp.prod(xp.reshape(sums[:full, ...], (full // group, group, *sums.shape[1:])), axis=1)
-        total = xp.sum(xp.log2(prods), axis=0, dtype=xp.float64)
+        grouped = xp.reshape(sums[:full, ...], (full // group, group, *sums.shape[1:]))
+        parts.append(xp.prod(grouped, axis=1) if acc is None else
+                     np.multiply.reduce(grouped, axis=1, out=scratch.get("prods", grouped.shape[:1] + grouped.shape[2:],
+                                                                         sums.dtype)))
         sums = sums[full:, ...]
     if sums.shape[0]:
-        total = total + xp.sum(xp.log2(sums), axis=0, dtype=xp.float64)
-    return total - rows * math.log2(n)
+        parts.append(sums)
+    if acc is None:
+        total = 0.0
+        for x in parts:
+            total = total + xp.sum(xp.log2(x), axis=0, dtype=xp.float64)
+        return total - rows * math.log2(n)
+    total = scratch.get("log_sums", acc.shape, np.float64)
+    for x in parts:  # in place, into buffers reused from block to block
+        np.log2(x, out=x)
+        np.sum(x, axis=0, dtype=np.float64, out=total)
+        acc += total
+    acc -= rows * math.log2(n)
+    return acc
 
 
 def _group_size(smallest: float, n: int, rows: int, single: bool) -> int:
@@ -152,29 +166,6 @@ def _group_size(smallest: float, n: int, rows: int, single: bool) -> int:
         return 1  # a zero sum: its log is -inf either way
     per_row = max(math.log2(max(n, 2)), -math.log2(smallest), 1.0)
     return max(1, min(8, rows, int(top // per_row)))
-
-
-def _add_log2_means(acc: np.ndarray, sums: np.ndarray, n: int, scratch: Any) -> None:
-    """acc += sum over axis 0 of log2(sums / n), as :func:`_sum_log2_mean`, in place; ``sums`` is overwritten."""
-    rows = sums.shape[0]
-    group = _group_size(float(sums.min()), n, rows, sums.dtype == np.float32)
-    full = rows - rows % group
-    total = scratch.get("log_sums", acc.shape, np.float64)
-    parts = []
-    if group > 1 and full:
-        grouped = sums[:full].reshape(full // group, group, *sums.shape[1:])
-        prods = np.multiply.reduce(grouped, axis=1, out=scratch.get("prods", grouped.shape[:1] + grouped.shape[2:],
-                                                                        sums.dtype))
-        parts.append(prods)
-        if full < rows:
-            parts.append(sums[full:])
-    else:
-        parts.append(sums)
-    for x in parts:
-        np.log2(x, out=x)
-        np.sum(x, axis=0, dtype=np.float64, out=total)
-        acc += total
-    acc -= rows * math.log2(n)
 
 
 class _Partial:
@@ -227,7 +218,7 @@ def _add_rows(
                 products = np.matmul(left, right, out=part.scratch.get("products", (r1 - r0, p1 - p0, q1 - q0), dtype))
                 if part.cka:
                     part.frob[p0:p1, q0:q1] += np.sum(products, axis=0, dtype=np.float64)
-                _add_log2_means(part.acc[p0:p1, q0:q1], products, n, part.scratch)
+                _sum_log2_mean(np, products, n, part.acc[p0:p1, q0:q1], part.scratch)
                 continue
             products = xp.matmul(left, right)
             part.acc[p0:p1, q0:q1] = part.acc[p0:p1, q0:q1] + _sum_log2_mean(xp, products, n)
