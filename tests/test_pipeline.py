@@ -336,3 +336,17 @@ def test_a_changed_threshold_recomputes_only_the_blocks_whose_channels_change(tm
     with pytest.raises(store.StoreError, match=f"computed only among channels with I\\(U\\) >= {higher} bits"):
         run(config.replace(stages=("structure",)), client=client)
     assert run(config.replace(stages=("structure",), info_threshold=higher), client=client).stages[0].name == "structure"
+
+
+def test_the_structure_refuses_channels_that_changed_after_the_pairs(tmp_path, client):
+    config = make_run(tmp_path, 4, models_per_block=2).replace(stages=("channels", "pairs"))
+    run(config, client=client)
+    information = zarr.open_group(config.store, mode="r+")["channels"]["information"]
+    info = information[:]
+    model, channel = (int(x) for x in np.argwhere(info < config.info_threshold)[0])
+    info[model, channel] = 1.0  # as if the channels had been recomputed on other posteriors after the pairs
+    information[:] = info
+    with pytest.raises(store.StoreError, match=rf"pairs stage left out 1 of the \d+ channels the structure keeps "
+                                               rf"\(model {model} channel {channel}\).*rerun the pairs stage"):
+        run(config.replace(stages=("structure",)), client=client)
+    assert not store.is_complete(zarr.open_group(config.store, mode="r"), "structure")

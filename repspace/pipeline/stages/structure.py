@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from ...kernels import MEASURES, distance_matrix, similarity
-from ...store import open_dataset, open_group, write_dataset
+from ...store import StoreError, open_dataset, open_group, write_dataset
 from ...store import pairs as pairs_schema
 from ...store import structure as schema
 from ..stage import Plan, Stage, StageContext
@@ -157,10 +157,19 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     pairs = open_group(ctx.store_path, pairs_schema.GROUP)
     pairs_schema.check_covers(pairs, c.info_threshold, "structure")
 
-    def values(measure: str) -> np.ndarray:  # one measure at a time, as stored (float32)
-        return pairs_schema.kept_submatrix(pairs, measure, model_idx, channel_idx, dtype=np.float32)
-
     model_names = np.array([str(m) for m in channels["model"].values.tolist()], dtype=object)
+
+    def values(measure: str) -> np.ndarray:  # one measure at a time, as stored (float32)
+        matrix = pairs_schema.kept_submatrix(pairs, measure, model_idx, channel_idx, dtype=np.float32)
+        # a channel's VI with itself (0) exists whenever the pairs stage kept the channel too
+        missing = np.flatnonzero(np.isnan(np.diagonal(matrix))) if measure == "vi" else np.empty(0, int)
+        if missing.size:
+            named = ", ".join(f"model {model_names[model_idx[u]]} channel {channel_idx[u]}" for u in missing[:3])
+            raise StoreError(f"the pairs stage left out {missing.size} of the {model_idx.size} channels the structure "
+                             f"keeps ({named}{', ...' if missing.size > 3 else ''}): the channels changed after the "
+                             "pairs were computed; rerun the pairs stage (only the blocks whose channels changed "
+                             "are computed)")
+        return matrix
     ds = structure_dataset(information, channels["nmi_factor"].values, [str(f) for f in channels["factor"].values],
                            model_names, values, keep, c.info_threshold, min_samples)
     write_dataset(ctx.store_path, schema.GROUP, ds)
