@@ -94,6 +94,43 @@ def test_fused_rows_match_the_array_path(dim, dtype, rtol, atol):
     np.testing.assert_allclose(fast.rows(0, 37), bc.transpose(1, 0, 2), rtol=0, atol=100 * np.finfo(dtype).eps)
 
 
+class _PackedScratch(kernels.fused._Scratch):
+    """A heap that puts every buffer right next to the one before, in the order ``order`` picks."""
+
+    def __init__(self, order: str):
+        super().__init__()
+        self.pool, self.order, self.at = np.empty(1 << 24, dtype=np.uint8), order, 0
+
+    def get(self, name, shape, dtype):
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if self.order == "backwards":  # each buffer ends where the previous one starts
+            self.at = (self.at or self.pool.size) - nbytes
+            start = self.at
+        else:
+            start, self.at = self.at, self.at + nbytes
+        return self.pool[start:start + nbytes].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("order", ["forwards", "backwards"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [8, 40, 300])
+def test_fused_rows_do_not_depend_on_where_the_buffers_lie(order, dtype, n):
+    # the compiled loops take another path (other roundings) where an array they store into lies
+    # within a vector's reach of one they read: the same block gave other sums in another process
+    if not kernels.fused.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(6)
+    mu, logvar = random_posteriors(rng, 5, n, 2, dtype)
+    rows = PosteriorRows(mu, logvar, fused_kernel=True)
+    want = [x.copy() for x in kernels.rows_and_sums(rows, 0, n, rows.dtype, kernels.fused.scratch())]
+    for k in range(3):  # the rows of one call, and of one after it in the same buffers
+        buffers = _PackedScratch(order)
+        for r0, r1 in [(0, n), (n // 2, n)]:
+            got = kernels.rows_and_sums(rows, r0, r1, rows.dtype, buffers)
+            for g, w, what in zip(got, want, ("rows", "row sums", "row squares")):
+                np.testing.assert_array_equal(g, w[r0:r1], err_msg=f"{what} {r0}:{r1}")
+
+
 def test_fused_kernel_is_refused_where_it_cannot_run():
     xps = pytest.importorskip("array_api_strict")
     with pytest.raises(ValueError, match="fused_kernel=True needs numpy"):

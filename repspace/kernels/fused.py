@@ -134,9 +134,28 @@ def bc_rows(m: np.ndarray, v: np.ndarray, q: np.ndarray, start: int, stop: int,
     buffers = buffers or _Scratch()
     consts, coefs, shift, bias, itype = _constants(dtype)
     rows = stop - start
-    out = buffers.get("rows", (rows, n_units, n), dtype)
-    rowsum, twice = buffers.get("sum", (rows, n_units), dtype), buffers.get("squares", (rows, n_units), dtype)
-    bits = buffers.get("bits", (n,), itype)
-    _kernel(m, v, q, start, stop, consts, coefs, shift, bias, out, rowsum, twice, buffers.get("xs", (n,), dtype),
-            buffers.get("ps", (n,), dtype), buffers.get("pl", (n,), dtype), bits, bits.view(dtype))
+    out, rowsum, twice, xs, ps, pl, bits = _carve(buffers, dtype, [(rows, n_units, n), (rows, n_units), (rows, n_units),
+                                                                  (n,), (n,), (n,), (n,)])
+    bits = bits.view(itype)
+    _kernel(m, v, q, start, stop, consts, coefs, shift, bias, out, rowsum, twice, xs, ps, pl, bits, bits.view(dtype))
     return out, rowsum, twice
+
+
+GUARD_BYTES = 4096
+"""Space between any two of the kernel's buffers, and before the first. The compiled loops check
+at run time whether the arrays they store into lie within a vector's reach (a few hundred bytes)
+of those they read, and take a scalar path (other roundings, under fast-math) when they do:
+small buffers from the heap sometimes did, so a block's sums depended on where its buffers
+happened to lie. Carved from one allocation with this space between them, they never do."""
+
+
+def _carve(buffers: _Scratch, dtype: np.dtype, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """Arrays of ``shapes`` from one reused allocation, GUARD_BYTES apart (and after its start)."""
+    guard = -(-GUARD_BYTES // np.dtype(dtype).itemsize)
+    sizes = [math.prod(shape) for shape in shapes]
+    arena = buffers.get("arena", (sum(sizes) + guard * (len(sizes) + 1),), dtype)
+    out, at = [], guard
+    for shape, size in zip(shapes, sizes):
+        out.append(arena[at:at + size].reshape(shape))
+        at += size + guard
+    return out
