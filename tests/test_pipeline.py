@@ -339,14 +339,19 @@ def test_a_changed_threshold_recomputes_only_the_blocks_whose_channels_change(tm
 
 
 def test_the_structure_refuses_channels_that_changed_after_the_pairs(tmp_path, client):
-    config = make_run(tmp_path, 4, models_per_block=2).replace(stages=("channels", "pairs"))
+    config = make_run(tmp_path, 4, models_per_block=2)
     run(config, client=client)
-    information = zarr.open_group(config.store, mode="r+")["channels"]["information"]
+    before = xr.open_zarr(config.store, group="structure", consolidated=False).load()
+    root = zarr.open_group(config.store, mode="r+")
+    information = root["channels"]["information"]
     info = information[:]
     model, channel = (int(x) for x in np.argwhere(info < config.info_threshold)[0])
+    name = str(root["channels"]["model"][model])
     info[model, channel] = 1.0  # as if the channels had been recomputed on other posteriors after the pairs
     information[:] = info
     with pytest.raises(store.StoreError, match=rf"pairs stage left out 1 of the \d+ channels the structure keeps "
-                                               rf"\(model {model} channel {channel}\).*rerun the pairs stage"):
+                                               rf"\(model {name} channel {channel}\).*rerun the pairs stage"):
         run(config.replace(stages=("structure",)), client=client)
-    assert not store.is_complete(zarr.open_group(config.store, mode="r"), "structure")
+    # the structure written before is kept as it was
+    assert store.is_complete(zarr.open_group(config.store, mode="r"), "structure")
+    xr.testing.assert_identical(xr.open_zarr(config.store, group="structure", consolidated=False).load(), before)

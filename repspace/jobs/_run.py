@@ -13,16 +13,18 @@ __all__ = ["add_execution_args", "execution", "run_and_report", "without_figures
 
 
 def add_execution_args(parser: argparse.ArgumentParser, defaults: RunConfig, *, threads: bool = True,
-                       gpu: bool = False, figures: bool = False) -> argparse._ArgumentGroup:
+                       gpu: bool = False, figures: bool = False,
+                       default_label: str = "default") -> argparse._ArgumentGroup:
     """The "execution" flags of a run-store job: the cluster, the dashboard, the logging (and, when asked,
     threads per worker, the GPU and --no-figures); their defaults come from ``defaults`` (the job's
-    configuration file). :func:`execution` turns the parsed flags into configuration overrides."""
+    configuration file, shown as ``default_label``). :func:`execution` turns the parsed flags into
+    configuration overrides."""
     g = parser.add_argument_group("execution")
     g.add_argument("--scheduler-address", help="use an existing Dask cluster (also $DASK_SCHEDULER_ADDRESS)")
-    g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster (default: "
+    g.add_argument("--workers", type=int, help=f"workers of the in-process LocalCluster ({default_label}: "
                                                f"{defaults.n_workers})")
     if threads:
-        g.add_argument("--threads-per-worker", type=int, help=f"threads per LocalCluster worker (default: "
+        g.add_argument("--threads-per-worker", type=int, help=f"threads per LocalCluster worker ({default_label}: "
                                                               f"{defaults.threads_per_worker})")
     g.add_argument("--no-dashboard", action="store_true", help="do not serve the Dask dashboard")
     if gpu:

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--drop-models", nargs="+", metavar="NAME",
                    help="take these models out of the run first (never encoded again); the channels and pairs "
                         "blocks that involve them are recomputed by this run's stages")
-    add_execution_args(p, d, gpu=True)
+    add_execution_args(p, d, gpu=True, default_label="offline default")
     return p
 
 
