@@ -13,22 +13,12 @@ defaults the array path takes about a minute per repeat.
 from __future__ import annotations
 
 import argparse
-import math
-import time
 
 import numpy as np
+from bench_pairs import best_of  # benchmarks/ is on the path when this script runs
 
 from repspace import kernels
 from repspace.kernels import PosteriorRows
-
-
-def best_of(fn, repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main() -> None:

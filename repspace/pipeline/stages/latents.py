@@ -38,7 +38,8 @@ from ..stage import Block, Plan, Stage, StageContext
 __all__ = ["STAGE", "model_seed", "twice_seed", "pair_seed", "group_models", "estimate_task", "estimate_cost"]
 
 _MODEL_KEY, _PAIR_KEY, _TWICE_KEY = 1, 2, 3  # first spawn-key word of each random stream (0: the image subset)
-JOINT = 4  # the joint term's index in TERMS: the one estimate a pair adds in the shared scheme
+JOINT = schema.TERMS.index("joint_information")  # the one estimate a pair adds in the shared scheme
+TWICE = schema.TERMS.index("information_twice_a")  # the term a model's own I(U,U') is estimated as
 LIKELIHOOD_TERMS_PER_S = {"float64": 1.9e9, "float32": 3.8e9}
 """Sample x posterior x (2d + 9) terms per second of one worker thread in one estimate, from
 benchmarks/bench_latents.py (benchmarks/README.md: 20,000 samples over 737,280 10-d posteriors
@@ -121,7 +122,7 @@ def _term_space(emb: Any, i: int, j: int, term: int) -> tuple[np.ndarray, np.nda
 def estimate_task(store_path: str, i: int, j: int, term: int, names: tuple[str, str], mc: dict[str, Any]) -> tuple:
     """One Monte Carlo estimate, written to the ``latents`` group.
 
-    ``j < 0``: the I(U;X) of model i (``term`` < 0) or its I(U,U';X) (``term`` 2, the shared
+    ``j < 0``: the I(U;X) of model i (``term`` < 0) or its I(U,U';X) (``term`` TWICE, the shared
     scheme); else term ``term`` (index into TERMS) of pair (i, j).
     mc : {"seed", "n_samples", "sample_block", "image_block", "dtype"}.
     """
@@ -174,7 +175,7 @@ def plan(ctx: StageContext) -> Plan:
                     args=(int(i), -1, -1, (names[i], ""), mc), cost=cost[0]) for i in np.flatnonzero(valid)]
     if shared:
         blocks += [Block(name=f"information_twice-{names[i]}", key=(int(i),), extent=(names[i], stamps[i]),
-                         marker="twice_done", args=(int(i), -1, 2, (names[i], ""), mc), cost=cost[2])
+                         marker="twice_done", args=(int(i), -1, TWICE, (names[i], ""), mc), cost=cost[TWICE])
                    for _, members in groups if len(members) > 1 for i in members]
     terms = [(JOINT, schema.TERMS[JOINT])] if shared else list(enumerate(schema.TERMS))
     for _, members in groups:
