@@ -95,7 +95,7 @@ class MeasureOptions:
     def __post_init__(self) -> None:
         if isinstance(self.classifier, dict):
             object.__setattr__(self, "classifier", ClassifierOptions(**self.classifier))
-        check_types(self, "measures.")
+        check_types(self, "")
         if self.mc_samples < 2:
             raise ValueError(f"mc_samples must be at least 2 (a standard error needs two), got {self.mc_samples}")
         if not 0.0 <= self.shape_alpha <= 2.0:

@@ -126,7 +126,7 @@ def test_config_validation():
         LatentsOptions(dtype="float16")
     with pytest.raises(ValueError, match="image_block"):
         LatentsOptions(image_block=0)
-    with pytest.raises(ValueError, match="latents.n_samples must be int"):
+    with pytest.raises(ValueError, match="n_samples must be int"):
         LatentsOptions(n_samples="100")
     assert ModelsConfig(numbers=["1", 2]).numbers == ("1", "2")
 

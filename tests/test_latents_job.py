@@ -41,25 +41,25 @@ def test_help_explains_every_option(capsys):
         job.parse_args(["--help"])
     text = capsys.readouterr().out
     for flag in ("--run-dir", "--store", "--models-dir", "--model", "--dataset", "--data-dir", "--image-size",
-                 "--n-images", "--n-samples", "--seed", "--sample-block", "--image-block",
+                 "--n-dataset-images", "--n-samples", "--seed", "--sample-block", "--image-block",
                  "--images-per-encode-task", "--batch-size", "--float32", "--scheduler-address", "--workers",
-                 "--threads-per-worker", "--dashboard", "--no-figure"):
+                 "--threads-per-worker", "--no-dashboard", "--no-figures", "--config"):
         assert flag in text
 
 
 def test_arguments_become_a_config(tmp_path):
-    config = job.parse_args(["--run-dir", str(tmp_path), "--models-dir", "m", "--n-images", "500",
-                             "--n-samples", "300", "--seed", "2", "--image-block", "64", "--float32",
+    config = job.parse_args(["--run-dir", str(tmp_path), "--models-dir", "m", "--n-dataset-images", "500",
+                             "--n-samples", "300", "--seed", "2", "--image-block", "64", "--float32", "--no-dashboard",
                              "--scheduler-address", "tcp://127.0.0.1:8786", "--model", "3", "--model", "4"])
     assert config == RunConfig(run_dir=str(tmp_path), image_size=None, seed=2, dashboard=False,
                                models=ModelsConfig(source="directory", dir="m", numbers=("3", "4")),
                                scheduler_address="tcp://127.0.0.1:8786", stages=LATENTS_STAGES,
-                               latents=LatentsOptions(n_images=500, n_samples=300, image_block=64, dtype="float32"))
+                               latents=LatentsOptions(n_dataset_images=500, n_samples=300, image_block=64, dtype="float32"))
     assert config.store == tmp_path / "store.zarr" and config.figure_dir == tmp_path / "figures"
     config = job.parse_args(["--store", str(tmp_path / "x.zarr")])
-    assert config.stages == ("latents",) and config.latents.n_images == job.DEFAULT_N_IMAGES == 20_000
+    assert config.stages == ("latents",) and config.latents.n_dataset_images == 20_000
     assert config.store == tmp_path / "x.zarr" and config.latents.n_samples == 2_000
-    assert job.parse_args(["--store", "y.zarr", "--n-images", "all"]).latents.n_images is None
+    assert job.parse_args(["--store", "y.zarr", "--n-dataset-images", "all"]).latents.n_dataset_images is None
     assert job.main(["--store", str(tmp_path / "y.zarr"), "--n-samples", "1"]) == 2
 
 
@@ -99,7 +99,7 @@ def test_encode_then_compare_with_tf_models(client, tmp_path):
         write_tf2_saved_model(models_dir / str(n), p, with_decoder=False)
     config = RunConfig(run_dir=str(tmp_path), dataset="digits", image_size=None, seed=5, dashboard=False,
                        models={"source": "directory", "dir": str(models_dir)}, stages=LATENTS_STAGES[:-1],
-                       latents={"n_images": 150, "images_per_encode_task": 64, "n_samples": 400})
+                       latents={"n_dataset_images": 150, "images_per_encode_task": 64, "n_samples": 400})
     result = run(config, client=client)
     ds = xr.open_zarr(config.store, group="latents", consolidated=False)
     assert (result.stage("encode_dataset").computed, ds.attrs["n_models"], ds.attrs["n_images"],

@@ -239,6 +239,25 @@ def test_all_pairs_cka_bc_equals_the_per_pair_formula(dtype, tol, unit_block, ro
     np.testing.assert_array_equal(plain.joint_information, res.joint_information)  # the information is unchanged
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cka_bc_of_a_channel_that_carries_nothing_is_undefined(dtype):
+    """A collapsed channel (the prior everywhere) has a constant BC matrix: its centred kernel is zero, and
+    what the sums leave of it is rounding error, so its CKA with anything is NaN, not a number in [-80, 80]."""
+    rng = np.random.default_rng(4)
+    mu = rng.normal(size=(4, 40)).astype(dtype)
+    lv = rng.normal(-2.0, 0.3, size=(4, 40)).astype(dtype)
+    mu[1], lv[1] = 0.0, 0.0
+    mu[3] = 1e-3 * rng.normal(size=40)  # almost collapsed: BC within 1e-6 of 1
+    lv[3] = 0.0
+    for threads in (1, 2):
+        res = kernels.pairwise_information(kernels.PosteriorRows(mu, lv), cka=True,
+                                           options=kernels.BlockOptions(threads=threads))
+        assert np.isnan(res.cka_bc[1]).all() and np.isnan(res.cka_bc[:, 1]).all()
+        assert np.isnan(res.cka_bc[3]).all()
+        informative = np.ix_([0, 2], [0, 2])
+        assert np.isfinite(res.cka_bc[informative]).all() and (np.abs(res.cka_bc[informative]) <= 1 + 1e-6).all()
+
+
 def jsd_reference(p, q):
     """Per row: (KL(p||m) + KL(q||m)) / 2 written out term by term, then the mean over rows."""
     total = 0.0
@@ -291,7 +310,7 @@ def test_classifier_measure_is_seeded_and_recovers_what_a_space_holds():
     preds = [classifier_predictions(m, lv, opts)[0] for m in mus]
     np.testing.assert_allclose(preds[0].sum(axis=1), 1.0, atol=1e-12)
     assert jsd[0, 2] == pytest.approx(jsd_reference(preds[0], preds[2]), rel=1e-9)
-    with pytest.raises(ValueError, match="classifier.steps must be positive"):
+    with pytest.raises(ValueError, match="steps must be positive"):
         ClassifierOptions(steps=0)
 
 

@@ -13,20 +13,21 @@ import xarray as xr
 from repspace import store
 from repspace.data.synthetic_spaces import nine_spaces
 from repspace.measures import MEASURES, ClassifierOptions, compare_spaces, measure_agreement
-from repspace.pipeline import MeasuresOptions, RunConfig, run
+from repspace.models.classifier import ClassifierOptions
+from repspace.pipeline import ComparisonOptions, RunConfig, run
 
 from .test_hardening import prepared
 from .test_pipeline import N_CHANNELS, N_IMAGES
 
 pytestmark = pytest.mark.distributed
 
-SMALL = dict(n_items=16, mc_samples=300, shape_restarts=2, classifier_hidden=(32, 32), classifier_steps=200,
-             classifier_batch_size=256, classifier_eval_samples=100)
+SMALL = dict(n_items=16, mc_samples=300, shape_restarts=2,
+             classifier=ClassifierOptions(hidden=(32, 32), steps=200, batch_size=256, eval_samples=100))
 
 
 def measures_config(tmp_path, **changes) -> RunConfig:
     return RunConfig(run_dir=str(tmp_path / "measures"), dashboard=False, stages=("spaces", "measures"),
-                     measures=MeasuresOptions(**{**SMALL, **changes}))
+                     measures=ComparisonOptions(**{**SMALL, **changes}))
 
 
 def opened(config: RunConfig) -> xr.Dataset:
@@ -55,21 +56,21 @@ def test_the_stage_equals_compare_spaces_and_computes_only_what_changed(tmp_path
     assert again.stage("measures").computed == 0 and again.stage("measures").skipped == 30
     xr.testing.assert_identical(opened(config).drop_attrs(), ds.drop_attrs())
 
-    steps = run(measures_config(tmp_path, classifier_steps=150), client=client)
+    steps = run(measures_config(tmp_path, classifier=dataclasses.replace(SMALL['classifier'], steps=150)), client=client)
     assert steps.stage("measures").computed == 9  # the classifiers, nothing else
     changed = opened(config)
     assert not np.allclose(changed.jsd_classifier.values, ds.jsd_classifier.values)
     xr.testing.assert_equal(changed.cka_rbf, ds.cka_rbf)
-    samples = run(measures_config(tmp_path, classifier_steps=150, mc_samples=200), client=client)
+    samples = run(measures_config(tmp_path, classifier=dataclasses.replace(SMALL['classifier'], steps=150), mc_samples=200), client=client)
     assert samples.stage("measures").computed == 9  # the Monte Carlo rows
-    fewer = run(measures_config(tmp_path, measures=("nmi_bc", "vi_bc", "cka_linear"), classifier_steps=150,
+    fewer = run(measures_config(tmp_path, measures=("nmi_bc", "vi_bc", "cka_linear"), classifier=dataclasses.replace(SMALL['classifier'], steps=150),
                                 mc_samples=200), client=client)
     assert fewer.stage("measures").computed == 1  # bc now holds two measures, not three: another extent
     got = opened(config)
     assert got.measure_a.values.tolist() == ["nmi_bc", "vi_bc", "cka_linear"]
     assert json.loads(got.attrs["family_options"])["mc"]["mc_samples"] == 200  # what the kept values came from
 
-    unbiased = run(measures_config(tmp_path, measures=("nmi_bc", "vi_bc", "cka_linear"), classifier_steps=150,
+    unbiased = run(measures_config(tmp_path, measures=("nmi_bc", "vi_bc", "cka_linear"), classifier=dataclasses.replace(SMALL['classifier'], steps=150),
                                    mc_samples=200, debiased=True), client=client)
     assert unbiased.stage("measures").computed == 1  # linear CKA's estimator; NMI and VI do not depend on it
     other_spaces = run(measures_config(tmp_path, n_items=36).replace(stages=("spaces",)), client=client)
@@ -88,7 +89,7 @@ def test_spaces_from_a_run_models_and_channels(tmp_path, client):
     run(config.replace(stages=("channels",)), client=client)
     emb = xr.open_zarr(config.store, group="embeddings", consolidated=False).load()
     latents = config.replace(stages=("spaces", "measures"),
-                             measures=MeasuresOptions(source="latents", measures=("nmi_bc", "vi_bc", "cka_linear")))
+                             measures=ComparisonOptions(source="latents", measures=("nmi_bc", "vi_bc", "cka_linear")))
     run(latents, client=client)
     sp = xr.open_zarr(config.store, group="spaces", consolidated=False).load()
     assert sp.space.values.tolist() == ["0", "1", "2", "3"] and sp.sizes["item"] == N_IMAGES
@@ -112,11 +113,11 @@ def test_spaces_from_a_run_models_and_channels(tmp_path, client):
 
 def test_refusals_name_what_is_wrong(tmp_path, client):
     with pytest.raises(ValueError, match="unknown measures"):
-        MeasuresOptions(measures=("cka",))
-    with pytest.raises(ValueError, match="measures.source must be one of"):
-        MeasuresOptions(source="zoo")
-    with pytest.raises(ValueError, match="classifier.steps must be positive"):
-        MeasuresOptions(classifier_steps=0)
+        ComparisonOptions(measures=("cka",))
+    with pytest.raises(ValueError, match="source must be one of"):
+        ComparisonOptions(source="zoo")
+    with pytest.raises(ValueError, match="steps must be positive"):
+        ComparisonOptions(classifier={"steps": 0})
     bare = measures_config(tmp_path, source="latents")
     store.open_run(bare.store)
     with pytest.raises(RuntimeError, match="'spaces' needs the 'embeddings' group"):

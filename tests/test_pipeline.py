@@ -256,6 +256,38 @@ def test_every_job_configuration_loads(path):
         assert parse_model_numbers(",".join(config.models.numbers))
 
 
+BAD_KEYS = {  # a value in each job's file made wrong, and how the error names its key as the file writes it
+    "offline_default.toml": ("steps = 10000", "steps = 0", r"\[models.train\] steps must be positive"),
+    "compare_latents.toml": ("n_samples = 2000", "n_samples = 1", r"\[latents\] n_samples must be at least 2"),
+    "compare_measures.toml": ("steps = 2000", "steps = 0", r"\[measures.classifier\] steps must be positive"),
+    "fusion_so2.toml": ("batch_size = 512", "batch_size = 0", r"\[so2.learner\] batch_size must be positive"),
+    "fusion_so2_paper.toml": ("repeats = 5", "repeats = 0", r"\[so2\] repeats is too small"),
+    "measures_paper.toml": ("shape_alpha = 1.0", "shape_alpha = 3.0", r"\[measures\] shape_alpha must be in"),
+    "trained_ensemble.toml": ("n_images = 1000", "n_images = 0", r"n_images must be positive"),
+    "zoo_dsprites_beta_vae.toml": ("[models]", "[models]\nnumbrs = [1]", r"\[models\]: unknown keys \['numbrs'\]"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_KEYS))
+def test_a_bad_value_in_each_job_file_is_named_as_the_file_writes_it(tmp_path, name):
+    old, new, message = BAD_KEYS[name]
+    text = (DEFAULT_CONFIG.parent / name).read_text()
+    assert old in text, f"{name} has no {old!r}"
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ValueError, match=message):
+        load_config(path)
+
+
+def test_every_job_file_has_a_bad_value_case():
+    assert set(BAD_KEYS) == {p.name for p in DEFAULT_CONFIG.parent.glob("*.toml")}
+
+
+def test_one_meaning_per_name():
+    with pytest.raises(ValueError, match=r"\[latents\]: unknown keys \['n_images'\]"):
+        load_config(DEFAULT_CONFIG, latents={"n_images": 5})  # M is n_dataset_images; N is the run's n_images
+
+
 def test_changed_posteriors_recompute_exactly_the_blocks_that_read_them(tmp_path, client):
     mu, logvar, _ = synthetic_posteriors(6)
     config = make_run(tmp_path, 6, models_per_block=2, mu=mu, logvar=logvar)

@@ -210,7 +210,7 @@ def test_zoo_source_downloads_then_compares(tmp_path, model_dir, client):
 
 def test_latents_stage_from_the_sweep(tmp_path, model_dir, client):
     config = config_for(tmp_path, model_dir, stages=("fingerprint", "models", "encode_dataset", "latents", "figures"),
-                        latents={"n_images": 200, "n_samples": 400})
+                        latents={"n_dataset_images": 200, "n_samples": 400})
     result = run(config, client=client)
     rep = result.stage("latents")
     assert rep.computed == 4 + 4 + 6  # I(U;X) and I(U,U';X) per model, I(U,V;X) per pair of the one group

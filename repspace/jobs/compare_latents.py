@@ -1,11 +1,12 @@
 """Compare whole latent spaces by Monte Carlo over a dataset (the paper's Sec. 4.3).
 
     python -m repspace.jobs.compare_latents --run-dir runs/latents --models-dir data/models/offline \\
-        [--dataset dsprites_procedural] [--image-size 32] [--n-images 20000 | all] [--n-samples 2000] [--seed 0] \\
-        [--scheduler-address tcp://host:8786 | --workers 2]
+        [--dataset dsprites_procedural] [--image-size 32] [--n-dataset-images 20000 | all] [--n-samples 2000] \\
+        [--seed 0] [--scheduler-address tcp://host:8786 | --workers 2]
 
-The stages models, encode_dataset, latents and figures of the run driver: encodes the images
-with every model (group ``dataset_embeddings`` of the store), then, within each group of models
+The stages models, encode_dataset, latents and figures of the run driver, configured by
+jobs/compare_latents.toml (--config for another file; flags override it): encodes M images with
+every model (group ``dataset_embeddings`` of the store), then, within each group of models
 sharing dataset, family and hyperparameter value, estimates I(U;X) per model and NMI and VI
 per pair with standard errors, and the groups' inverse-variance means (group ``latents``).
 Rerunning computes only what is missing. Without --models-dir the posteriors already in the
@@ -15,21 +16,24 @@ store are compared.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from repspace._quiet import set_verbose
-from repspace.data.catalog import DATASETS
-from repspace.pipeline import LATENTS_STAGES, LatentsOptions, ModelsConfig, RunConfig, run
+from .._quiet import set_verbose
+from ..data.catalog import DATASETS
+from ..pipeline import RunConfig, load_config, run
+from ..pipeline.config import job_defaults
+from ._run import add_execution_args, execution
 
 
-DEFAULT_N_IMAGES = 20_000
+DEFAULT_CONFIG = job_defaults("compare_latents.toml")
 
 
-def _n_images(text: str) -> int | None:
+def _n_images(text: str) -> int | str:
     if text == "all":
-        return None
+        return text
     try:
         return int(text)
     except ValueError:
@@ -38,8 +42,10 @@ def _n_images(text: str) -> int | None:
 
 def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
     """Parse command-line arguments into the :class:`RunConfig` of the latents stages."""
-    d = LatentsOptions()
+    d = load_config(DEFAULT_CONFIG)
+    o = d.latents
     p = argparse.ArgumentParser(prog="python -m repspace.jobs.compare_latents", description=__doc__.split("\n")[0])
+    p.add_argument("--config", help=f"configuration (TOML); default {DEFAULT_CONFIG}; flags override it")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--run-dir", type=Path, help="the run's folder: the store is <run-dir>/store.zarr, the figure "
                        "<run-dir>/figures/latents.png")
@@ -48,58 +54,50 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
                    "SavedModels, .keras); leave out to compare the posteriors already in the store")
     p.add_argument("--model", action="append", default=[], metavar="NAME",
                    help="use only this model of --models-dir (repeatable); default: all of them")
-    p.add_argument("--dataset", default="dsprites_procedural", choices=list(DATASETS), metavar="DATASET",
-                   help=f"dataset the models encode, one of {', '.join(DATASETS)} (default: %(default)s)")
+    p.add_argument("--dataset", choices=list(DATASETS), metavar="DATASET",
+                   help=f"dataset the models encode, one of {', '.join(DATASETS)} (default: {d.dataset})")
     p.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default: $REPSPACE_DATA_DIR or data)")
     p.add_argument("--image-size", type=int, default=None, help="square image size the models take (default: the "
                    "first model's input size)")
-    p.add_argument("--n-images", type=_n_images, default=DEFAULT_N_IMAGES, help="M: a seeded random subset of this "
-                   "many images, or 'all' for the whole dataset (default: %(default)s, which with the default samples "
-                   "takes minutes on two cores; the whole of dSprites is 737,280 images: a cluster's job)")
-    p.add_argument("--n-samples", type=int, default=d.n_samples, help="S: samples per Monte Carlo estimate (default: "
-                   "%(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the image subset and of every Monte Carlo stream "
-                   "(default: %(default)s)")
-    p.add_argument("--sample-block", type=int, default=d.sample_block, help="samples per likelihood block (default: "
-                   "%(default)s)")
-    p.add_argument("--image-block", type=int, default=d.image_block, help="posteriors per likelihood block (memory per "
-                   "estimate is about 24 x sample-block x image-block bytes in float64; default: %(default)s)")
-    p.add_argument("--images-per-encode-task", type=int, default=d.images_per_encode_task, help="images per encode "
-                   "task and per chunk of the stored posteriors (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per call into an encoder (default: "
-                   "%(default)s)")
+    p.add_argument("--n-dataset-images", type=_n_images, help=f"M: a seeded random subset of this many images of the "
+                   f"dataset, or 'all' for the whole dataset (default: {o.n_dataset_images}, which with the default "
+                   "samples takes minutes on two cores; the whole of dSprites is 737,280 images: a cluster's job)")
+    p.add_argument("--n-samples", type=int, help=f"S: samples per Monte Carlo estimate (default: {o.n_samples})")
+    p.add_argument("--seed", type=int, help=f"seed of the image subset and of every Monte Carlo stream (default: "
+                                            f"{d.seed})")
+    p.add_argument("--sample-block", type=int, help=f"samples per likelihood block (default: {o.sample_block})")
+    p.add_argument("--image-block", type=int, help=f"posteriors per likelihood block (memory per estimate is about "
+                                                   f"24 x sample-block x image-block bytes in float64; default: "
+                                                   f"{o.image_block})")
+    p.add_argument("--images-per-encode-task", type=int, help=f"images per encode task and per chunk of the stored "
+                                                              f"posteriors (default: {o.images_per_encode_task})")
+    p.add_argument("--batch-size", type=int, help=f"images per call into an encoder (default: {o.batch_size})")
     p.add_argument("--float32", action="store_true", help="likelihood products in float32 (faster, less exact) "
                    "instead of float64")
     p.add_argument("--per-pair-estimates", action="store_true",
                    help="five estimates of its own per pair (n + 5 n(n-1)/2 for a group of n models, as before wave 2) "
                         "instead of each model's two terms shared by all its pairs (2n + n(n-1)/2)")
-    p.add_argument("--scheduler-address", default=None, help="an existing Dask scheduler (default: "
-                   "$DASK_SCHEDULER_ADDRESS, else a LocalCluster on 127.0.0.1)")
-    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default: %(default)s)")
-    p.add_argument("--threads-per-worker", type=int, default=1, help="LocalCluster threads per worker (default: "
-                   "%(default)s)")
-    p.add_argument("--dashboard", action="store_true", help="serve the LocalCluster's dashboard on 127.0.0.1")
-    p.add_argument("--no-figure", action="store_true", help="draw no figure")
-    p.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up logging (silenced by default)")
+    add_execution_args(p, d, figures=True)
     a = p.parse_args(argv)
     set_verbose(a.verbose)
-    stages = set(LATENTS_STAGES)
+    config = load_config(
+        a.config or DEFAULT_CONFIG, run_dir=str(a.run_dir if a.run_dir is not None else a.store.parent),
+        store_path=None if a.store is None else str(a.store), dataset=a.dataset,
+        data_dir=None if a.data_dir is None else str(a.data_dir), seed=a.seed, **execution(a),
+        models={"source": "directory", "dir": str(a.models_dir or ""), "numbers": tuple(a.model) or None},
+        latents={"n_dataset_images": a.n_dataset_images if a.n_dataset_images != "all" else None,
+                 "n_samples": a.n_samples, "sample_block": a.sample_block, "image_block": a.image_block,
+                 "images_per_encode_task": a.images_per_encode_task, "batch_size": a.batch_size,
+                 "dtype": "float32" if a.float32 else None, "scheme": "pairs" if a.per_pair_estimates else None})
+    stages = set(config.stages)
     if a.models_dir is None:
         stages -= {"models", "encode_dataset"}
-    if a.no_figure or a.store is not None:
+    if a.no_figures or a.store is not None:
         stages.discard("figures")
-    latents = LatentsOptions(n_images=a.n_images, n_samples=a.n_samples, sample_block=a.sample_block,
-                             image_block=a.image_block, images_per_encode_task=a.images_per_encode_task,
-                             batch_size=a.batch_size, dtype="float32" if a.float32 else "float64",
-                             scheme="pairs" if a.per_pair_estimates else "shared")
-    models = ModelsConfig(source="directory", dir=str(a.models_dir or ""), numbers=tuple(a.model))
-    return RunConfig(
-        run_dir=str(a.run_dir if a.run_dir is not None else a.store.parent),
-        store_path=None if a.store is None else str(a.store), dataset=a.dataset,
-        data_dir=None if a.data_dir is None else str(a.data_dir), image_size=a.image_size, seed=a.seed, models=models,
-        scheduler_address=a.scheduler_address, n_workers=a.workers, threads_per_worker=a.threads_per_worker,
-        dashboard=a.dashboard, stages=tuple(stages), latents=latents,
-    )
+    latents = config.latents
+    if a.n_dataset_images == "all":
+        latents = dataclasses.replace(latents, n_dataset_images=None)
+    return config.replace(image_size=a.image_size, stages=tuple(stages), latents=latents)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

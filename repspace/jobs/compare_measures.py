@@ -18,15 +18,16 @@ from pathlib import Path
 from .._quiet import set_verbose
 from ..measures import MEASURES
 from ..pipeline import load_config
+from ..pipeline.config import job_defaults
 from ._run import add_execution_args, execution, run_and_report, without_figures
 from ..store.spaces import SOURCES
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "compare_measures.toml"
+DEFAULT_CONFIG = job_defaults("compare_measures.toml")
 
 
 def build_parser() -> argparse.ArgumentParser:
     d = load_config(DEFAULT_CONFIG)
-    m = d.measures
+    m, k = d.measures, d.measures.classifier
     p = argparse.ArgumentParser(prog="python -m repspace.jobs.compare_measures", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help=f"configuration (TOML); default {DEFAULT_CONFIG}; jobs/measures_paper.toml has "
@@ -58,13 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                       f"(default: {m.shape_restarts})")
     g.add_argument("--debiased", action="store_true", help="the debiased HSIC estimator in every CKA")
     g.add_argument("--classifier-steps", type=int, help=f"training steps per classifier (default: "
-                                                        f"{m.classifier_steps}; the paper: 10000)")
+                                                        f"{k.steps}; the paper: 10000)")
     g.add_argument("--classifier-batch-size", type=int, help=f"samples per classifier step (default: "
-                                                             f"{m.classifier_batch_size}; the paper: 16384)")
+                                                             f"{k.batch_size}; the paper: 16384)")
     g.add_argument("--classifier-learning-rate", type=float, help=f"Adam's learning rate (default: "
-                                                                  f"{m.classifier_learning_rate})")
+                                                                  f"{k.learning_rate})")
     g.add_argument("--classifier-eval-samples", type=int, help=f"samples per item in its mean predicted distribution "
-                                                               f"(default: {m.classifier_eval_samples})")
+                                                               f"(default: {k.eval_samples})")
     add_execution_args(p, d, figures=True)
     return p
 
@@ -84,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     measures = {"source": source, "n_items": args.n_items, "max_spaces": args.max_spaces,
                 "measures": tuple(dict.fromkeys(args.measures)) if args.measures else None,
                 "mc_samples": args.mc_samples, "shape_alpha": args.shape_alpha, "shape_restarts": args.shape_restarts,
-                "debiased": True if args.debiased else None, "classifier_steps": args.classifier_steps,
-                "classifier_batch_size": args.classifier_batch_size,
-                "classifier_learning_rate": args.classifier_learning_rate,
-                "classifier_eval_samples": args.classifier_eval_samples}
+                "debiased": True if args.debiased else None,
+                "classifier": {"steps": args.classifier_steps, "batch_size": args.classifier_batch_size,
+                               "learning_rate": args.classifier_learning_rate,
+                               "eval_samples": args.classifier_eval_samples}}
     try:
         config = load_config(
             args.config or DEFAULT_CONFIG,

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"models per encode task (offline default: {d.models_per_encode_task})")
     g.add_argument("--pair-block-units", type=int, help=f"channels per side of one pairs task (bounds task memory; "
                                                         f"offline default: {d.pair_block_units})")
-    g.add_argument("--measures", nargs="+", choices=("nmi", "vi", "cka_bc"), metavar="MEASURE",
+    g.add_argument("--pair-measures", nargs="+", choices=("nmi", "vi", "cka_bc"), metavar="MEASURE",
                    help="what the pairs stage stores for every two channels: nmi vi, and cka_bc on request "
                         "(CKA of their BC matrices, from the same matrix products; default: nmi vi)")
     g.add_argument("--info-threshold", type=float, help=f"channels under this many bits are left out of the "
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             run_dir=args.run_dir, dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
             n_images=args.n_images, seed=args.seed, models_per_encode_task=args.models_per_encode_task,
             pair_block_units=args.pair_block_units, pair_channels="all" if args.all_pairs else None,
-            pair_measures=tuple(dict.fromkeys(("nmi", "vi", *args.measures))) if args.measures else None,
+            pair_measures=tuple(dict.fromkeys(("nmi", "vi", *args.pair_measures))) if args.pair_measures else None,
             info_threshold=args.info_threshold, min_samples=args.min_samples,
             stages=tuple(args.stages) if args.stages else None, **execution(args),
             models={"source": args.models_source, "dir": args.models_dir,

@@ -20,11 +20,12 @@ from pathlib import Path
 from .._quiet import set_verbose
 from ..fusion import SIMILARITIES
 from ..pipeline import load_config
+from ..pipeline.config import job_defaults
 from ._run import add_execution_args, execution, run_and_report, without_figures
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "fusion_so2.toml"
-PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner_steps": 3000,
-         "learner_batch_size": 2048, "fusion_steps": 20000}
+DEFAULT_CONFIG = job_defaults("fusion_so2.toml")
+PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner.steps": 3000,
+         "learner.batch_size": 2048, "fusion_steps": 20000}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,10 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--similarities", nargs="+", choices=SIMILARITIES, help="what fusion maximises (default: all)")
     g.add_argument("--learners", choices=("trained", "torn"), help="trained: 1-D beta-VAEs (default); torn: synthetic "
                    "codes torn at random angles, no training")
-    g.add_argument("--learner-steps", type=int, help=f"training steps per learner (default: {o.learner_steps}; the "
+    g.add_argument("--learner-steps", type=int, help=f"training steps per learner (default: {o.learner.steps}; the "
                                                      "paper: 3000)")
     g.add_argument("--learner-batch-size", type=int, help=f"points per training step (default: "
-                                                          f"{o.learner_batch_size}; the paper: 2048)")
+                                                          f"{o.learner.batch_size}; the paper: 2048)")
     g.add_argument("--fusion-steps", type=int, help=f"gradient steps per fusion (default: {o.fusion_steps}; the paper: "
                                                     "20000)")
     g.add_argument("--fusion-learning-rate", type=float, help=f"(default: {o.fusion_learning_rate})")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     set_verbose(args.verbose)
     so2 = {"n_points": args.n_points, "sizes": tuple(args.sizes) if args.sizes else None, "repeats": args.repeats,
            "similarities": tuple(args.similarities) if args.similarities else None, "learners": args.learners,
-           "learner_steps": args.learner_steps, "learner_batch_size": args.learner_batch_size,
+           "learner": {"steps": args.learner_steps, "batch_size": args.learner_batch_size},
            "fusion_steps": args.fusion_steps, "fusion_learning_rate": args.fusion_learning_rate}
     try:
         config = load_config(args.config or DEFAULT_CONFIG, run_dir=args.run_dir, seed=args.seed,
@@ -71,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = without_figures(config, args.no_figures)
     o = config.so2
-    lighter = [f"{k} {getattr(o, k) if not isinstance(getattr(o, k), tuple) else list(getattr(o, k))} (the paper: "
-               f"{list(v) if isinstance(v, tuple) else v})" for k, v in PAPER.items() if getattr(o, k) != v]
+    used = {k: getattr(o.learner, k.partition(".")[2]) if k.startswith("learner.") else getattr(o, k) for k in PAPER}
+    lighter = [f"{k} {list(used[k]) if isinstance(used[k], tuple) else used[k]} (the paper: "
+               f"{list(v) if isinstance(v, tuple) else v})" for k, v in PAPER.items() if used[k] != v]
     if lighter:
         print("fusion_so2: lighter than the paper's settings: " + "; ".join(lighter), flush=True)
     return run_and_report(config)

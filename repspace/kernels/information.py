@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 
+CKA_CANCELLATION = {4: 1e-4, 8: 1e-10}
+"""<HKH, HKH> below this fraction of <K, K> is rounding error (float32 and float64 BC rows): CKA is NaN there."""
+
+
 @dataclass(frozen=True)
 class BlockOptions:
     """Block sizes and threads of the all-pairs computation.
@@ -326,6 +330,10 @@ def pairwise_information(
         tb = t[0] if same else t[1]
         h_ab = frob - (2.0 / n) * cross + xp.reshape(t[0], (n_a, 1)) * xp.reshape(tb, (1, n_b)) / n**2
         h_self = [f - (2.0 / n) * c + tt * tt / n**2 for f, c, tt in zip(total["self_frob"], total["self_cross"], t)]
+        # a unit whose BC matrix is constant (it carries nothing) has <HKH, HKH> = 0 up to the cancellation of
+        # terms of order N^2: below that rounding level its CKA is undefined (NaN), as its NMI is
+        floor = CKA_CANCELLATION[itemsize]
+        h_self = [xp.where(h > floor * f, h, xp.zeros_like(h)) for h, f in zip(h_self, total["self_frob"])]
         ha = h_self[0]
         hb = ha if same else h_self[1]
         denom = xp.reshape(ha, (n_a, 1)) * xp.reshape(hb, (1, n_b))

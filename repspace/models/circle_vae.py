@@ -36,14 +36,14 @@ class CircleVAEOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        check_types(self, "learners.")
+        check_types(self, "")
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"learners.{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"learners.hidden must be one or more positive widths, got {list(self.hidden)}")
+            raise ValueError(f"hidden must be one or more positive widths, got {list(self.hidden)}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)) or self.beta < 0:
-            raise ValueError(f"learners: learning_rate must be positive and beta >= 0, got {self.learning_rate}, "
+            raise ValueError(f"learning_rate must be positive and beta >= 0, got {self.learning_rate}, "
                              f"{self.beta}")
 
 

@@ -48,14 +48,14 @@ class ClassifierOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        check_types(self, "classifier.")
+        check_types(self, "")
         for name in ("steps", "batch_size", "eval_samples"):
             if getattr(self, name) < 1:
-                raise ValueError(f"classifier.{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"classifier.hidden must be one or more positive widths, got {list(self.hidden)}")
+            raise ValueError(f"hidden must be one or more positive widths, got {list(self.hidden)}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"classifier.learning_rate must be positive, got {self.learning_rate}")
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
     def flops(self, n_items: int, dim: int) -> float:
         """Floating-point operations of one training (forward and backward) and its evaluation."""

@@ -119,7 +119,7 @@ class TrainConfig:
     annealed_steps: int | None = None
 
     def __post_init__(self):
-        check_types(self, "models.train.")
+        check_types(self, "")
         for fam in self.families:
             if fam not in TRAINABLE_FAMILIES:
                 raise ValueError(

@@ -6,8 +6,13 @@ them. The stages live in :mod:`repspace.pipeline.stages`, one module each.
 """
 
 from ..models import ModelEntry, find_models
-from .config import (STAGE_NAMES, SWEEP_STAGES, LatentsOptions, MeasuresOptions, ModelsConfig, RunConfig, SO2Options,
-                     FusionOptions, load_config)
+from .config import RunConfig, load_config
+from .stages import STAGE_NAMES, SWEEP_STAGES
+from .stages.fusion import FusionOptions
+from .stages.latents import LatentsOptions
+from .stages.measures import ComparisonOptions
+from .stages.models import ModelsConfig
+from .stages.so2 import SO2Options
 from .driver import RunReport, StageReport, TaskFailed, run_stages
 from .stage import Block, Plan, Stage, StageContext
 from .stages import STAGES, select
@@ -22,7 +27,7 @@ __all__ = [
     "Block",
     "FailedModelsWarning",
     "LatentsOptions",
-    "MeasuresOptions",
+    "ComparisonOptions",
     "SO2Options",
     "FusionOptions",
     "ModelEntry",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .. import store
 from ..store import verify
-from .config import STAGE_NAMES, RunConfig
+from .config import RunConfig
 from .driver import RunReport, _log
 from .stages import STAGES
 from .sweep import run
@@ -33,14 +33,33 @@ def recorded_config(root, store_path: Path, group: str | None = None) -> RunConf
             key=lambda a: str(a.get("written_at", "")), default=None)
     if attrs is None:
         raise RuntimeError(f"{store_path} records no configuration: nothing to rerun")
-    d = json.loads(attrs["config"])
-    d.setdefault("pair_channels", "all")  # recorded before pairs among informative channels: every pair was
-    if isinstance(d.get("latents"), dict):
-        d["latents"].setdefault("scheme", "pairs")  # recorded before shared terms: five estimates per pair
+    d = _upgrade(json.loads(attrs["config"]))
     d["store_path"] = str(store_path)
     if store_path.name == "store.zarr":
         d["run_dir"] = str(store_path.parent)
     return RunConfig(**d)
+
+
+_RENAMED = {"latents": {"n_images": "n_dataset_images"}}
+_NESTED = {"measures": ("classifier", "classifier_"), "so2": ("learner", "learner_")}
+
+
+def _upgrade(d: dict) -> dict:
+    """A configuration recorded by an earlier version, in today's keys."""
+    d.setdefault("pair_channels", "all")  # recorded before pairs among informative channels: every pair was
+    if isinstance(d.get("latents"), dict):
+        d["latents"].setdefault("scheme", "pairs")  # recorded before shared terms: five estimates per pair
+    for table, renamed in _RENAMED.items():
+        for old, new in renamed.items():
+            if isinstance(d.get(table), dict) and old in d[table]:
+                d[table][new] = d[table].pop(old)
+    for table, (sub, prefix) in _NESTED.items():  # flat keys of a domain's options, before its sub-table
+        t = d.get(table)
+        if isinstance(t, dict):
+            flat = [k for k in t if k.startswith(prefix) and k != sub]
+            if flat:
+                t[sub] = {**{k[len(prefix):]: t.pop(k) for k in flat}, **t.get(sub, {})}
+    return d
 
 
 _DATA = {"channels": ("information", "information_twice", "nmi_factor", "vi_factor"), "pairs": ("nmi", "vi"),
@@ -100,7 +119,7 @@ def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Clie
         if "encode" in stages or "encode_dataset" in stages:
             stages.setdefault("models", "models")
         report = None
-        for name in [s for s in STAGE_NAMES if s in stages]:  # each with the configuration that wrote its group
+        for name in [s for s in STAGES if s in stages]:  # each with the configuration that wrote its group
             log(f"repair: rerunning {name}")
             report = run(recorded_config(root, store_path, stages[name]).replace(stages=(name,)), client=client,
                          log=log)

@@ -11,6 +11,13 @@ functions:
 ``finalize(ctx, plan, results) -> str``
     runs once after every block, in the driving process, and returns a note for the report.
 
+A stage also carries what the rest of the pipeline derives from it: the TOML table it reads
+(``table``, parsed into its ``options`` class, which the run's configuration then holds as
+``config.<table>``), the figures drawn from its group and its section of the run report
+(``figures`` and ``report``: "module:function" names, imported only by the figures stage, so
+that no compute process imports matplotlib). The configuration, the figures stage, the report
+and repair all read the registry (:data:`repspace.pipeline.stages.STAGES`).
+
 The driver (:func:`repspace.pipeline.driver.run_stages`) does the rest: it skips blocks
 whose done-marker holds the stamp of their extent, runs the others, marks each as its task
 finishes, records provenance and says what it did. A stage is one short module under
@@ -26,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 import zarr
 
-from .config import RunConfig
-
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["Block", "Plan", "Stage", "StageContext"]
+    from .config import RunConfig
+
+__all__ = ["Block", "Plan", "Stage", "StageContext", "resolve"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +101,12 @@ class Stage:
     cluster : whether the stage needs the Dask client (tasks, or work submitted by finalize).
     whole : the stage replaces its group whole, atomically (or by a protocol of its own, as the
         fingerprint's), so the driver need not mark it incomplete while the stage runs.
+    table, options : the TOML table the stage reads and the frozen dataclass it is parsed into
+        (nested dataclass fields are sub-tables); stages that share a table name the same class.
+    figures : "module:function" drawing the stage's figures, ``(store_path, out_dir) -> list[Path]``,
+        once its group (and those it needs) are complete.
+    report : "module:function" giving its section of the run report, ``(store_path, figures) -> str``
+        (HTML; ``figures`` maps a figure's file stem to its path).
     """
 
     name: str
@@ -105,7 +118,19 @@ class Stage:
     finalize: Callable[[StageContext, Plan, dict[str, Any]], str] | None = None
     cluster: bool = True
     whole: bool = False
+    table: str | None = None
+    options: type | None = None
+    figures: str | None = None
+    report: str | None = None
 
     def needed(self, config: RunConfig) -> tuple[str, ...]:
         """Every group the stage needs complete under ``config``."""
         return (*self.needs, *(self.needs_when(config) if self.needs_when is not None else ()))
+
+
+def resolve(name: str) -> Callable[..., Any]:
+    """The function a "module:function" name stands for (a stage's ``figures`` or ``report``)."""
+    import importlib
+
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)

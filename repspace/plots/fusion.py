@@ -50,3 +50,8 @@ def draw_fusion_figure(store: str | Path, path: str | Path, *, dpi: int = 120) -
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def fusion_figures(store: str | Path, out_dir: str | Path) -> list[Path]:
+    """The fusion stage's figures in ``out_dir``: ``fusion.png``."""
+    return [draw_fusion_figure(store, Path(out_dir) / "fusion.png")]

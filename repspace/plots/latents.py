@@ -71,3 +71,8 @@ def draw_latents_figure(store: str | Path, path: str | Path, *, dpi: int = 120) 
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def latents_figures(store: str | Path, out_dir: str | Path) -> list[Path]:
+    """The latents stage's figures in ``out_dir``: ``latents.png``."""
+    return [draw_latents_figure(store, Path(out_dir) / "latents.png")]

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from ..kernels import MEASURES
-from ..store import is_complete, open_dataset, open_run
+from ..store import open_dataset, open_run
 from ..store.models import read_models
 
-__all__ = ["write_report", "GROUPS"]
+__all__ = ["write_report", "GROUPS", "structure_section", "latents_section", "measures_section", "fusion_section",
+           "so2_section"]
 
 GROUPS = ("fingerprint", "models", "embeddings", "channels", "pairs", "structure", "traversals",
           "dataset_embeddings", "latents", "spaces", "measures", "so2_learners", "so2_fusion", "fusion")
@@ -69,8 +70,14 @@ def _figures(by_name: dict[str, Path], shown: Sequence[tuple[str, str]], folded:
                   for key in folded if key in by_name]
 
 
+def _groups(root: Any) -> list[str]:
+    """The store's groups: those of :data:`GROUPS` in that order, then any other (a registered stage's)."""
+    present = sorted(name for name, _ in root.groups() if not name.startswith("."))
+    return [g for g in GROUPS if g in present] + [g for g in present if g not in GROUPS]
+
+
 def _provenance(root: Any) -> list[tuple[str, dict[str, Any]]]:
-    return [(g, dict(root[g].attrs)) for g in GROUPS if g in root and "run_id" in root[g].attrs]
+    return [(g, dict(root[g].attrs)) for g in _groups(root) if "run_id" in root[g].attrs]
 
 
 def _ensemble(models: list[dict[str, Any]]) -> str:
@@ -86,6 +93,14 @@ def _ensemble(models: list[dict[str, Any]]) -> str:
             [(m["name"], m["family"], f"{m['hyperparameter']}={m['hyperparameter_value']:g}" if m["hyperparameter"]
               else "", m["seed"], m["path"]) for m in models]) + "</details>"
     return out
+
+
+def structure_section(store_path: str, by_name: dict[str, Path]) -> str:
+    """The channel structure: its figure, the cluster tables, the other figures folded."""
+    parts = ["<h2>Channel structure</h2>", *_figures(by_name, (("structure_vi", "the channel structure figure (VI)"),))]
+    parts.append(_clusters(str(store_path)))
+    parts += _figures(by_name, (), ("structure_nmi", "members_vi", "members_nmi"))
+    return "".join(parts)
 
 
 def _clusters(store_path: str) -> str:
@@ -111,6 +126,12 @@ def _clusters(store_path: str) -> str:
     return "".join(parts)
 
 
+def latents_section(store_path: str, by_name: dict[str, Path]) -> str:
+    """Whole latent spaces: the figure and the groups' means."""
+    return ("<h2>Whole latent spaces</h2>" + "".join(_figures(by_name, (("latents", "whole latent spaces by Monte Carlo"),)))
+            + _latents(str(store_path)))
+
+
 def _latents(store_path: str) -> str:
     la = open_dataset(store_path, "latents").load()
     rows = [(str(la["group_dataset"].values[g]), str(la["group_family"].values[g]),
@@ -121,6 +142,34 @@ def _latents(store_path: str) -> str:
     return (f"<p>Monte Carlo over M = {la.attrs.get('n_images')} images.</p>"
             + _table(("dataset", "family", "setting", "models", "I(U;X)/H(X)", "NMI", "± SE", "VI (bits)", "± SE"),
                      rows, cls="latents"))
+
+
+def measures_section(store_path: str, by_name: dict[str, Path]) -> str:
+    """The measures side by side: their matrices and agreement, the spaces, the Spearman table."""
+    parts = ["<h2>Measures side by side</h2>"]
+    parts += _figures(by_name, (("measures_matrices", "every measure between every two spaces"),
+                                ("measures_agreement", "how the measures agree")))
+    parts.append(_measures(str(store_path)))
+    parts += _figures(by_name, (), ("spaces", "measures_scatter"))
+    return "".join(parts)
+
+
+def fusion_section(store_path: str, by_name: dict[str, Path]) -> str:
+    """The ensemble fused: the figure, and the fused space's NMI with the factors beside its best member's."""
+    fu = open_dataset(str(store_path), "fusion").load()
+    return ("<h2>The ensemble fused</h2>" + "".join(_figures(by_name, (("fusion", "the channels fused into one space"),)))
+            + f"<p>{fu.sizes['member']} channels ({_e(fu.attrs.get('members'))}) fused by "
+            f"{_e(fu.attrs.get('similarity'))}: mean NMI with the members {float(fu['nmi'].mean()):.3g}.</p>"
+            + _table(("factor", "NMI, fused space", "NMI, best member"),
+                     [(str(f), float(fu["nmi_factor"].values[k]), float(np.nanmax(fu["member_nmi_factor"].values[:, k])))
+                      for k, f in enumerate(fu["factor"].values)], cls="fusion"))
+
+
+def so2_section(store_path: str, by_name: dict[str, Path]) -> str:
+    """Fusion on the circle: the figures and the continuity table."""
+    return ("<h2>Fusion on the circle</h2>" + "".join(_figures(by_name, (("so2_continuity", "continuity against ensemble size"),
+                                                                         ("so2_circles", "the fused spaces"))))
+            + _so2(str(store_path)))
 
 
 def _measures(store_path: str) -> str:
@@ -149,8 +198,13 @@ def _so2(store_path: str) -> str:
             + _table(("ensemble size", *sims), rows, cls="so2"))
 
 
-def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path]) -> Path:
-    """Write the report of the run in ``store_path`` to ``out`` (HTML), inlining ``figures``."""
+def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path], sections: Sequence[str] = (),
+                 tables: Sequence[str] | None = None) -> Path:
+    """Write the report of the run in ``store_path`` to ``out`` (HTML), inlining ``figures``.
+
+    ``sections`` are the finished analyses' sections (HTML, from each stage's registered report
+    function); ``tables`` the configuration tables of the stages that ran (None: every table recorded).
+    """
     store_path = str(store_path)
     root = open_run(store_path, create=False)
     run = Path(store_path).resolve()
@@ -158,45 +212,13 @@ def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path
     prov = _provenance(root)
     latest = max(prov, key=lambda p: str(p[1].get("written_at", "")))[1] if prov else {}
     config = json.loads(latest.get("config", "{}"))
+    if tables is not None:
+        config = {k: v for k, v in config.items() if not isinstance(v, dict) or k in tables}
     models = read_models(root["models"]) if "models" in root else (
         read_models(root["embeddings"]) if "embeddings" in root else [])
-    by_name = {Path(f).stem: Path(f) for f in figures}
     body = [f"<h1>repspace run {_e(name)}</h1>",
             f'<p class="note">store {_e(store_path)}; last written {_e(latest.get("written_at", "?"))} by run '
-            f'{_e(latest.get("run_id", "?"))}, repspace {_e(latest.get("repspace_version", "?"))}</p>']
-    if is_complete(root, "structure"):
-        body.append("<h2>Channel structure</h2>")
-        if "structure_vi" in by_name:
-            body.append(_image(by_name["structure_vi"], "the channel structure figure (VI)"))
-        body.append(_clusters(store_path))
-        for key in ("structure_nmi", "members_vi", "members_nmi"):
-            if key in by_name:
-                body.append(f"<details><summary>{_e(key)}</summary>{_image(by_name[key], key)}</details>")
-    if is_complete(root, "latents"):
-        body.append("<h2>Whole latent spaces</h2>")
-        if "latents" in by_name:
-            body.append(_image(by_name["latents"], "whole latent spaces by Monte Carlo"))
-        body.append(_latents(store_path))
-    if is_complete(root, "measures") and is_complete(root, "spaces"):
-        body.append("<h2>Measures side by side</h2>")
-        body += _figures(by_name, (("measures_matrices", "every measure between every two spaces"),
-                                   ("measures_agreement", "how the measures agree")))
-        body.append(_measures(store_path))
-        body += _figures(by_name, (), ("spaces", "measures_scatter"))
-    if is_complete(root, "fusion"):
-        body.append("<h2>The ensemble fused</h2>")
-        body += _figures(by_name, (("fusion", "the channels fused into one space"),))
-        fu = open_dataset(store_path, "fusion").load()
-        body.append(f"<p>{fu.sizes['member']} channels ({_e(fu.attrs.get('members'))}) fused by "
-                    f"{_e(fu.attrs.get('similarity'))}: mean NMI with the members {float(fu['nmi'].mean()):.3g}.</p>"
-                    + _table(("factor", "NMI, fused space", "NMI, best member"),
-                             [(str(f), float(fu["nmi_factor"].values[k]), float(np.nanmax(fu["member_nmi_factor"].values[:, k])))
-                              for k, f in enumerate(fu["factor"].values)], cls="fusion"))
-    if is_complete(root, "so2_fusion"):
-        body.append("<h2>Fusion on the circle</h2>")
-        body += _figures(by_name, (("so2_continuity", "continuity against ensemble size"),
-                                   ("so2_circles", "the fused spaces")))
-        body.append(_so2(store_path))
+            f'{_e(latest.get("run_id", "?"))}, repspace {_e(latest.get("repspace_version", "?"))}</p>', *sections]
     if models:
         body.append("<h2>The ensemble</h2>" + _ensemble(models))
     failed: dict[str, str] = {}
@@ -211,7 +233,7 @@ def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path
         [(g, a.get("stage", g), a.get("computed", ""), a.get("skipped", ""), float(a.get("elapsed_s", float("nan"))),
           a.get("run_id", ""), a.get("written_at", "")) for g, a in prov], cls="stages"))
     body.append("<h2>Configuration</h2><pre>" + _e(json.dumps(config, indent=2, sort_keys=True)) + "</pre>")
-    opens = "\n".join(f'xr.open_zarr("{store_path}", group="{g}", consolidated=False)' for g in GROUPS if g in root)
+    opens = "\n".join(f'xr.open_zarr("{store_path}", group="{g}", consolidated=False)' for g in _groups(root))
     body.append("<h2>Open the results</h2><pre>import xarray as xr\n" + _e(opens) + "</pre>")
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>repspace run {_e(name)}"
             f"</title><style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import registry
+from ..registry import register, stage_names, unregister
 from ..stage import Stage
 from .channels import STAGE as CHANNELS
 from .encode import ENCODE, ENCODE_DATASET
@@ -20,12 +22,17 @@ from .spaces import STAGE as SPACES
 from .structure import STAGE as STRUCTURE
 from .traversals import STAGE as TRAVERSALS
 
-__all__ = ["STAGES", "select"]
+__all__ = ["STAGES", "STAGE_NAMES", "SWEEP_STAGES", "register", "unregister", "stage_names", "select"]
 
-STAGES: dict[str, Stage] = {s.name: s for s in (FINGERPRINT, MODELS, ENCODE, CHANNELS, PAIRS, STRUCTURE, TRAVERSALS, FUSION,
+STAGES: dict[str, Stage] = registry.STAGES
+STAGES.update({s.name: s for s in (FINGERPRINT, MODELS, ENCODE, CHANNELS, PAIRS, STRUCTURE, TRAVERSALS, FUSION,
                                                 ENCODE_DATASET, LATENTS, SPACES, MEASURES, SO2_LEARNERS,
-                                                SO2_FUSION, FIGURES)}
+                                                SO2_FUSION, FIGURES)})
 """Every stage by name, in the order a run takes them."""
+STAGE_NAMES = tuple(STAGES)
+"""Every stage, in the order a run takes them."""
+SWEEP_STAGES = ("fingerprint", "models", "encode", "channels", "pairs", "structure", "traversals", "figures")
+"""The stages of the full sweep (add "encode_dataset" and "latents" for whole latent spaces)."""
 
 
 def select(names: Sequence[str]) -> list[Stage]:

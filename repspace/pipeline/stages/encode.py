@@ -26,6 +26,7 @@ from ...store import StoreError, block_ranges, identity_hash, open_group, verify
 from ...store import embeddings as schema
 from ...store import models as models_schema
 from ..stage import Block, Plan, Stage, StageContext
+from .latents import LatentsOptions
 
 __all__ = ["ENCODE", "ENCODE_DATASET", "FailedModelsWarning", "encode_task", "DATASET_IMAGES_STREAM"]
 
@@ -199,9 +200,9 @@ def plan_encode_dataset(ctx: StageContext) -> Plan:
         n_channels, input_shape, failed = agree(ctx, models)
         image_size = c.image_size if c.image_size is not None else input_shape[0]
     ds = load_dataset(c.dataset, data_dir=c.data_dir, image_size=image_size)
-    index = sample_indices(len(ds), opts.n_images, c.seed, stream=DATASET_IMAGES_STREAM)
+    index = sample_indices(len(ds), opts.n_dataset_images, c.seed, stream=DATASET_IMAGES_STREAM)
     identity = {"dataset": c.dataset, "image_size": image_size, "n_total": len(ds), "n_images": len(index),
-                "seed": c.seed if opts.n_images is not None else None}
+                "seed": c.seed if opts.n_dataset_images is not None else None}
     lay = schema.layout(ctx.group, models, n_channels=n_channels, dataset_index=index,
                         images=identity, images_id=identity_hash(identity, index), models_per_chunk=1,
                         images_per_chunk=opts.images_per_encode_task)
@@ -234,4 +235,4 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
 ENCODE = Stage(name="encode", writes=schema.FINGERPRINT, needs=("fingerprint", "models"), plan=plan_encode,
                task=encode_task, finalize=finalize)
 ENCODE_DATASET = Stage(name="encode_dataset", writes=schema.DATASET, needs=("models",), plan=plan_encode_dataset,
-                       task=encode_task, finalize=finalize)
+                       task=encode_task, finalize=finalize, table="latents", options=LatentsOptions)

@@ -1,6 +1,9 @@
-"""The figures stage: PNGs in ``<run_dir>/figures`` of every finished analysis of the store
-(structure, latents, measures, fusion on the circle), and the run report ``<run_dir>/report.html``. Reads only the store;
-writes no group."""
+"""The figures stage: PNGs in ``<run_dir>/figures`` of every finished analysis of the store, and the
+run report ``<run_dir>/report.html``. Reads only the store; writes no group.
+
+What it draws comes from the registry: every stage that registers ``figures`` or ``report``
+(:class:`repspace.pipeline.stage.Stage`) and whose group, and the groups it needs, are complete.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +12,27 @@ from pathlib import Path
 from typing import Any
 
 from ...store import is_complete
-from ..stage import Plan, Stage, StageContext
+from ..registry import STAGES
+from ..stage import Plan, Stage, StageContext, resolve
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
-    from ...plots import (draw_fusion_figure, draw_latents_figure, draw_measures_figures, draw_run_figures, draw_so2_figures,  # matplotlib
-                          write_report)
+    from ...plots import write_report  # matplotlib
 
     out = ctx.config.figure_dir
-    figures = draw_run_figures(ctx.store_path, out) if is_complete(ctx.root, "structure") else []
-    if is_complete(ctx.root, "latents"):
-        figures.append(draw_latents_figure(ctx.store_path, out / "latents.png"))
-    if is_complete(ctx.root, "measures") and is_complete(ctx.root, "spaces"):
-        figures += draw_measures_figures(ctx.store_path, out)
-    if is_complete(ctx.root, "fusion"):
-        figures.append(draw_fusion_figure(ctx.store_path, out / "fusion.png"))
-    if is_complete(ctx.root, "so2_fusion") and is_complete(ctx.root, "so2_learners"):
-        figures += draw_so2_figures(ctx.store_path, out)
-    report = write_report(ctx.store_path, Path(ctx.config.run_dir) / "report.html", figures)
+    figures: list[Path] = []
+    finished = []
+    for stage in STAGES.values():
+        if (stage.figures or stage.report) and stage.writes and all(
+                is_complete(ctx.root, g) for g in (stage.writes, *stage.needs) if g != "fingerprint"):
+            if stage.figures:
+                figures += resolve(stage.figures)(ctx.store_path, out)
+            if stage.report:
+                finished.append(stage.report)
+    by_name = {p.stem: p for p in figures}
+    sections = [resolve(name)(str(ctx.store_path), by_name) for name in finished]
+    ran = {s.table for s in STAGES.values() if s.table and s.writes and s.writes in ctx.root}
+    report = write_report(ctx.store_path, Path(ctx.config.run_dir) / "report.html", figures, sections, tables=tuple(ran))
     ctx.root.attrs["figures"] = json.dumps([str(p) for p in figures])
     ctx.root.attrs["report"] = str(report)
     return f"{out}; report {report}" if figures else f"nothing finished to draw; report {report}"

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from ... import kernels
+from ..._checks import check_types
 from ...store import is_complete, open_group, require_complete, stamp, write_dataset
 from ...store import embeddings as emb_schema
 from ...store import fusion as schema
@@ -139,5 +140,53 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     return note
 
 
+@dataclasses.dataclass(frozen=True)
+class FusionOptions:
+    """Fusion of a run's channels into one space (stage fusion).
+
+    Attributes
+    ----------
+    members : "informative" (every channel with I(U) >= the run's ``info_threshold``), "cluster"
+        (the members of OPTICS cluster ``cluster`` of measure ``cluster_measure`` in ``structure``),
+        or "list" (``channels``).
+    cluster_measure, cluster : the cluster, for members = "cluster".
+    channels : "model/channel" names, for members = "list".
+    max_members : at most this many channels, in store order (the rest are named).
+    dim, similarity, steps, learning_rate, init_std, dtype : :func:`repspace.fusion.fuse`.
+    """
+
+    members: str = "informative"
+    cluster_measure: str = "vi"
+    cluster: int = 0
+    channels: tuple[str, ...] = ()
+    max_members: int = 100
+    dim: int = 2
+    similarity: str = "vi"
+    steps: int = 6000
+    learning_rate: float = 3.0
+    init_std: float = 0.05
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        from ...fusion import SIMILARITIES
+
+        check_types(self, "")
+        object.__setattr__(self, "channels", tuple(str(c) for c in self.channels))
+        if self.members not in ("informative", "cluster", "list"):
+            raise ValueError(f"members must be 'informative', 'cluster' or 'list', got {self.members!r}")
+        if self.members == "list" and not self.channels:
+            raise ValueError("members = 'list' needs fusion.channels (names such as '3/7': model 3, channel 7)")
+        if self.cluster_measure not in ("vi", "nmi"):
+            raise ValueError(f"cluster_measure must be 'vi' or 'nmi', got {self.cluster_measure!r}")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+        for name in ("dim", "steps", "max_members"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+
 STAGE = Stage(name="fusion", writes=schema.GROUP, needs=("fingerprint", "embeddings", "channels"), plan=plan,
-              task=fusion_task, finalize=finalize, whole=True)
+              task=fusion_task, finalize=finalize, whole=True, table="fusion", options=FusionOptions,
+              figures="repspace.plots.fusion:fusion_figures", report="repspace.plots.report:fusion_section")

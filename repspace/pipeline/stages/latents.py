@@ -19,6 +19,8 @@ not encoded on every image are left out, named.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import math
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..._checks import check_types
 from ...kernels import (MCEstimate, MCOptions, combine_shared, inverse_variance_mean, mc_information, propagate_nmi_vi,
                         uniform_entropy)
 from ...store import open_group
@@ -44,6 +47,48 @@ LIKELIHOOD_TERMS_PER_S = {"float64": 1.9e9, "float32": 3.8e9}
 """Sample x posterior x (2d + 9) terms per second of one worker thread in one estimate, from
 benchmarks/bench_latents.py (benchmarks/README.md: 20,000 samples over 737,280 10-d posteriors
 in about 4 minutes in float64, under 2 in float32); for estimates only."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentsOptions:
+    """The Monte Carlo comparison of whole latent spaces (stages encode_dataset and latents).
+
+    Attributes
+    ----------
+    n_dataset_images : M, the images of a seeded subset of the dataset (None: every image).
+    n_samples : S, samples per Monte Carlo estimate.
+    sample_block, image_block : likelihood block (samples x posteriors) inside one estimate;
+        memory per estimate is about 3 x 8 x sample_block x image_block bytes in float64.
+    images_per_encode_task : images per encode task and per chunk of ``dataset_embeddings``.
+    batch_size : images per call into an encoder.
+    dtype : "float64" or "float32", the precision of the likelihood matrix products.
+    scheme : "shared" (each model's I(U;X) and I(U,U';X) estimated once and shared by all its pairs:
+        2n + n(n-1)/2 estimates for a group of n) or "pairs" (five estimates of its own per pair,
+        n + 5 n(n-1)/2, as before wave 2).
+    """
+
+    n_dataset_images: int | None = None
+    n_samples: int = 2_000
+    sample_block: int = 2048
+    image_block: int = 16384
+    images_per_encode_task: int = 65536
+    batch_size: int = 256
+    dtype: str = "float64"
+    scheme: str = "shared"
+
+    def __post_init__(self) -> None:
+        check_types(self, "")
+        if self.scheme not in ("shared", "pairs"):
+            raise ValueError(f"scheme must be 'shared' or 'pairs', got {self.scheme!r}")
+        for name in ("n_samples", "sample_block", "image_block", "images_per_encode_task", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.n_samples < 2:
+            raise ValueError(f"n_samples must be at least 2 (a standard error needs two), got {self.n_samples}")
+        if self.n_dataset_images is not None and self.n_dataset_images < 2:
+            raise ValueError(f"n_dataset_images must be at least 2, got {self.n_dataset_images}")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
 
 
 def estimate_cost(n_samples: int, n_images: int, dims: int, dtype: str) -> float:
@@ -254,4 +299,5 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
 
 
 STAGE = Stage(name="latents", writes=schema.GROUP, needs=("dataset_embeddings",), plan=plan, task=estimate_task,
-              finalize=finalize)
+              finalize=finalize, table="latents", options=LatentsOptions,
+              figures="repspace.plots.latents:latents_figures", report="repspace.plots.report:latents_section")

@@ -12,6 +12,7 @@ computed again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from ...measures import FAMILIES, ROW_FAMILIES, UNITS, MeasureOptions, classifier_predictions, compute_family, \
+from ...measures import MEASURES, FAMILIES, ROW_FAMILIES, UNITS, MeasureOptions, classifier_predictions, compute_family, \
     family_of, jsd_matrix, measure_agreement
 from ...store import open_group, write_coordinate, write_whole
 from ...store import measures as schema
@@ -27,7 +28,53 @@ from ...store.spaces import GROUP as SPACES, read_spaces
 from ..stage import Block, Plan, Stage, StageContext
 from .latents import estimate_cost
 
-__all__ = ["STAGE", "measure_task"]
+__all__ = ["STAGE", "ComparisonOptions", "measure_task"]
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonOptions(MeasureOptions):
+    """The ``[measures]`` table: which spaces the stages spaces and measures compare, and how.
+
+    The measures' own options (``debiased``, ``mc_samples``, ``shape_alpha``, ``shape_restarts`` and the
+    ``[measures.classifier]`` table) are :class:`repspace.measures.MeasureOptions`' fields, with its defaults
+    (the classifier's: the paper's; ``jobs/compare_measures.toml`` trains lighter ones).
+
+    Attributes
+    ----------
+    source : the spaces compared: "synthetic" (the paper's nine spaces), "latents" (each model's
+        whole latent space over the fingerprint images) or "channels" (each informative channel,
+        I(U) >= the run's ``info_threshold``, as a 1-D space).
+    measures : names from :data:`repspace.measures.MEASURES` (default: every one).
+    n_items : items of the synthetic spaces (the paper: 64).
+    max_spaces : at most this many spaces from a run, in store order (the rest are named in the log
+        and the group's attrs); the classifier measure trains one network per space.
+    seed : seeds the measures (None: the run's seed).
+    """
+
+    seed: int | None = None
+    source: str = "synthetic"
+    measures: tuple[str, ...] = ()
+    n_items: int = 64
+    max_spaces: int = 60
+
+    def __post_init__(self) -> None:
+        from ...store.spaces import SOURCES
+
+        super().__post_init__()
+        object.__setattr__(self, "measures", tuple(self.measures) or MEASURES)
+        unknown = [m for m in self.measures if m not in MEASURES]
+        if unknown:
+            raise ValueError(f"measures: unknown measures {unknown}; measures are {', '.join(MEASURES)}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.max_spaces < 2:
+            raise ValueError(f"max_spaces must be at least 2, got {self.max_spaces}")
+
+    def options(self, seed: int) -> MeasureOptions:
+        """The :class:`repspace.measures.MeasureOptions` of these settings (``seed``: the run's, unless set here)."""
+        return MeasureOptions(seed=seed if self.seed is None else self.seed, debiased=self.debiased,
+                              mc_samples=self.mc_samples, shape_alpha=self.shape_alpha,
+                              shape_restarts=self.shape_restarts, classifier=self.classifier)
+
 
 CLASSIFIER_FLOPS_PER_S = 1.2e11
 """Floating-point operations per second of one classifier training in a worker (benchmarks/README.md:
@@ -150,4 +197,6 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     return note
 
 
-STAGE = Stage(name="measures", writes=schema.GROUP, needs=(SPACES,), plan=plan, task=measure_task, finalize=finalize)
+STAGE = Stage(name="measures", writes=schema.GROUP, needs=(SPACES,), plan=plan, task=measure_task, finalize=finalize,
+              table="measures", options=ComparisonOptions, figures="repspace.plots.measures:draw_measures_figures",
+              report="repspace.plots.report:measures_section")

@@ -5,10 +5,14 @@ Writes the run's model list (group ``models``); models already listed keep their
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+
 from pathlib import Path
 from typing import Any
 
-from ...models import ModelEntry, download_models, find_models, parse_model_numbers, train_ensemble
+from ..._checks import check_types
+from ...models import TrainConfig, ModelEntry, download_models, find_models, parse_model_numbers, train_ensemble
 from ...store import models as schema
 from ..stage import Plan, Stage, StageContext
 
@@ -52,4 +56,38 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     return f"{ctx.config.models.source}: {ctx.config.models.dir}; {len(entries)} models ({len(records) - before} new)"
 
 
-STAGE = Stage(name="models", writes=schema.GROUP, finalize=finalize)
+MODEL_SOURCES = ("trained", "directory", "zoo")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelsConfig:
+    """Where the ensemble comes from.
+
+    Attributes
+    ----------
+    source : "trained" (train ``train`` into ``dir`` on first use), "directory" (every
+        model folder in ``dir``), or "zoo" (download ``numbers`` into ``dir``).
+    dir : folder of model folders ``<n>/model/tfhub``.
+    numbers : model numbers or ranges such as "0-49" (zoo; trained: a selection of the grid);
+        for a directory: folder names (numbers or ranges of numbered folders).
+    base_url : zoo mirror (None: the public bucket).
+    train : TrainConfig fields for source = "trained".
+    """
+
+    source: str = "trained"
+    dir: str = "data/models/offline"
+    numbers: tuple[str, ...] = ()
+    base_url: str | None = None
+    train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_types(self, "")
+        if self.source not in MODEL_SOURCES:
+            raise ValueError(f"source must be one of {MODEL_SOURCES}, got {self.source!r}")
+        object.__setattr__(self, "numbers", tuple(str(n) for n in self.numbers))
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.offline_default(**dict(self.train))
+
+
+STAGE = Stage(name="models", writes=schema.GROUP, finalize=finalize, table="models", options=ModelsConfig)

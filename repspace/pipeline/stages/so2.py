@@ -16,17 +16,77 @@ unchanged, so retraining learners refuses only the fusions that use them.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from ..._checks import check_types
 from ...data.circle import circle_points, torn_learners
-from ...fusion import continuity, fuse
+from ...fusion import SIMILARITIES, continuity, fuse
+from ...models.circle_vae import CircleVAEOptions
 from ...store import open_group, require_complete, set_complete
 from ...store import so2 as schema
 from ..stage import Block, Plan, Stage, StageContext
 
 __all__ = ["LEARNERS", "FUSION", "learner_task", "fusion_task", "learner_seed"]
+
+@dataclasses.dataclass(frozen=True)
+class SO2Options:
+    """The paper's fusion experiment on the circle (stages so2_learners and so2_fusion; its Sec. 4.4).
+
+    Attributes
+    ----------
+    n_points : fingerprint points on the circle (the paper: 200).
+    sizes : ensemble sizes (the paper: 2, 3, 5, 10, 15, 20, 30, 50).
+    repeats : repeats of every size, each with learners of its own (the paper: 5); the learners
+        are ``repeats x max(sizes)`` in all.
+    similarities : what fusion maximises: of "information", "vi", "nmi" (the paper: all three).
+    learners : "trained" (1-D beta-VAEs trained as tasks) or "torn" (synthetic codes torn at random
+        angles, :func:`repspace.data.circle.torn_learners`: no training).
+    learner : the weak learners, the ``[so2.learner]`` table (:class:`repspace.models.circle_vae.CircleVAEOptions`:
+        hidden, steps, batch_size, beta, learning_rate; its defaults are the paper's: 256-256, 3,000 steps
+        of 2,048, beta 0.03, 1e-3).
+    dim : dimensions of the fused space (the paper: 2).
+    fusion_steps, fusion_learning_rate, init_std, dtype : the fusion's gradient ascent (the paper:
+        20,000 steps at 3, N(0, 0.05^2) initial means, float32).
+    """
+
+    n_points: int = 100
+    sizes: tuple[int, ...] = (2, 3, 5, 10, 20)
+    repeats: int = 3
+    similarities: tuple[str, ...] = ("information", "vi", "nmi")
+    learners: str = "trained"
+    learner: CircleVAEOptions = dataclasses.field(default_factory=CircleVAEOptions)
+    dim: int = 2
+    fusion_steps: int = 6000
+    fusion_learning_rate: float = 3.0
+    init_std: float = 0.05
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        check_types(self, "")
+        object.__setattr__(self, "sizes", tuple(sorted({int(k) for k in self.sizes})))
+        object.__setattr__(self, "similarities", tuple(self.similarities))
+        if isinstance(self.learner, Mapping):
+            object.__setattr__(self, "learner", CircleVAEOptions(**self.learner))
+        if not self.sizes or self.sizes[0] < 1:
+            raise ValueError(f"sizes must be positive ensemble sizes, got {list(self.sizes)}")
+        bad = [s for s in self.similarities if s not in SIMILARITIES]
+        if bad or not self.similarities:
+            raise ValueError(f"similarities must be some of {SIMILARITIES}, got {list(self.similarities)}")
+        if self.learners not in ("trained", "torn"):
+            raise ValueError(f"learners must be 'trained' or 'torn', got {self.learners!r}")
+        for name in ("n_points", "repeats", "dim", "fusion_steps"):
+            if getattr(self, name) < (3 if name == "n_points" else 1):
+                raise ValueError(f"{name} is too small: {getattr(self, name)}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    @property
+    def n_learners(self) -> int:
+        return self.repeats * max(self.sizes)
+
 
 LEARNER_STEP_S = 1.0e-5
 """Seconds of one worker thread per sample of one training step (the default job: 2,000 steps of 512
@@ -82,9 +142,9 @@ def plan_learners(ctx: StageContext) -> Plan:
     schema.layout_learners(ctx.group, theta, o.n_learners)
     ctx.group.attrs.update({"learners": o.learners})
     options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in
-               dataclasses.asdict(o.learner_options()).items()}
+               dataclasses.asdict(o.learner).items()}
     trained = o.learners == "trained"
-    cost = 2.0 + o.learner_steps * o.learner_batch_size * LEARNER_STEP_S if trained else 0.0
+    cost = 2.0 + o.learner.steps * o.learner.batch_size * LEARNER_STEP_S if trained else 0.0
     extent_options = options if trained else {}
     blocks = [Block(name=f"learner-{k}", key=(k,), extent=(k, o.learners, extent_options, o.n_points, ctx.config.seed),
                     args=(k, o.learners, options, o.n_points, ctx.config.seed, ctx.config.threads_per_worker),
@@ -142,6 +202,7 @@ def finalize_fusion(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> s
 
 
 LEARNERS = Stage(name="so2_learners", writes=schema.LEARNERS, plan=plan_learners, task=learner_task,
-                 finalize=finalize_learners)
+                 finalize=finalize_learners, table="so2", options=SO2Options)
 FUSION = Stage(name="so2_fusion", writes=schema.FUSION, needs=(schema.LEARNERS,), plan=plan_fusion, task=fusion_task,
-               finalize=finalize_fusion)
+               finalize=finalize_fusion, table="so2", options=SO2Options, figures="repspace.plots.so2:draw_so2_figures",
+               report="repspace.plots.report:so2_section")

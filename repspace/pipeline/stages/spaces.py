@@ -19,6 +19,7 @@ from ...store import require_complete, set_complete, write_dataset
 from ...store import embeddings as emb_schema
 from ...store import spaces as schema
 from ..stage import Plan, Stage, StageContext
+from .measures import ComparisonOptions
 
 
 def _model_text(m: dict[str, Any]) -> str:
@@ -89,4 +90,5 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     return f"{len(names)} spaces from {o.source}, {np.shape(mus[0])[0]} items, dims {dims}"
 
 
-STAGE = Stage(name="spaces", writes=schema.GROUP, finalize=finalize, cluster=False, whole=True)
+STAGE = Stage(name="spaces", writes=schema.GROUP, finalize=finalize, cluster=False, whole=True, table="measures",
+              options=ComparisonOptions)

@@ -178,4 +178,5 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
 
 
 STAGE = Stage(name="structure", writes=schema.GROUP, needs=("channels", "pairs"), finalize=finalize, cluster=False,
-              whole=True)
+              whole=True, figures="repspace.plots.structure:draw_run_figures",
+              report="repspace.plots.report:structure_section")
