@@ -14,8 +14,9 @@ vi_mc            VI by Monte Carlo (bits; ``vi_mc_se``)
 cka_linear       CKA with the linear kernel of the means
 cka_bc           CKA with the Bhattacharyya matrices as kernels
 cka_rbf          CKA with an RBF kernel of the means, bandwidth the space's mean posterior std
-stochastic_shape the Gaussian stochastic shape distance (Duong et al. 2023), alpha 1 by default,
-                 over the posterior variances; between spaces of one dimension only (NaN otherwise)
+stochastic_shape the Gaussian stochastic shape distance (Duong et al. 2023), alpha 1 (2-Wasserstein)
+                 by default (2: the means only, 0: the covariances only), over the posterior
+                 variances, means centred; between spaces of one dimension only (NaN otherwise)
 jsd_classifier   the Jensen-Shannon divergence (nats) between two classifiers' mean predicted
                  distributions, each classifier trained to name the item from a posterior sample
                  of its space (``classifier_information``: what each classifier recovers, bits)

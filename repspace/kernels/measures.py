@@ -253,9 +253,9 @@ def stochastic_shape_distance(mu_a: np.ndarray, var_a: np.ndarray, mu_b: np.ndar
     compares the covariances only. ``var_*`` are the posterior variances (item, dim).
 
     Unlike netrep, the means are centred over the items first, so the distance is invariant to
-    translating a space; netrep's value is the same for centred spaces, and for spaces off centre it
-    adds alpha |mean_A - Q mean_B|^2 under the root (on the nine synthetic spaces it moves the
-    off-centre pairs, e.g. 4.76 centred against 5.01 uncentred).
+    translating a space. netrep's value is the same for centred spaces; for spaces off centre its
+    objective adds alpha |mean_A - Q mean_B|^2 at every Q (on the nine synthetic spaces the spirals
+    are off centre: the spiral against the four clusters is 4.76 centred, 5.01 uncentred).
 
     The minimum over O(d) is exact in one dimension (Q = +-1) and otherwise found by L-BFGS with the
     objective's exact gradient (Q = Q0 expm(K), K skew), from the Procrustes alignment of the means
