@@ -343,7 +343,7 @@ def jensen_shannon_matrix(predictions: Any) -> np.ndarray:
 
     >>> p = np.array([[1.0, 0.0], [0.5, 0.5]])
     >>> jensen_shannon_matrix([p, p[:, ::-1]]).round(6).tolist()
-    [[0.0, 0.215762], [0.215762, 0.0]]
+    [[0.0, 0.346574], [0.346574, 0.0]]
     """
     p = np.stack([np.asarray(x, np.float64) for x in predictions])
     if p.ndim != 3:
