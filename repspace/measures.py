@@ -14,8 +14,9 @@ vi_mc            VI by Monte Carlo (bits; ``vi_mc_se``)
 cka_linear       CKA with the linear kernel of the means
 cka_bc           CKA with the Bhattacharyya matrices as kernels
 cka_rbf          CKA with an RBF kernel of the means, bandwidth the space's mean posterior std
-stochastic_shape the Gaussian stochastic shape distance (Duong et al. 2023), alpha 1 by default,
-                 over the posterior variances; between spaces of one dimension only (NaN otherwise)
+stochastic_shape the Gaussian stochastic shape distance (Duong et al. 2023), alpha 1 (2-Wasserstein)
+                 by default (2: the means only, 0: the covariances only), over the posterior
+                 variances, means centred; between spaces of one dimension only (NaN otherwise)
 jsd_classifier   the Jensen-Shannon divergence (nats) between two classifiers' mean predicted
                  distributions, each classifier trained to name the item from a posterior sample
                  of its space (``classifier_information``: what each classifier recovers, bits)
@@ -78,7 +79,9 @@ class MeasureOptions:
     seed : seeds the Monte Carlo streams (one per pair), the shape search and the classifiers.
     debiased : the debiased HSIC estimator for the CKA measures.
     mc_samples : samples per Monte Carlo information estimate.
-    shape_alpha : alpha of the shape distance (0: means only, 1: 2-Wasserstein, 2: covariances only).
+    shape_alpha : alpha of the shape distance, as in Duong et al. (2023) and netrep (2: the means only,
+        1: the 2-Wasserstein distance, 0: the covariances only); see
+        :func:`repspace.kernels.stochastic_shape_distance`.
     shape_restarts : seeded random starts of its search over alignments in each component of O(d),
         beside the Procrustes alignment of the means (0: that start alone; random starts cost
         seconds each between 10-dimensional spaces).
@@ -196,20 +199,21 @@ def classifier_predictions(mu: np.ndarray, logvar: np.ndarray, options: MeasureO
                            threads: int | None = None) -> tuple[np.ndarray, float]:
     """One space's classifier: its mean predicted distributions (item, item) and the bits it recovers.
 
-    The bits are log2 N minus the cross-entropy of the mean predicted distributions with the
-    items' own names, the paper's "info in" line: log2 N for a classifier that names every item.
+    The classifier is :func:`repspace.models.classifier.item_predictions` (TensorFlow); the bits are
+    :func:`repspace.kernels.classifier_information`, log2 N minus the cross-entropy of the mean
+    predicted distributions with the items' own names, the paper's "info in" line: log2 N for a
+    classifier that names every item.
     """
-    from .models.classifier import item_predictions  # TensorFlow, only here
+    from .models.classifier import item_predictions  # TensorFlow, only when called
 
     pred, _ = item_predictions(mu, logvar, options.classifier, seed=options.seed, threads=threads)
-    n = pred.shape[0]
-    bits = (np.log(n) + np.mean(np.log(np.clip(np.diag(pred), 1e-300, None)))) / np.log(2)
-    return pred, float(bits)
+    return pred, kernels.classifier_information(pred)
 
 
 def jsd_matrix(predictions: Sequence[np.ndarray]) -> np.ndarray:
-    """The classifier measure between every two spaces from their mean predicted distributions: (space, space)."""
-    return _pair_matrix(len(predictions), lambda a, b: kernels.jensen_shannon(predictions[a], predictions[b]))
+    """The classifier measure between every two spaces from their mean predicted distributions: (space, space)
+    (:func:`repspace.kernels.jensen_shannon_matrix`)."""
+    return kernels.jensen_shannon_matrix(predictions)
 
 
 ROW_FAMILIES = ("mc", "stochastic_shape")

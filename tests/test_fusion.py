@@ -114,6 +114,24 @@ def test_fusion_refuses_bad_ensembles():
         fuse(mu, lv, dim=0)
 
 
+def test_the_graph_evaluates_the_kernels_bhattacharyya_distance():
+    """TensorFlow's ops in the kernels' formula: the same distances as numpy's, in float64 and float32."""
+    from repspace._quiet import import_tensorflow
+    from repspace.kernels import bhattacharyya_distance
+    from repspace.models.fusion import _tf_ops
+
+    tf = import_tensorflow()
+    rng = np.random.default_rng(8)
+    mu, lv = rng.normal(size=(9, 2)), rng.normal(-1, 0.5, size=(9, 2))
+    want = bhattacharyya_distance(mu[:, None], lv[:, None], mu[None], lv[None])
+    np.testing.assert_allclose(want, -np.log(bc_reference(mu, lv)), rtol=1e-12, atol=1e-14)
+    for dtype, tol in ((tf.float64, 1e-14), (tf.float32, 2e-6)):
+        m, v = tf.constant(mu, dtype), tf.constant(lv, dtype)
+        got = bhattacharyya_distance(m[:, None], v[:, None], m[None], v[None], xp=_tf_ops(tf)).numpy()
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+        assert got.dtype == dtype.as_numpy_dtype
+
+
 def continuity_reference(mu, logvar):
     """max / 90th percentile of the distances between ring neighbours, each from the full BC matrix."""
     d = -np.log(bc_reference(mu, logvar))
@@ -124,8 +142,10 @@ def continuity_reference(mu, logvar):
 
 def test_continuity_against_the_bc_matrix_and_its_closed_forms():
     from repspace.data.circle import circle_points, torn_learners
-    from repspace.fusion import continuity
+    from repspace.fusion import continuity as public
+    from repspace.kernels import continuity
 
+    assert public is continuity  # the public path of the README
     rng = np.random.default_rng(3)
     mu, lv = rng.normal(size=(12, 2)), rng.normal(-1, 0.2, size=(12, 2))
     assert continuity(mu, lv) == pytest.approx(continuity_reference(mu, lv), rel=1e-9)
@@ -138,7 +158,7 @@ def test_continuity_against_the_bc_matrix_and_its_closed_forms():
 
 def test_fusing_more_torn_learners_heals_the_circle():
     from repspace.data.circle import circle_points, torn_learners
-    from repspace.fusion import continuity
+    from repspace.kernels import continuity
 
     theta, _ = circle_points(100)  # with 60 points one of these fusions of 20 stays torn: a local optimum
     results = {}

@@ -63,6 +63,41 @@ def test_bhattacharyya_survives_extreme_log_variances():
     assert bc[0, 2] == pytest.approx(math.exp(-0.5 * math.log(math.cosh(175.0)) * 1.0), rel=1e-9)
 
 
+@pytest.mark.parametrize("dim", [1, 3])
+def test_bhattacharyya_distance_is_minus_log_bc(dim):
+    """The distance as written (for autodiff and continuity) against the scaled product, and past underflow."""
+    rng = np.random.default_rng(4)
+    mu, logvar = random_posteriors(rng, 1, 12, dim)
+    d = kernels.bhattacharyya_distance(mu[0][:, None], logvar[0][:, None], mu[0][None], logvar[0][None])
+    assert d.shape == (12, 12)
+    np.testing.assert_allclose(np.exp(-d), kernels.bhattacharyya_coefficients(mu[0], logvar[0]), rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_allclose(np.exp(-d), ref.bc_matrix(mu[0], logvar[0]), rtol=1e-12, atol=1e-15)
+    rows = kernels.bhattacharyya_distance(mu[0][:-1], logvar[0][:-1], mu[0][1:], logvar[0][1:])  # pairs row by row
+    np.testing.assert_array_equal(rows, np.diagonal(d, 1))
+    far = kernels.bhattacharyya_distance(np.array([0.0]), np.array([-10.0]), np.array([1.0]), np.array([-10.0]))
+    assert far == pytest.approx(math.exp(10.0) / 8) and np.isfinite(far)  # BC = exp(-2753) underflows; D does not
+
+
+def test_jensen_shannon_matrix_equals_every_pair():
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(9), size=(4, 9))
+    p[1, 2] = np.eye(9)[3]  # zeros: 0 log 0 = 0
+    got = kernels.jensen_shannon_matrix(list(p))
+    for a in range(4):
+        for b in range(4):
+            assert got[a, b] == kernels.jensen_shannon(p[a], p[b])  # the same sums, bit for bit
+    assert np.all(np.diag(got) == 0.0) and np.array_equal(got, got.T)
+
+
+def test_classifier_information_is_log2_n_minus_the_cross_entropy():
+    rng = np.random.default_rng(6)
+    pred = rng.dirichlet(np.ones(8), size=8)
+    expected = math.log2(8) + np.mean([math.log2(pred[i, i]) for i in range(8)])
+    assert kernels.classifier_information(pred) == pytest.approx(expected, rel=1e-12)
+    assert kernels.classifier_information(np.eye(8)) == pytest.approx(3.0)
+
+
 def test_float32_bhattacharyya_stays_float32():
     rng = np.random.default_rng(3)
     mu, logvar = random_posteriors(rng, 1, 20, 1, np.float32)

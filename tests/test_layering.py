@@ -16,7 +16,12 @@ as ``distributed``, which it re-exports).
 5. ``repspace.pipeline.*`` imports nothing from ``repspace.jobs`` or ``repspace.api``.
 6. Only ``repspace.cluster``, ``repspace.pipeline.*`` and ``repspace.models.*`` import ``distributed``,
    and the name ``LocalCluster`` (import, attribute or name) appears only in ``repspace/cluster.py``.
-7. No import cycles among repspace modules, function-level imports included. Importing a package is
+7. TensorFlow has one layer: only ``repspace.models.*`` uses it, by ``import tensorflow`` or through
+   ``repspace._quiet``'s ``import_tensorflow`` (the quiet import, which alone may name it outside
+   models); ``tensorflow_datasets`` (or ``import_tfds``) only ``repspace.data.tfds_loader``, the reader of
+   datasets prepared by it. The analyses (``repspace.measures``, ``repspace.fusion``), kernels, data,
+   store, pipeline and plots call into models for what needs TensorFlow.
+8. No import cycles among repspace modules, function-level imports included. Importing a package is
    an edge to its ``__init__``; importing ``a.b.c`` adds no edge to ``a.b``; edges from
    ``repspace/__init__.py`` into ``repspace`` are skipped. ``if TYPE_CHECKING:`` imports are left
    out of this check only, since they never run.
@@ -133,6 +138,20 @@ def rule_distributed(graph, sources):
     return sorted(bad)
 
 
+TENSORFLOW = {"tensorflow": ("import_tensorflow", {"models"}, {"repspace._quiet"}),
+              "tensorflow_datasets": ("import_tfds", set(), {"repspace._quiet", "repspace.data.tfds_loader"})}
+"""{package: (the name of its quiet import in repspace._quiet, layers allowed it, modules allowed it)}."""
+
+
+def rule_tensorflow(graph, sources):
+    bad = []
+    for package, (quiet, layers, modules) in TENSORFLOW.items():
+        outside = {m for m in sources if layer(m) not in layers and m not in modules}
+        bad += [(m, package) for m in outside if package in graph[m]]
+        bad += [(m, quiet) for m in outside if quiet in set(_identifiers(ast.parse(sources[m], filename=m)))]
+    return sorted(bad)
+
+
 def rule_no_cycles(graph, sources):
     """Every edge m -> n inside a cycle (n reaches m back), self-imports included; no TYPE_CHECKING edges."""
     runtime = import_graph(sources, type_checking=False)
@@ -152,7 +171,7 @@ def rule_no_cycles(graph, sources):
 
 
 RULES = {f.__name__: f for f in (rule_kernels, rule_store, rule_data_models, rule_plots,
-                                 rule_pipeline, rule_distributed, rule_no_cycles)}
+                                 rule_pipeline, rule_distributed, rule_tensorflow, rule_no_cycles)}
 
 
 def violations(sources: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
@@ -197,6 +216,10 @@ def test_distributed_only_where_tasks_are_submitted():
     _assert_clean("rule_distributed", "only cluster/pipeline/models import distributed; LocalCluster only in cluster")
 
 
+def test_tensorflow_only_in_models():
+    _assert_clean("rule_tensorflow", "only repspace.models uses tensorflow (tensorflow_datasets: data.tfds_loader)")
+
+
 def test_no_import_cycles():
     _assert_clean("rule_no_cycles", "import cycles among repspace modules (the edges inside each cycle)")
 
@@ -217,7 +240,11 @@ def test_checker_finds_planted_violations():
         "repspace.pipeline.stage": _in_function("from ..jobs import full_sweep"),  # full_sweep imports pipeline
         "repspace.pipeline.driver": "\nclass _P:\n    def m(self):\n        import distributed\n"
                                     "        return distributed.LocalCluster()\n",
-        # Under TYPE_CHECKING: an import for rules 1-6, but no edge for the cycle check.
+        "repspace.fusion": _in_function("from ._quiet import import_tensorflow"),
+        "repspace.measures": _in_function("import tensorflow.keras"),
+        "repspace.data.dsprites": _in_function("from .. import _quiet\n    return _quiet.import_tfds()"),
+        "repspace.store.channels": "\nimport tensorflow_datasets as tfds\n",
+        # Under TYPE_CHECKING: an import for rules 1-7, but no edge for the cycle check.
         "repspace.kernels._array": "\nif TYPE_CHECKING:\n    from . import montecarlo\n",
     }
     expected = {
@@ -227,6 +254,9 @@ def test_checker_finds_planted_violations():
         "rule_plots": {("repspace.plots.structure", "tensorflow")},
         "rule_pipeline": {("repspace.pipeline.stage", "repspace.jobs.full_sweep")},
         "rule_distributed": {("repspace.plots.latents", "distributed"), ("repspace.pipeline.driver", "LocalCluster")},
+        "rule_tensorflow": {("repspace.fusion", "import_tensorflow"), ("repspace.measures", "tensorflow"),
+                            ("repspace.data.dsprites", "import_tfds"), ("repspace.plots.structure", "tensorflow"),
+                            ("repspace.store.channels", "tensorflow_datasets")},
         "rule_no_cycles": {("repspace.kernels.distances", "repspace.kernels"),
                            ("repspace.kernels", "repspace.kernels.distances"),
                            ("repspace.store.core", "repspace.pipeline.driver"),
@@ -237,4 +267,5 @@ def test_checker_finds_planted_violations():
     for rule, pairs in expected.items():
         assert pairs <= set(found[rule]), f"{rule} missed {sorted(pairs - set(found[rule]))}"
     assert found["rule_kernels"] == sorted(expected["rule_kernels"])  # nothing else in kernels was flagged
+    assert found["rule_tensorflow"] == sorted(expected["rule_tensorflow"])  # models and tfds_loader were not
     assert ("repspace.kernels._array", "repspace.kernels.montecarlo") not in found["rule_no_cycles"]

@@ -157,17 +157,22 @@ def rotation(t):
     return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
 
 
+def shape_objective_written_out(mu_a, var_a, mu_b, var_b, q, alpha):
+    """Duong et al.'s objective at one alignment Q, with full covariance matrices (means centred):
+    1/N sum_i [alpha |m_a - Q m_b|^2 + (2 - alpha) Bures^2(S_a, Q S_b Q^T)]."""
+    mu_a, mu_b = mu_a - mu_a.mean(0), mu_b - mu_b.mean(0)
+    total = 0.0
+    for i in range(len(mu_a)):
+        total += alpha * np.sum((mu_a[i] - q @ mu_b[i]) ** 2)
+        total += (2 - alpha) * bures_reference(np.diag(var_a[i]), q @ np.diag(var_b[i]) @ q.T)
+    return total / len(mu_a)
+
+
 def shape_brute_force(mu_a, var_a, mu_b, var_b, alpha, steps=7200):
     """Every rotation and reflection of the plane on a fine grid; the objective written out with full matrices."""
-    mu_a, mu_b = mu_a - mu_a.mean(0), mu_b - mu_b.mean(0)
-    best = np.inf
-    for t in np.linspace(0, 2 * np.pi, steps, endpoint=False):
-        for q in (rotation(t), rotation(t) @ np.diag([-1.0, 1.0])):
-            total = 0.0
-            for i in range(len(mu_a)):
-                total += (2 - alpha) * np.sum((mu_a[i] - q @ mu_b[i]) ** 2)
-                total += alpha * bures_reference(np.diag(var_a[i]), q @ np.diag(var_b[i]) @ q.T)
-            best = min(best, total / len(mu_a))
+    best = min(shape_objective_written_out(mu_a, var_a, mu_b, var_b, q, alpha)
+               for t in np.linspace(0, 2 * np.pi, steps, endpoint=False)
+               for q in (rotation(t), rotation(t) @ np.diag([-1.0, 1.0])))
     return np.sqrt(best)
 
 
@@ -180,7 +185,7 @@ def test_bures_matches_matrix_square_roots():
         assert got[i] == pytest.approx(bures_reference(np.diag(var_a[i]), q @ np.diag(var_b[i]) @ q.T), abs=1e-10)
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 1.5, 2.0])
 def test_shape_distance_against_a_search_over_every_alignment(alpha):
     rng = np.random.default_rng(12)
     mu_a, mu_b = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
@@ -188,11 +193,55 @@ def test_shape_distance_against_a_search_over_every_alignment(alpha):
     got = kernels.stochastic_shape_distance(mu_a, var_a, mu_b, var_b, alpha=alpha, n_restarts=6)
     brute = shape_brute_force(mu_a, var_a, mu_b, var_b, alpha, steps=720)
     assert got <= brute + 1e-9 and got == pytest.approx(brute, abs=2e-3)
-    # one dimension: the two alignments, exactly
+    # one dimension: Q = +-1, and Bures^2 of two variances is (sqrt(v_a) - sqrt(v_b))^2
     a1, b1 = mu_a[:, :1], mu_b[:, :1]
-    exact = min(np.sqrt(np.mean((2 - alpha) * (a1 - a1.mean() - s * (b1 - b1.mean())) ** 2 + alpha * (
+    exact = min(np.sqrt(np.mean(alpha * (a1 - a1.mean() - s * (b1 - b1.mean())) ** 2 + (2 - alpha) * (
         np.sqrt(var_a[:, :1]) - np.sqrt(var_b[:, :1])) ** 2)) for s in (1, -1))
     assert kernels.stochastic_shape_distance(a1, var_a[:, :1], b1, var_b[:, :1], alpha=alpha) == pytest.approx(exact)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 1.5])
+def test_shape_alpha_weights_the_means_as_duong_et_al(alpha):
+    """alpha on the means, 2 - alpha on the covariances (netrep's GaussianStochasticMetric): at the
+    alignment where the means-only (alpha 2) and covariances-only (alpha 0) terms are known, the
+    distance is the written-out objective, and moving the means apart moves it by alpha times as much."""
+    rng = np.random.default_rng(14)
+    mu_a, var_a, var_b = rng.normal(size=(7, 2)), rng.uniform(0.2, 1.5, (7, 2)), rng.uniform(0.2, 1.5, (7, 2))
+    q = rotation(0.7)
+    mu_b = mu_a @ q  # Q mu_b = mu_a: the means align exactly at Q, so the minimum is the covariance term's
+    var_b_iso = np.repeat(var_b[:, :1], 2, axis=1)  # isotropic: Bures^2 is the same at every Q
+    got = kernels.stochastic_shape_distance(mu_a, var_a, mu_b, var_b_iso, alpha=alpha, n_restarts=2)
+    assert got == pytest.approx(np.sqrt(shape_objective_written_out(mu_a, var_a, mu_b, var_b_iso, q, alpha)),
+                                rel=1e-7)
+    bures_only = np.mean([bures_reference(np.diag(var_a[i]), np.diag(var_b_iso[i])) for i in range(7)])
+    assert got**2 == pytest.approx((2 - alpha) * bures_only, rel=1e-7)
+    # equal isotropic covariances: Bures^2 = 0 at every Q, and d^2 is alpha / 2 times the means-only one
+    shifted = mu_b + rng.normal(scale=0.3, size=mu_b.shape)
+    iso = np.full((7, 2), 0.5)
+    both = kernels.stochastic_shape_distance(mu_a, iso, shifted, iso, alpha=alpha, n_restarts=2)
+    means_only = kernels.stochastic_shape_distance(mu_a, iso, shifted, iso, alpha=2.0, n_restarts=2)
+    assert both > 0 and both**2 == pytest.approx(alpha / 2 * means_only**2, rel=1e-7)
+
+
+def test_shape_alpha_limits_procrustes_on_the_means_and_covariances_only():
+    from scipy.linalg import orthogonal_procrustes
+
+    rng = np.random.default_rng(15)
+    x, y = rng.normal(size=(20, 3)) + 5.0, rng.normal(size=(20, 3)) - 2.0  # off centre: the means are centred
+    var_x, var_y = rng.uniform(0.1, 3.0, (20, 3)), rng.uniform(0.1, 3.0, (20, 3))
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    r, _ = orthogonal_procrustes(yc, xc)  # R minimising |yc R - xc|_F
+    procrustes = np.sqrt(2 * np.mean(np.sum((xc - yc @ r) ** 2, axis=1)))
+    # alpha 2: the deterministic shape metric on the means; the variances do not count
+    got = kernels.stochastic_shape_distance(x, var_x, y, var_y, alpha=2.0, n_restarts=0)
+    assert got == pytest.approx(procrustes, rel=1e-6)
+    # alpha 0: the covariances only; with isotropic ones Bures^2 = d (sqrt(v_a) - sqrt(v_b))^2 at every Q
+    iso_x, iso_y = np.repeat(var_x[:, :1], 3, axis=1), np.repeat(var_y[:, :1], 3, axis=1)
+    covariances = np.sqrt(2 * np.mean(3 * (np.sqrt(iso_x[:, 0]) - np.sqrt(iso_y[:, 0])) ** 2))
+    got = kernels.stochastic_shape_distance(x, iso_x, y, iso_y, alpha=0.0, n_restarts=1)
+    assert got == pytest.approx(covariances, rel=1e-7)
+    assert kernels.stochastic_shape_distance(rng.normal(size=(20, 3)), iso_x, y, iso_y, alpha=0.0,
+                                             n_restarts=1) == pytest.approx(covariances, rel=1e-7)
 
 
 def test_shape_distance_is_a_metric_on_shapes():
@@ -353,12 +402,12 @@ def test_shape_gradient_and_the_procrustes_closed_form():
         numeric[idx] = (_shape_value_grad(up, mu_a, var_a, mu_b, var_b, 1.0, grad=False)[0]
                         - _shape_value_grad(down, mu_a, var_a, mu_b, var_b, 1.0, grad=False)[0]) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
-    # alpha 0 (means only) is orthogonal Procrustes: a closed form through the SVD, in 5-D
+    # alpha 2 (means only) is orthogonal Procrustes: a closed form through the SVD, in 5-D
     x, y = rng.normal(size=(20, 5)), rng.normal(size=(20, 5))
     x, y = x - x.mean(0), y - y.mean(0)
     sv = np.linalg.svd(x.T @ y, compute_uv=False)
-    closed = np.sqrt(max(2 * (np.sum(x * x) + np.sum(y * y) - 2 * sv.sum()) / 20, 0.0))  # (2 - alpha) = 2
-    got = kernels.stochastic_shape_distance(x, np.ones((20, 5)), y, np.ones((20, 5)), alpha=0.0, n_restarts=0)
+    closed = np.sqrt(max(2 * (np.sum(x * x) + np.sum(y * y) - 2 * sv.sum()) / 20, 0.0))  # alpha = 2
+    got = kernels.stochastic_shape_distance(x, np.ones((20, 5)), y, np.ones((20, 5)), alpha=2.0, n_restarts=0)
     assert got == pytest.approx(closed, rel=1e-6)
 
 

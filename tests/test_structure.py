@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import OPTICS
 
-from repspace.kernels import distance_matrix
+from repspace.kernels import distance_matrix, optics_ordering
 from repspace.pipeline.stages.structure import optics
 
 
@@ -24,7 +24,12 @@ def test_optics_equals_scikit_learn(n, clusters, min_samples, ties):
     rng = np.random.default_rng(n)
     d = clustered_distances(rng, n, clusters, ties)
     fit = OPTICS(min_samples=max(2, min(min_samples, n)), metric="precomputed").fit(d)
-    order, reach, labels = optics(d, min_samples)
+    ordering = optics_ordering(d, min_samples)  # the kernel
+    np.testing.assert_array_equal(ordering.ordering, fit.ordering_)
+    np.testing.assert_array_equal(ordering.reachability, fit.reachability_)
+    np.testing.assert_array_equal(ordering.predecessor, fit.predecessor_)
+    assert ordering.min_samples == max(2, min(min_samples, n))
+    order, reach, labels = optics(d, min_samples)  # the stage's: the kernel's ordering, scikit-learn's clusters
     np.testing.assert_array_equal(order, fit.ordering_)
     np.testing.assert_array_equal(reach, fit.reachability_)
     np.testing.assert_array_equal(labels, fit.labels_)
@@ -35,6 +40,23 @@ def test_optics_equals_scikit_learn(n, clusters, min_samples, ties):
 def test_optics_of_one_point():
     order, reach, labels = optics(np.zeros((1, 1)), 5)
     assert order.tolist() == [0] and np.isinf(reach).all() and labels.tolist() == [-1]
+    assert optics_ordering(np.zeros((1, 1)), 5).predecessor.tolist() == [-1]
+
+
+def test_informative_channels_one_rule_for_every_reader():
+    """The stages keep the channels of store.channels.informative: I(U) >= threshold, failed models never."""
+    import xarray as xr
+    import zarr
+
+    from repspace.store.channels import informative
+
+    information = np.array([[0.2, 1.0, 3.0], [np.nan, np.nan, np.nan], [0.99, 1.01, np.inf]])
+    expected = [[False, True, True], [False, False, False], [False, True, False]]
+    group = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
+    group.create_array("information", data=information)
+    dataset = xr.Dataset({"information": (("model", "channel"), information)})
+    for channels in (group, dataset, {"information": information}):
+        assert informative(channels, 1.0).tolist() == expected
 
 
 def textbook_distances(values, measure):

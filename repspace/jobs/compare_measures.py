@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help=f"seeds the Monte Carlo streams, the shape search and the classifiers "
                                             f"(default: {d.seed})")
     g.add_argument("--mc-samples", type=int, help=f"samples per Monte Carlo estimate (default: {m.mc_samples})")
-    g.add_argument("--shape-alpha", type=float, help=f"alpha of the shape distance: 0 means only, 1 2-Wasserstein, "
-                                                     f"2 covariances only (default: {m.shape_alpha})")
+    g.add_argument("--shape-alpha", type=float, help=f"alpha of the shape distance: 2 means only, 1 2-Wasserstein, "
+                                                     f"0 covariances only (default: {m.shape_alpha})")
     g.add_argument("--shape-restarts", type=int, help=f"starts of the shape distance's search over alignments "
                                                       f"(default: {m.shape_restarts})")
     g.add_argument("--debiased", action="store_true", help="the debiased HSIC estimator in every CKA")

@@ -1,4 +1,5 @@
-"""Pure array kernels: Bhattacharyya coefficients, information, all pairs, Monte Carlo, distances.
+"""Pure array kernels: Bhattacharyya coefficients, information, all pairs, Monte Carlo, distances,
+the measures between spaces, the OPTICS ordering and the continuity of a loop.
 
 Nothing here knows about Dask or xarray; every function takes its array module from
 its inputs (numpy, cupy, or another array-API namespace).
@@ -6,15 +7,18 @@ its inputs (numpy, cupy, or another array-API namespace).
 
 from . import fused
 from ._array import to_numpy
-from .bhattacharyya import bhattacharyya_coefficients
+from .bhattacharyya import bhattacharyya_coefficients, bhattacharyya_distance
+from .continuity import continuity
 from .distances import MEASURES, distance_matrix, similarity, uniform_entropy
 from .measures import (
     bures_squared,
     center_gram,
     cka,
+    classifier_information,
     cka_all_pairs,
     hsic,
     jensen_shannon,
+    jensen_shannon_matrix,
     linear_cka_all_pairs,
     linear_kernel,
     mean_posterior_std,
@@ -32,6 +36,7 @@ from .information import (
     nmi_vi,
     pairwise_information,
 )
+from .optics import OpticsOrdering, optics_ordering
 from .rows import rows_and_sums
 from .montecarlo import (
     MCComparison,
@@ -59,12 +64,18 @@ __all__ = [
     "linear_cka_all_pairs",
     "hsic",
     "jensen_shannon",
+    "jensen_shannon_matrix",
+    "classifier_information",
     "linear_kernel",
     "mean_posterior_std",
     "rbf_kernel",
     "bures_squared",
     "stochastic_shape_distance",
     "bhattacharyya_coefficients",
+    "bhattacharyya_distance",
+    "continuity",
+    "OpticsOrdering",
+    "optics_ordering",
     "BlockOptions",
     "LabelRows",
     "MatrixRows",

@@ -22,9 +22,50 @@ from typing import Any
 
 from ._array import check_posteriors, float_dtype, namespace
 
-__all__ = ["bhattacharyya_coefficients", "scaled_posteriors"]
+__all__ = ["bhattacharyya_coefficients", "bhattacharyya_distance", "scaled_posteriors"]
 
 _QUARTER_ROOT_2 = 2.0**0.25
+
+
+def bhattacharyya_distance(mu_a: Any, logvar_a: Any, mu_b: Any, logvar_b: Any, *, var_a: Any = None,
+                           var_b: Any = None, xp: Any = None) -> Any:
+    """The Bhattacharyya distance D between diagonal-Gaussian posteriors, summed over the last axis.
+
+    .. math::
+
+        D = \\sum_k \\frac{(\\mu_{a,k} - \\mu_{b,k})^2}{8\\,\\bar\\sigma^2_k}
+            + \\frac12\\Big[\\log\\bar\\sigma^2_k - \\frac{\\log\\sigma^2_{a,k} + \\log\\sigma^2_{b,k}}{2}\\Big],
+        \\qquad \\bar\\sigma^2_k = \\frac{\\sigma^2_{a,k} + \\sigma^2_{b,k}}{2}
+
+    evaluated as written (BC = exp(-D)), for the pairs the inputs broadcast to: ``mu_a[:, None]``
+    against ``mu_b[None]`` gives every pair, equal shapes the pairs row by row. This is the form to
+    differentiate and the one that stays finite where BC underflows; :func:`bhattacharyya_coefficients`
+    computes exp(-D) for all pairs by the scaled product of the module docstring.
+
+    Parameters
+    ----------
+    mu_a, logvar_a, mu_b, logvar_b : arrays broadcasting to (..., d)
+    var_a, var_b : exp(logvar_a), exp(logvar_b), where already at hand (a graph that differentiates
+        through one exp per item passes them); computed when left out.
+    xp : the array module; default: the inputs' (numpy, cupy, array API). Any module with ``exp``,
+        ``log``, ``square`` and ``sum(x, axis=...)`` works (TensorFlow's ops, for automatic
+        differentiation: :mod:`repspace.models.fusion`).
+
+    Returns
+    -------
+    array (...,) of D >= 0.
+
+    >>> import numpy as np
+    >>> float(bhattacharyya_distance(np.array([0.0]), np.array([0.0]), np.array([2.0]), np.array([0.0])))
+    0.5
+    """
+    if xp is None:
+        xp = namespace(mu_a, logvar_a, mu_b, logvar_b)
+    var_a = xp.exp(logvar_a) if var_a is None else var_a
+    var_b = xp.exp(logvar_b) if var_b is None else var_b
+    sb2 = 0.5 * (var_a + var_b)
+    terms = 0.125 * xp.square(mu_a - mu_b) / sb2 + 0.5 * (xp.log(sb2) - 0.5 * (logvar_a + logvar_b))
+    return xp.sum(terms, axis=-1)
 
 
 def scaled_posteriors(xp: Any, mu: Any, logvar: Any, shift: Any) -> tuple[Any, Any, Any]:

@@ -18,6 +18,7 @@ Failed models hold NaN.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import zarr
@@ -25,7 +26,7 @@ import zarr
 from .core import require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "layout", "write_block"]
+__all__ = ["GROUP", "layout", "write_block", "informative"]
 
 GROUP = "channels"
 _VARS = {
@@ -56,3 +57,16 @@ def write_block(group: zarr.Group, start: int, stop: int, values: dict[str, np.n
     """Write the rows start:stop of every variable (one chunk each)."""
     for name in _VARS:
         group[name][start:stop] = values[name]
+
+
+def informative(channels: Any, info_threshold: float) -> np.ndarray:
+    """(model, channel) bool: the channels carrying at least ``info_threshold`` bits, I(U) >= threshold.
+
+    channels : the ``channels`` group, as a zarr group or an xarray Dataset (anything whose
+    ``["information"]`` reads as the (model, channel) array). Failed models (NaN) are never informative.
+
+    >>> informative({"information": np.array([[0.5, 2.0], [np.nan, 1.0]])}, 1.0).tolist()
+    [[False, True], [False, True]]
+    """
+    information = np.asarray(channels["information"][:])
+    return np.isfinite(information) & (information >= info_threshold)

@@ -21,6 +21,7 @@ from ..._checks import check_types
 from ...store import is_complete, open_group, require_complete, stamp, write_dataset
 from ...store import embeddings as emb_schema
 from ...store import fusion as schema
+from ...store.channels import informative
 from ...store.fingerprint import open_fingerprint
 from ..stage import Block, Plan, Stage, StageContext
 from .so2 import FUSION_STEP_S
@@ -34,9 +35,8 @@ def choose_members(ctx: StageContext) -> tuple[list[tuple[int, int]], str]:
     channels = require_complete(root, "channels", "fusion")
     lay = emb_schema.Layout(root[emb_schema.FINGERPRINT])
     valid = emb_schema.encoded_models(lay)
-    information = np.asarray(channels["information"][:])
     if o.members == "informative":
-        keep = np.isfinite(information) & (information >= ctx.config.info_threshold) & valid[:, None]
+        keep = informative(channels, ctx.config.info_threshold) & valid[:, None]
         chosen = [(int(m), int(c)) for m, c in zip(*np.nonzero(keep))]
         how = f"every channel with I(U) >= {ctx.config.info_threshold} bits"
     elif o.members == "cluster":

@@ -16,6 +16,7 @@ import numpy as np
 from ... import kernels
 from ...store import StoreError, block_ranges, open_group
 from ...store import pairs as schema
+from ...store.channels import informative
 from ..stage import Block, Plan, Stage, StageContext
 from ._units import one_thread, open_units, unit_rows
 
@@ -71,8 +72,7 @@ def kept_channels(ctx: StageContext, names: list[str], n_channels: int) -> np.nd
     if recorded != list(names) or tuple(channels["information"].shape) != (len(names), n_channels):
         raise StoreError(f"the channels group covers {len(recorded)} models and the embeddings {len(names)} (or "
                          "other models): run the channels stage before pairs (or set pair_channels = \"all\")")
-    information = np.asarray(channels["information"][:])
-    return np.isfinite(information) & (information >= ctx.config.info_threshold)
+    return informative(channels, ctx.config.info_threshold)
 
 
 def plan(ctx: StageContext) -> Plan:

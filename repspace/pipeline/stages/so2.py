@@ -7,7 +7,7 @@
 ``so2_fusion``
     one task per (similarity, ensemble size, repeat): :func:`repspace.fusion.fuse` of that
     repeat's first ``size`` learners into a 2-D space, and its continuity
-    (:func:`repspace.fusion.continuity`).
+    (:func:`repspace.kernels.continuity`).
 
 A fusion stays done while its members' posteriors (their done-stamps) and the fusion's options are
 unchanged, so retraining learners refuses only the fusions that use them.
@@ -23,7 +23,8 @@ import numpy as np
 
 from ..._checks import check_types
 from ...data.circle import circle_points, torn_learners
-from ...fusion import SIMILARITIES, continuity, fuse
+from ...fusion import SIMILARITIES, fuse
+from ...kernels import continuity
 from ...models.circle_vae import CircleVAEOptions
 from ...store import open_group, require_complete, set_complete
 from ...store import so2 as schema

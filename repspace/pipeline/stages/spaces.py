@@ -18,6 +18,7 @@ from ...data.synthetic_spaces import nine_spaces
 from ...store import require_complete, set_complete, write_dataset
 from ...store import embeddings as emb_schema
 from ...store import spaces as schema
+from ...store.channels import informative
 from ..stage import Plan, Stage, StageContext
 from .measures import ComparisonOptions
 
@@ -53,8 +54,7 @@ def run_spaces(ctx: StageContext) -> tuple[list[str], list[str], list[np.ndarray
         return names, texts, mus, lvs, index
     channels = require_complete(root, "channels", "spaces")
     information = np.asarray(channels["information"][:])
-    keep = np.isfinite(information) & (information >= ctx.config.info_threshold)
-    keep &= valid[:, None]
+    keep = informative(channels, ctx.config.info_threshold) & valid[:, None]
     for i, c in zip(*np.nonzero(keep)):
         names.append(f"{lay.names[i]}/{c}")
         texts.append(f"channel {c} of {lay.names[i]} ({_model_text(lay.models[i])}), {information[i, c]:.2f} bits")

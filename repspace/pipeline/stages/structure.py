@@ -15,54 +15,30 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ...kernels import MEASURES, distance_matrix, similarity
+from ...kernels import MEASURES, distance_matrix, optics_ordering, similarity
 from ...store import StoreError, open_dataset, open_group, write_dataset
 from ...store import pairs as pairs_schema
 from ...store import structure as schema
+from ...store.channels import informative
 from ..stage import Plan, Stage, StageContext
 
 
 def optics(d: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """OPTICS on a precomputed distance matrix: (ordering, reachability, labels).
 
-    The same result as scikit-learn's ``OPTICS(min_samples, metric="precomputed")`` (its
-    defaults: no max_eps, xi = 0.05 clusters; tested equal), but the ordering is built here from
-    whole rows of ``d`` with a few numpy passes per point, where scikit-learn's loop queries a
-    neighbour index once per point: seconds instead of minutes at 10,000 channels, and no copy
-    of ``d`` (float64, as the distances are computed). The clusters come from scikit-learn's
-    ``cluster_optics_xi`` on that ordering.
+    The ordering is :func:`repspace.kernels.optics_ordering`; the clusters come from
+    scikit-learn's ``cluster_optics_xi`` on it (xi = 0.05, its default): together the same result as
+    scikit-learn's ``OPTICS(min_samples, metric="precomputed")`` (tested equal).
     """
     from sklearn.cluster import cluster_optics_xi
 
-    n = d.shape[0]
-    if n < 2:
-        return np.arange(n), np.full(n, np.inf), np.full(n, -1)
-    k = max(2, min(min_samples, n))
-    precision = np.finfo(np.float64).precision
-    core = np.empty(n)
-    for r0 in range(0, n, 256):  # the k-th smallest distance of each point, itself included
-        core[r0:r0 + 256] = np.partition(d[r0:r0 + 256], k - 1, axis=1)[:, k - 1]
-    np.around(core, decimals=precision, out=core)
-    reach = np.full(n, np.inf)
-    predecessor = np.full(n, -1, dtype=np.intp)
-    ordering = np.empty(n, dtype=np.intp)
-    open_ = np.ones(n, dtype=bool)
-    for position in range(n):
-        left = np.flatnonzero(open_)
-        point = left[np.argmin(reach[left])]  # the first of the smallest reachability, as scikit-learn takes it
-        open_[point] = False
-        ordering[position] = point
-        if not np.isfinite(core[point]) or left.size == 1:
-            continue
-        left = left[left != point]
-        through = np.maximum(d[point, left], core[point])
-        np.around(through, decimals=precision, out=through)
-        better = through < reach[left]
-        reach[left[better]] = through[better]
-        predecessor[left[better]] = point
-    labels, _ = cluster_optics_xi(reachability=reach, predecessor=predecessor, ordering=ordering, min_samples=k,
-                                  min_cluster_size=None, xi=0.05, predecessor_correction=True)
-    return ordering, reach, labels
+    order = optics_ordering(d, min_samples)
+    if d.shape[0] < 2:
+        return order.ordering, order.reachability, np.full(d.shape[0], -1)
+    labels, _ = cluster_optics_xi(reachability=order.reachability, predecessor=order.predecessor,
+                                  ordering=order.ordering, min_samples=order.min_samples, min_cluster_size=None,
+                                  xi=0.05, predecessor_correction=True)
+    return order.ordering, order.reachability, labels
 
 
 def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: np.ndarray,
@@ -151,7 +127,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     c = ctx.config
     channels = open_dataset(ctx.store_path, "channels")
     information = channels["information"].values
-    keep = np.isfinite(information) & (information >= c.info_threshold)
+    keep = informative(channels, c.info_threshold)
     model_idx, channel_idx = np.nonzero(keep)
     min_samples = c.min_samples or max(2, min(20, information.shape[0] // 2))
     pairs = open_group(ctx.store_path, pairs_schema.GROUP)
