@@ -177,10 +177,11 @@ def test_a_lost_worker_recomputes_no_finished_block(tmp_path):
     ('dataset = "mnistt"', "dataset must be one of dsprites_procedural"),
     ("pair_block_units = 0", "pair_block_units must be positive"),
     ("n_imgs = 3", "unknown keys ['n_imgs']"),
-    ('[latents]\nn_samples = "2000"', "latents.n_samples must be int"),
-    ('[latents]\ndtype = "float16"', "latents.dtype must be 'float64' or 'float32'"),
-    ('[models]\nsource = "zooo"', "models.source must be one of"),
-    ('[models.train]\nsteps = "100"', "models.train.steps must be int"),
+    ('[latents]\nn_samples = "2000"', "[latents] n_samples must be int"),
+    ('[latents]\ndtype = "float16"', "[latents] dtype must be 'float64' or 'float32'"),
+    ('[models]\nsource = "zooo"', "[models] source must be one of"),
+    ('[models.train]\nsteps = "100"', "[models.train] steps must be int"),
+    ("info_threshold = nan", "info_threshold must be at least 0 bits, got nan"),
 ])
 def test_configuration_errors_name_key_and_file_before_any_stage(tmp_path, capsys, line, says):
     from repspace.jobs import full_sweep
