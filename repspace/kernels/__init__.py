@@ -32,6 +32,7 @@ from .information import (
     nmi_vi,
     pairwise_information,
 )
+from .jackknife import ImageGroups, jackknife_groups, jackknife_se
 from .rows import rows_and_sums
 from .montecarlo import (
     MCComparison,
@@ -74,6 +75,9 @@ __all__ = [
     "label_coefficients",
     "nmi_vi",
     "pairwise_information",
+    "ImageGroups",
+    "jackknife_groups",
+    "jackknife_se",
     "rows_and_sums",
     "MCComparison",
     "MCEstimate",
