@@ -27,7 +27,8 @@ import numpy as np
 
 from ._array import namespace
 from . import fused
-from .jackknife import ImageGroups, grouped_log_sums, jackknife_groups, jackknife_se
+from .jackknife import ImageGroups, Reduction, grouped_log_sums, jackknife_groups, jackknife_se, rows_per_log
+from .jackknife import compiled as jackknife_compiled
 from .rows import (LabelRows, MatrixRows, PosteriorRows, RowSource, grouped_rows_and_sums, label_coefficients,
                    reordered, rows_and_sums)
 
@@ -399,25 +400,48 @@ def _cka_from_sums(xp: Any, frob: Any, cross: Any, self_frob: list[Any], self_cr
 
 
 class _GroupedPartial:
-    """One thread's running sums of logs: the full sums, each replicate's and each subset's."""
+    """One thread's running sums of logs: the full sums, each replicate's and each subset's (float64)."""
 
     def __init__(self, xp: Any, sets: tuple[RowSource, ...], n_a: int, n_b: int, n_groups: int, n_sub: int,
-                 cka: bool) -> None:
+                 cka: bool, compiled: bool) -> None:
         def zeros(*shape: int) -> Any:
             return xp.zeros(shape, dtype=xp.float64)
 
-        self.acc, self.rep, self.sub = zeros(n_a, n_b), zeros(n_groups, n_a, n_b), zeros(n_sub, n_a, n_b)
+        self.slots = 1 + n_groups + n_sub
+        self.compiled = compiled
         self.buffers = [fused.scratch() for _ in sets]
         self.scratch = fused.scratch()
-        # per set, (1, units) arrays so that units ride the pairs' reduction as a block of one row
-        self.units = [[(zeros(1, s.n_units), zeros(n_groups, 1, s.n_units), zeros(n_sub, 1, s.n_units))
-                       for _ in range(2)] for s in sets]
+        if compiled:  # per block of pairs, and per set and sum, a Reduction; gathered by assemble()
+            self.blocks: dict[tuple[int, int, int, int], Reduction] = {}
+            self.units = [[Reduction(self.slots, s.n_units) for _ in range(2)] for s in sets]
+        else:
+            self.acc, self.rep, self.sub = zeros(n_a, n_b), zeros(n_groups, n_a, n_b), zeros(n_sub, n_a, n_b)
+            # per set, (1, units) arrays so that units ride the pairs' reduction as a block of one row
+            self.units = [[(zeros(1, s.n_units), zeros(n_groups, 1, s.n_units), zeros(n_sub, 1, s.n_units))
+                           for _ in range(2)] for s in sets]
+        self.shape = (n_a, n_b, n_groups, n_sub)
         self.cka = cka
         if cka:
             self.frob, self.cross = zeros(n_a, n_b), zeros(n_a, n_b)
             self.self_frob = [zeros(s.n_units) for s in sets]
             self.self_cross = [zeros(s.n_units) for s in sets]
             self.totals = [zeros(s.n_units) for s in sets]
+
+    def assemble(self) -> None:
+        """The compiled path's block sums into acc (A, B), rep (G, A, B), sub (K, A, B) and units' triples."""
+        if not self.compiled:
+            return
+        n_a, n_b, n_groups, n_sub = self.shape
+        self.acc = np.zeros((n_a, n_b))
+        self.rep, self.sub = np.zeros((n_groups, n_a, n_b)), np.zeros((n_sub, n_a, n_b))
+        for (p0, p1, q0, q1), red in self.blocks.items():
+            acc = red.acc.reshape(self.slots, p1 - p0, q1 - q0)
+            self.acc[p0:p1, q0:q1] = acc[0]
+            self.rep[:, p0:p1, q0:q1] = acc[1:1 + n_groups]
+            self.sub[:, p0:p1, q0:q1] = acc[1 + n_groups:]
+        self.units = [[(r.acc[:1], r.acc[1:1 + n_groups, None, :], r.acc[1 + n_groups:, None, :]) for r in pair]
+                      for pair in self.units]
+        self.blocks = {}
 
 
 def _add_rows_grouped(part: _GroupedPartial, a: RowSource, b: RowSource, same: bool, r0: int, r1: int, dtype: Any,
@@ -430,14 +454,14 @@ def _add_rows_grouped(part: _GroupedPartial, a: RowSource, b: RowSource, same: b
     xb, *sums_b = (xa, *sums_a) if same else grouped_rows_and_sums(b, r0, r1, dtype, bounds, part.buffers[1])
     n_groups, rows = len(bounds) - 1, r1 - r0
 
-    def reduce(products: Any, accs: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
-        return grouped_log_sums(xp, products, row_groups, groups, per, *accs, scratch=part.scratch)
-
     row_sums = []
     for k, sums in enumerate((sums_a,) if same else (sums_a, sums_b)):
         for t, g_sums in enumerate(sums):  # row sums, then sums of squares
-            products = xp.reshape(g_sums, (n_groups, rows, 1, g_sums.shape[-1]))
-            part.units[k][t] = reduce(products, part.units[k][t])
+            if part.compiled:
+                part.units[k][t].add(np.ascontiguousarray(g_sums), row_groups, groups, per, True, part.scratch)
+            else:
+                products = xp.reshape(g_sums, (n_groups, rows, 1, g_sums.shape[-1]))
+                part.units[k][t] = grouped_log_sums(xp, products, row_groups, groups, *part.units[k][t])
         if part.cka:
             rs64 = xp.sum(xp.astype(sums[0], xp.float64), axis=0)
             part.self_frob[k] = part.self_frob[k] + xp.sum(xp.astype(sums[1], xp.float64), axis=(0, 1))
@@ -456,20 +480,33 @@ def _add_rows_grouped(part: _GroupedPartial, a: RowSource, b: RowSource, same: b
         for q0 in range(p0 if same else 0, n_b, ub):
             q1 = min(n_b, q0 + ub)
             right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
-            if xp is np:  # each group's product into one reused buffer (G, rows, A', B')
-                products = part.scratch.get("products", (n_groups, rows, p1 - p0, q1 - q0), dtype)
-                for g, (c0, c1) in enumerate(spans):
-                    np.matmul(left[:, :, c0:c1], right[:, c0:c1, :], out=products[g])
-                reduce(products, (part.acc[p0:p1, q0:q1], part.rep[:, p0:p1, q0:q1], part.sub[:, p0:p1, q0:q1]))
-            else:
-                products = xp.stack([xp.matmul(left[:, :, c0:c1], right[:, c0:c1, :]) for c0, c1 in spans], axis=0)
-                acc, rep, sub = reduce(products, (part.acc[p0:p1, q0:q1], part.rep[:, p0:p1, q0:q1],
-                                                  part.sub[:, p0:p1, q0:q1]))
-                part.acc[p0:p1, q0:q1], part.rep[:, p0:p1, q0:q1] = acc, rep
-                if groups.subsets:
-                    part.sub[:, p0:p1, q0:q1] = sub
+            if part.compiled:  # each group's product into one reused buffer (G, rows, A', B'), a few rows at a time
+                key = (p0, p1, q0, q1)
+                red = part.blocks.get(key) or part.blocks.setdefault(key, Reduction(part.slots, (p1 - p0) * (q1 - q0)))
+                step = max(1, _PRODUCT_BYTES // (n_groups * (p1 - p0) * (q1 - q0) * left.itemsize))
+                for s0 in range(0, rows, step):
+                    s1 = min(rows, s0 + step)
+                    products = part.scratch.get("products", (n_groups, s1 - s0, p1 - p0, q1 - q0), dtype)
+                    for g, (c0, c1) in enumerate(spans):
+                        np.matmul(left[s0:s1, :, c0:c1], right[s0:s1, c0:c1, :], out=products[g])
+                    red.add(products.reshape(n_groups, s1 - s0, -1), row_groups[s0:s1], groups, per, s1 == rows,
+                            part.scratch)
+                    if part.cka:
+                        part.frob[p0:p1, q0:q1] += np.sum(products, axis=(0, 1), dtype=np.float64)
+                continue
+            products = xp.stack([xp.matmul(left[:, :, c0:c1], right[:, c0:c1, :]) for c0, c1 in spans], axis=0)
+            acc, rep, sub = grouped_log_sums(xp, products, row_groups, groups, part.acc[p0:p1, q0:q1],
+                                             part.rep[:, p0:p1, q0:q1], part.sub[:, p0:p1, q0:q1])
+            part.acc[p0:p1, q0:q1], part.rep[:, p0:p1, q0:q1] = acc, rep
+            if groups.subsets:
+                part.sub[:, p0:p1, q0:q1] = sub
             if part.cka:
                 part.frob[p0:p1, q0:q1] = part.frob[p0:p1, q0:q1] + xp.sum(products, axis=(0, 1), dtype=xp.float64)
+
+
+_PRODUCT_BYTES = 2 * 2**20
+"""Bytes of each group's products made at once (rows of a block at a time), so that they are still in the
+cache when they are reduced."""
 
 
 def _pairwise_with_errors(a: RowSource, b: RowSource | None, options: BlockOptions, progress: Any, cka: bool,
@@ -500,11 +537,13 @@ def _pairwise_with_errors(a: RowSource, b: RowSource | None, options: BlockOptio
     blocks = [(r0, min(n, r0 + rb)) for r0 in range(0, n, rb)]
     threads = min(threads, len(blocks))
     # rows multiplied before one log: every sum is in [1, N] where each unit's BC_ii = 1
-    unit_diagonal = all(getattr(s, "unit_diagonal", False) for s in sets)
-    per = _group_size(1.0, n, 8, dtype == xp.float32) if unit_diagonal else 1
-    parts = [_GroupedPartial(xp, sets, n_a, n_b, n_groups, n_sub, cka) for _ in range(threads)]
+    per = rows_per_log(n, all(getattr(s, "unit_diagonal", False) for s in sets))
+    compiled = xp is np and jackknife_compiled() and dtype in (np.float32, np.float64)
+    parts = [_GroupedPartial(xp, sets, n_a, n_b, n_groups, n_sub, cka, compiled) for _ in range(threads)]
     _run_blocks(blocks, threads, xp, progress, n,
                 lambda k, r0, r1: _add_rows_grouped(parts[k], a, b, same, r0, r1, dtype, ub, groups, per))
+    for part in parts:
+        part.assemble()
 
     def total(get: Any) -> Any:
         out = get(parts[0])

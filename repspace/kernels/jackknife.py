@@ -27,7 +27,7 @@ import numpy as np
 
 from .fused import _FLAGS, numba
 
-__all__ = ["ImageGroups", "jackknife_groups", "jackknife_se", "grouped_log_sums"]
+__all__ = ["ImageGroups", "jackknife_groups", "jackknife_se", "grouped_log_sums", "Reduction", "rows_per_log"]
 
 
 def jackknife_groups(n_images: int, n_groups: int, seed: int | np.random.Generator | None) -> np.ndarray:
@@ -175,80 +175,121 @@ if numba is not None:
             acc[b] += v if x[b] > 0 else -np.inf
 
     @numba.njit(fastmath=_FLAGS, nogil=True, cache=True, error_model="numpy", boundscheck=False)
-    def _reduce(products, row_groups, subsets, per, point, rep, sub, prods, tot, cum, buf, bits, ex, z, pl,
-                coefs):  # pragma: no cover - compiled
-        # products (G, R, A, B): each group's sums; point (A, B), rep (G, A, B), sub (K, A, B): sums of log2 of
-        # the full sums, of the sums without group g over rows outside g, and of the first k groups' sums over
-        # rows in them. Rows are taken ``per`` at a time: their sums multiplied, then one log.
-        n_groups, n_rows, n_a, n_b = products.shape
+    def _reduce(products, row_groups, subsets, prods, acc, count, per, finish, tot, cum, buf, bits, ex, z, pl,
+                coefs, chunk):  # pragma: no cover - compiled
+        # products (G, r, M): each group's sums of r rows over M entries. prods (S, M) float64: running products,
+        # S = 1 + G + K slots (the full sums; without group g, over rows outside g; the first k groups' sums,
+        # over rows in them), holding ``count`` rows already; every ``per`` rows (and at the end when
+        # ``finish``) their log2 is added to acc (S, M) and they restart at 1. Entries go ``chunk`` at a time,
+        # every row of a chunk before the next, so a chunk's running products stay in the cache.
+        n_groups, n_rows, n_m = products.shape
         n_sub = subsets.size
         slots = 1 + n_groups + n_sub
-        for a in range(n_a):
-            for i0 in range(0, n_rows, per):
-                for t in range(slots):
-                    for b in range(n_b):
-                        prods[t, b] = 1.0
-                for i in range(i0, min(n_rows, i0 + per)):
-                    gi = row_groups[i]
-                    for b in range(n_b):
-                        tot[b] = 0.0
-                    k = 0
-                    for h in range(n_groups):
-                        ph = products[h, i, a]
-                        for b in range(n_b):
-                            tot[b] += ph[b]
-                        while k < n_sub and subsets[k] == h + 1:
-                            for b in range(n_b):
-                                cum[k, b] = tot[b]
-                            k += 1
-                    for b in range(n_b):
-                        prods[0, b] *= tot[b]
-                    for g in range(n_groups):
-                        if g == gi:
-                            continue
-                        pg, pr = products[g, i, a], prods[1 + g]
-                        for b in range(n_b):
-                            pr[b] *= tot[b] - pg[b]
-                    for k in range(n_sub):
-                        if gi < subsets[k]:
-                            pr = prods[1 + n_groups + k]
-                            for b in range(n_b):
-                                pr[b] *= cum[k, b]
-                _log2_into(prods[0], point[a], buf, bits, ex, z, pl, coefs)
+        left = count
+        for c0 in range(0, n_m, chunk):
+            c1 = min(n_m, c0 + chunk)
+            n = c1 - c0
+            left = count
+            for i in range(n_rows):
+                if left == per:
+                    for t in range(slots):
+                        _log2_into(prods[t, c0:c1], acc[t, c0:c1], buf, bits, ex, z, pl, coefs)
+                        prods[t, c0:c1] = 1.0
+                    left = 0
+                gi = row_groups[i]
+                for b in range(n):
+                    tot[b] = 0.0
+                k = 0
+                for h in range(n_groups):
+                    ph = products[h, i, c0:c1]
+                    for b in range(n):
+                        tot[b] += ph[b]
+                    while k < n_sub and subsets[k] == h + 1:
+                        for b in range(n):
+                            cum[k, b] = tot[b]
+                        k += 1
+                pr = prods[0, c0:c1]
+                for b in range(n):
+                    pr[b] *= tot[b]
                 for g in range(n_groups):
-                    _log2_into(prods[1 + g], rep[g, a], buf, bits, ex, z, pl, coefs)
+                    if g == gi:
+                        continue
+                    pg, pr = products[g, i, c0:c1], prods[1 + g, c0:c1]
+                    for b in range(n):
+                        pr[b] *= tot[b] - pg[b]
                 for k in range(n_sub):
-                    _log2_into(prods[1 + n_groups + k], sub[k, a], buf, bits, ex, z, pl, coefs)
+                    if gi < subsets[k]:
+                        pr = prods[1 + n_groups + k, c0:c1]
+                        for b in range(n):
+                            pr[b] *= cum[k, b]
+                left += 1
+            if finish:
+                for t in range(slots):
+                    _log2_into(prods[t, c0:c1], acc[t, c0:c1], buf, bits, ex, z, pl, coefs)
+                    prods[t, c0:c1] = 1.0
+        return 0 if finish else left
 
 
-def grouped_log_sums(xp: Any, products: Any, row_groups: Any, groups: ImageGroups, per: int,
-                     point: Any, rep: Any, sub: Any, scratch: Any = None) -> None:
-    """Add the block's sums of logs to the float64 accumulators, in place where the module allows.
+_CHUNK = 1024  # entries per pass of the compiled reduction: (slots + groups) x 1024 x 8 bytes stay in the L2 cache
+
+
+def rows_per_log(n: int, unit_diagonal: bool) -> int:
+    """Rows whose float64 product of sums stays in range (each sum in [1, n] with a unit diagonal), at most 64."""
+    if not unit_diagonal:
+        return 1
+    return max(1, min(64, int(1021 // max(math.log2(max(n, 2)), 1.0))))
+
+
+class Reduction:
+    """The compiled reduction's sums of logs for one block of entries, (1 + G + K, M) float64.
+
+    Each call multiplies rows into running float64 products (in ``scratch``, shared between blocks: a block's
+    rows are added from its first call to the one with ``finish``, before the next block's), and takes one
+    log per ``per`` rows.
+    """
+
+    def __init__(self, slots: int, entries: int) -> None:
+        self.acc = np.zeros((slots, entries), dtype=np.float64)
+        self.count = 0
+
+    def add(self, products: np.ndarray, row_groups: np.ndarray, groups: ImageGroups, per: int, finish: bool,
+            scratch: Any) -> None:
+        """Multiply in the sums of ``products`` (G, rows, M), C-contiguous; ``finish``: take the logs of the rest."""
+        dtype, k = products.dtype, len(groups.subsets)
+        slots, entries = self.acc.shape
+        chunk = min(_CHUNK, entries)
+        prods = scratch.get("jk_prods", (slots, entries), np.float64)
+        if self.count == 0:
+            prods.fill(1.0)
+        tot = scratch.get("jk_tot", (chunk,), dtype)
+        cum = scratch.get("jk_cum", (max(k, 1), chunk), dtype)
+        buf = scratch.get("jk_buf", (chunk,), np.float64)
+        ex, z, pl = (scratch.get(name, (chunk,), np.float64) for name in ("jk_ex", "jk_z", "jk_pl"))
+        self.count = int(_reduce(products, np.ascontiguousarray(row_groups, dtype=np.int64),
+                                 np.asarray(groups.subsets, dtype=np.int64), prods, self.acc, self.count,
+                                 max(1, per), finish, tot, cum, buf, buf.view(np.int64), ex, z, pl,
+                                 _log_coefficients(dtype), chunk))
+
+
+def compiled() -> bool:
+    """Whether the compiled reduction can run (numba is importable)."""
+    return numba is not None
+
+
+def grouped_log_sums(xp: Any, products: Any, row_groups: Any, groups: ImageGroups, point: Any, rep: Any,
+                     sub: Any) -> tuple[Any, Any, Any]:
+    """Add a block's sums of logs to float64 accumulators, with array-module operations (one log per row and sum).
 
     Parameters
     ----------
     products : (G, rows, A, B)  each group's inner sums S_i^(h)
-    row_groups : int64 (rows,)  the group of each row (numpy)
-    per : rows multiplied before one log (the compiled path; sums >= 1 keep ``per`` rows in range)
-    point : (A, B) += sum_i log2 S_i
-    rep : (G, A, B) += sum_{i not in g} log2(S_i - S_i^(g))
-    sub : (K, A, B) += sum_{i in the first k groups} log2(sum_{h<k} S_i^(h))
-    scratch : :func:`repspace.kernels.fused.scratch` buffers (numpy)
+    row_groups : int (rows,)  the group of each row (numpy)
+    point : (A, B) + sum_i log2 S_i
+    rep : (G, A, B) + sum_{i not in g} log2(S_i - S_i^(g))
+    sub : (K, A, B) + sum_{i in the first k groups} log2(sum_{h<k} S_i^(h))
 
-    Returns the accumulators (the same arrays when updated in place).
+    Returns the new accumulators. (:class:`Reduction` does the same on the CPU, compiled.)
     """
-    if xp is np and numba is not None and products.dtype in (np.float32, np.float64):
-        n_groups, _, _, n_b = products.shape
-        dtype, k = products.dtype, len(groups.subsets)
-        get = scratch.get if scratch is not None else (lambda name, shape, dt: np.empty(shape, dt))
-        prods = get("jk_prods", (1 + n_groups + k, n_b), dtype)
-        tot = get("jk_tot", (n_b,), dtype)
-        cum = get("jk_cum", (max(k, 1), n_b), dtype)
-        buf = get("jk_buf", (n_b,), np.float64)
-        ex, z, pl = (get(name, (n_b,), np.float64) for name in ("jk_ex", "jk_z", "jk_pl"))
-        _reduce(products, row_groups, np.asarray(groups.subsets, dtype=np.int64), max(1, per), point, rep, sub,
-                prods, tot, cum, buf, buf.view(np.int64), ex, z, pl, _log_coefficients(dtype))
-        return point, rep, sub
     return _grouped_log_sums_xp(xp, products, row_groups, groups, point, rep, sub)
 
 
