@@ -584,7 +584,8 @@ def _pairwise_with_errors(a: RowSource, b: RowSource | None, options: BlockOptio
         units.append(pair)
     (ia, sa) = units[0]
     (ib, sb) = (ia, sa) if same else units[1]
-    nmi_r, vi_r = zip(*(nmi_vi(ia[1][g], sa[1][g], ib[1][g], sb[1][g], joint_r[g]) for g in range(n_groups)))
+    nmi_r, vi_r = zip(*(nmi_vi(ia[1][g, ...], sa[1][g, ...], ib[1][g, ...], sb[1][g, ...], joint_r[g, ...])
+                          for g in range(n_groups)))
     nmi_se, vi_se = jackknife_se(xp.stack(nmi_r, axis=0), xp), jackknife_se(xp.stack(vi_r, axis=0), xp)
     del nmi_r, vi_r
     cka_bc = None
@@ -594,7 +595,8 @@ def _pairwise_with_errors(a: RowSource, b: RowSource | None, options: BlockOptio
                                 [total(lambda p, k=k: p.self_frob[k]) for k in range(len(sets))],
                                 [total(lambda p, k=k: p.self_cross[k]) for k in range(len(sets))],
                                 [total(lambda p, k=k: p.totals[k]) for k in range(len(sets))], n, same)
-    subset_values = tuple(PairwiseInformation(ia[2][k], sa[2][k], ib[2][k], sb[2][k], joint_s[k]) for k in range(n_sub))
+    subset_values = tuple(PairwiseInformation(ia[2][k, ...], sa[2][k, ...], ib[2][k, ...], sb[2][k, ...], joint_s[k, ...])
+                          for k in range(n_sub))
     replicates = PairwiseInformation(ia[1], sa[1], ib[1], sb[1], joint_r) if keep_replicates else None
     se_a, se_sa = jackknife_se(ia[1], xp), jackknife_se(sa[1], xp)
     se_b, se_sb = (se_a, se_sa) if same else (jackknife_se(ib[1], xp), jackknife_se(sb[1], xp))
