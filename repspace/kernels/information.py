@@ -20,7 +20,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 
+_PRODUCT_BYTES_FOR_ROWS = 16 * 2**20  # the jackknife's products buffer (information._PRODUCT_BYTES)
+
+
 @dataclass(frozen=True)
 class BlockOptions:
     """Block sizes and threads of the all-pairs computation.
@@ -55,6 +58,9 @@ class BlockOptions:
     ----------
     unit_block : int
         Units per side of one matrix-product block.
+    error_unit_block : int
+        The same with jackknife groups (at most ``unit_block``): each block then has G products, and
+        smaller blocks keep them in the cache while they are reduced.
     row_block : int or None
         Fingerprint rows per block; chosen from ``memory_bytes`` when None.
     memory_bytes : int
@@ -65,18 +71,26 @@ class BlockOptions:
     """
 
     unit_block: int = 512
+    error_unit_block: int = 256
     row_block: int | None = None
     memory_bytes: int = 256 * 2**20
     threads: int | None = None
 
-    def rows_for(self, n_units: int, n_images: int, itemsize: int, threads: int = 1, groups: int = 1) -> int:
-        """Rows per block: the generated rows of every unit, and a block's products (one per group of
-        images with the jackknife), for every thread within ``memory_bytes``."""
+    def rows_for(self, n_units: int, n_images: int, itemsize: int, threads: int = 1, groups: int = 0) -> int:
+        """Rows per block: the generated rows of every unit and a block's products, for every thread within
+        ``memory_bytes``. With ``groups`` (the jackknife) the products are made a few rows at a time into one
+        buffer, and every thread holds a block's running products, (1 + groups) x unit_block^2 float64: their
+        room is taken from the budget first. (The sums of logs, as large as the results times 1 + groups per
+        thread, are not counted, like the results.)"""
         if self.row_block is not None:
             return max(1, min(self.row_block, n_images))
         ub = min(self.unit_block, n_units)
-        per_row = n_units * n_images * itemsize + ub * ub * (itemsize * max(groups, 1) + 8)
-        by_memory = self.memory_bytes // max(per_row * max(threads, 1), 1)
+        per_row = n_units * n_images * itemsize + (ub * ub * (itemsize + 8) if not groups else 0)
+        fixed = 0
+        if groups:
+            fixed = (1 + groups) * 8 * ub * ub + _PRODUCT_BYTES_FOR_ROWS
+        budget = max(self.memory_bytes - fixed * max(threads, 1), self.memory_bytes // 4)
+        by_memory = (budget if groups else self.memory_bytes) // max(per_row * max(threads, 1), 1)
         by_balance = -(-n_images // (8 * max(threads, 1)))  # about eight blocks per thread, for balance and cache
         return max(1, min(n_images, by_memory, by_balance))
 
@@ -504,7 +518,7 @@ def _add_rows_grouped(part: _GroupedPartial, a: RowSource, b: RowSource, same: b
                 part.frob[p0:p1, q0:q1] = part.frob[p0:p1, q0:q1] + xp.sum(products, axis=(0, 1), dtype=xp.float64)
 
 
-_PRODUCT_BYTES = 2 * 2**20
+_PRODUCT_BYTES = _PRODUCT_BYTES_FOR_ROWS
 """Bytes of each group's products made at once (rows of a block at a time), so that they are still in the
 cache when they are reduced."""
 
@@ -531,8 +545,9 @@ def _pairwise_with_errors(a: RowSource, b: RowSource | None, options: BlockOptio
     n_a, n_b = a.n_units, b.n_units
     sets = (a,) if same else (a, b)
     threads = options.threads_for(xp)
+    ub = max(1, min(options.unit_block, options.error_unit_block))
+    options = replace(options, unit_block=ub)
     rb = options.rows_for(n_a if same else n_a + n_b, n, itemsize, threads, n_groups)
-    ub = max(1, options.unit_block)
     ub = -(-n_a // -(-n_a // ub))
     blocks = [(r0, min(n, r0 + rb)) for r0 in range(0, n, rb)]
     threads = min(threads, len(blocks))
