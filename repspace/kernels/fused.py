@@ -122,11 +122,12 @@ if numba is not None:
                     for j in range(n):
                         pl[j] = pl[j] * xs[j] + cc
                 o = out[r - r0, u]
-                for g in range(bounds.size - 1):
+                for j in range(n):
+                    o[j] = ps[j] * pl[j] * scale[j]
+                for g in range(bounds.size - 1):  # the row is still in the L1 cache
                     a, b = zero, zero
                     for j in range(bounds[g], bounds[g + 1]):
-                        y = ps[j] * pl[j] * scale[j]
-                        o[j] = y
+                        y = o[j]
                         a += y
                         b += y * y
                     rowsum[g, r - r0, u] = a

@@ -299,8 +299,11 @@ def pairwise_information(
         Labels in [0, G) of a random partition of the images (:func:`jackknife_groups`): adds
         delete-a-group jackknife standard errors of every value (see :mod:`repspace.kernels.jackknife`).
         The products are then made as G products over each group's images (the same flops), so the values
-        move by rounding only (float32: at most about 2e-6 bits; float64: about 1e-13); without groups
-        the computation is the one it always was, bit for bit.
+        move by rounding only: measured on ensembles of 200-300 channels at N = 300-1000, I(U) and I(U,V)
+        by at most 2.4e-7 bits in float32 and 5e-15 in float64; NMI between channels carrying more than 0.01
+        bits by 2.6e-7 in float32 (as much as float32 and float64 differ), while NMI of channels near the
+        1e-6-bit floor of ``nmi_vi`` is rounding over rounding on either path. Without groups the
+        computation is the one it always was, bit for bit.
     subsets : sequence of int
         With ``groups``: numbers k of leading groups; the values on the images of groups 0..k-1 alone
         (outer and inner means) are returned in ``subsets``, from the same sums.
