@@ -266,3 +266,28 @@ def test_array_api_path_matches_numpy():
     same = pairwise_information(PosteriorRows(xps.asarray(mu), xps.asarray(logvar)), groups=groups, options=opts)
     want = pairwise_information(PosteriorRows(mu, logvar), groups=groups, options=opts)
     np.testing.assert_allclose(to_numpy(same.joint_information_se), want.joint_information_se, rtol=1e-9, atol=1e-12)
+
+
+class PlainRows:
+    """A row source with nothing but rows(): the kernel must reorder its images itself."""
+
+    def __init__(self, bc):
+        self._inner = MatrixRows(bc)
+        self.xp, self.dtype = np, self._inner.dtype
+        self.n_units, self.n_images = self._inner.n_units, self._inner.n_images
+
+    def rows(self, start, stop):
+        return self._inner.rows(start, stop)
+
+
+def test_any_row_source_and_the_memory_estimate():
+    rng = np.random.default_rng(15)
+    mu, logvar = random_posteriors(rng, 5, 24)
+    bc = bc_matrices(mu, logvar)
+    groups = jackknife_groups(24, 4, seed=1)
+    got = pairwise_information(PlainRows(bc), groups=groups, subsets=(2,))
+    want = pairwise_information(MatrixRows(bc), groups=groups, subsets=(2,))
+    np.testing.assert_allclose(got.joint_information_se, want.joint_information_se, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got.subsets[0].joint_information, want.subsets[0].joint_information, atol=1e-13)
+    opts = BlockOptions()
+    assert 1 <= opts.rows_for(1000, 1000, 4, 2, 10) and opts.rows_for(20000, 1000, 4, 2, 10) >= 1
