@@ -36,6 +36,7 @@ from .information import (
     nmi_vi,
     pairwise_information,
 )
+from .jackknife import ImageGroups, jackknife_groups, jackknife_se
 from .optics import OpticsOrdering, optics_ordering
 from .rows import rows_and_sums
 from .montecarlo import (
@@ -85,6 +86,9 @@ __all__ = [
     "label_coefficients",
     "nmi_vi",
     "pairwise_information",
+    "ImageGroups",
+    "jackknife_groups",
+    "jackknife_se",
     "rows_and_sums",
     "MCComparison",
     "MCEstimate",

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-__all__ = ["available", "bc_rows"]
+__all__ = ["available", "bc_rows", "bc_rows_grouped"]
 
 try:
     import numba
@@ -90,6 +90,49 @@ if numba is not None:
                 rowsum[r - r0, u] = a
                 twice[r - r0, u] = b
 
+    @numba.njit(fastmath=_FLAGS, nogil=True, cache=True, error_model="numpy", boundscheck=False)
+    def _kernel_grouped(m, v, q, r0, r1, bounds, consts, coefs, shift, bias, out, rowsum, twice, xs, ps, pl, bits,
+                        scale):  # pragma: no cover - compiled
+        # _kernel, with each row's sums split over the column groups bounds[g]:bounds[g + 1]
+        n_dims, n_units, n = m.shape
+        log2e, lowest, half, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4]
+        top = coefs.size - 1
+        for u in range(n_units):
+            for r in range(r0, r1):
+                for j in range(n):
+                    xs[j] = zero
+                    ps[j] = one
+                for k in range(n_dims):
+                    mr, vr, qr = m[k, u, r], v[k, u, r], q[k, u, r]
+                    mk, vk, qk = m[k, u], v[k, u], q[k, u]
+                    for j in range(n):
+                        d = mr - mk[j]
+                        inv = one / (vr + vk[j])
+                        xs[j] -= d * d * inv
+                        ps[j] *= qr * qk[j] * math.sqrt(inv)
+                for j in range(n):
+                    t = max(xs[j] * log2e, lowest)
+                    e = np.floor(t + half)
+                    xs[j] = t - e
+                    bits[j] = (int(e) + bias) << shift
+                for j in range(n):
+                    pl[j] = coefs[top]
+                for c in range(top - 1, -1, -1):
+                    cc = coefs[c]
+                    for j in range(n):
+                        pl[j] = pl[j] * xs[j] + cc
+                o = out[r - r0, u]
+                for j in range(n):
+                    o[j] = ps[j] * pl[j] * scale[j]
+                for g in range(bounds.size - 1):  # the row is still in the L1 cache
+                    a, b = zero, zero
+                    for j in range(bounds[g], bounds[g + 1]):
+                        y = o[j]
+                        a += y
+                        b += y * y
+                    rowsum[g, r - r0, u] = a
+                    twice[g, r - r0, u] = b
+
 
 class _Scratch:
     """One thread's buffers: per-image work space and the rows themselves (reused, so pages are touched once)."""
@@ -138,6 +181,33 @@ def bc_rows(m: np.ndarray, v: np.ndarray, q: np.ndarray, start: int, stop: int,
                                                                   (n,), (n,), (n,), (n,)])
     bits = bits.view(itype)
     _kernel(m, v, q, start, stop, consts, coefs, shift, bias, out, rowsum, twice, xs, ps, pl, bits, bits.view(dtype))
+    return out, rowsum, twice
+
+
+def bc_rows_grouped(m: np.ndarray, v: np.ndarray, q: np.ndarray, start: int, stop: int, bounds: np.ndarray,
+                    buffers: _Scratch | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`bc_rows` with each row's sums split over groups of contiguous images.
+
+    Parameters
+    ----------
+    bounds : int64 array (groups + 1,), increasing from 0 to the number of images: group g holds
+        images bounds[g]:bounds[g + 1].
+
+    Returns
+    -------
+    rows : (stop - start, unit, image)
+    row_sums, row_squares : (groups, stop - start, unit), the sums over each group's images
+    """
+    dtype = m.dtype
+    _, n_units, n = m.shape
+    buffers = buffers or _Scratch()
+    consts, coefs, shift, bias, itype = _constants(dtype)
+    rows, groups = stop - start, len(bounds) - 1
+    out, rowsum, twice, xs, ps, pl, bits = _carve(buffers, dtype, [(rows, n_units, n), (groups, rows, n_units),
+                                                                  (groups, rows, n_units), (n,), (n,), (n,), (n,)])
+    bits = bits.view(itype)
+    _kernel_grouped(m, v, q, start, stop, np.asarray(bounds, dtype=np.int64), consts, coefs, shift, bias, out, rowsum,
+                    twice, xs, ps, pl, bits, bits.view(dtype))
     return out, rowsum, twice
 
 

@@ -8,6 +8,7 @@ stays bounded for any number of units.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,7 +17,10 @@ from . import fused
 from ._array import check_posteriors, contiguous, float_dtype, namespace
 from .bhattacharyya import bc_factor, scaled_posteriors
 
-__all__ = ["RowSource", "PosteriorRows", "LabelRows", "MatrixRows", "label_coefficients", "rows_and_sums"]
+__all__ = [
+    "RowSource", "PosteriorRows", "LabelRows", "MatrixRows", "label_coefficients", "rows_and_sums",
+    "grouped_rows_and_sums", "reordered",
+]
 
 
 class RowSource(Protocol):
@@ -48,8 +52,55 @@ def rows_and_sums(src: Any, start: int, stop: int, dtype: Any, buffers: Any = No
     return x, xp.sum(x, axis=-1), xp.vecdot(x, x, axis=-1)
 
 
+def grouped_rows_and_sums(src: Any, start: int, stop: int, dtype: Any, bounds: Any, buffers: Any = None
+                          ) -> tuple[Any, Any, Any]:
+    """Rows ``start:stop`` of ``src`` in ``dtype`` with each row's sum and sum of squares over every group of
+    images, (group, rows, unit); group g holds images ``bounds[g]:bounds[g + 1]`` (int sequence, 0 to N).
+
+    Sources with a fused kernel make all three in one pass, as in :func:`rows_and_sums`.
+    """
+    fast = getattr(src, "grouped_rows_and_sums", None)
+    if fast is not None and src.dtype == dtype:
+        found = fast(start, stop, bounds, buffers)
+        if found is not None:
+            return found
+    xp = src.xp
+    x = xp.astype(src.rows(start, stop), dtype, copy=False)
+    pieces = [x[:, :, int(c0):int(c1)] for c0, c1 in zip(bounds[:-1], bounds[1:])]
+    return (x, xp.stack([xp.sum(p, axis=-1) for p in pieces], axis=0),
+            xp.stack([xp.vecdot(p, p, axis=-1) for p in pieces], axis=0))
+
+
+def reordered(src: Any, order: Any) -> Any:
+    """The same units over the images in ``order`` (int array, image,): image k of the result is image
+    ``order[k]`` of ``src``, in both the rows and the columns of every BC matrix.
+
+    Sources with a ``reordered`` method permute what they are built from; any other source is wrapped,
+    and its rows are then fetched one image at a time.
+    """
+    own = getattr(src, "reordered", None)
+    return own(order) if own is not None else _ReorderedRows(src, order)
+
+
+class _ReorderedRows:
+    """Any row source over permuted images (a row at a time from the source, then its columns gathered)."""
+
+    def __init__(self, src: Any, order: Any) -> None:
+        self._src, self.xp, self.dtype = src, src.xp, src.dtype
+        self.n_units, self.n_images = src.n_units, src.n_images
+        self._order = [int(i) for i in order]
+        self._columns = self.xp.asarray(self._order)
+
+    def rows(self, start: int, stop: int) -> Any:
+        xp = self.xp
+        picked = xp.concat([self._src.rows(i, i + 1) for i in self._order[start:stop]], axis=0)
+        return xp.take(picked, self._columns, axis=2)
+
+
 class PosteriorRows:
     """BC rows generated from diagonal-Gaussian posteriors.
+
+    Every BC_ii is 1 (``unit_diagonal``), so every sum over a row is at least 1.
 
     Parameters
     ----------
@@ -58,6 +109,8 @@ class PosteriorRows:
     fused_kernel : generate numpy rows with :mod:`repspace.kernels.fused` (None: when numba is
         there; False: the array-module path, as on cupy).
     """
+
+    unit_diagonal = True
 
     def __init__(self, mu: Any, logvar: Any, *, chunk_elements: int | None = -1, fused_kernel: bool | None = None) -> None:
         xp = namespace(mu, logvar)
@@ -105,6 +158,25 @@ class PosteriorRows:
             return None
         return fused.bc_rows(*self._fused, start, stop, buffers)
 
+    def grouped_rows_and_sums(self, start: int, stop: int, bounds: Any, buffers: Any = None
+                              ) -> tuple[Any, Any, Any] | None:
+        """Rows start:stop with their sums over each group of images from the fused kernel (None without it)."""
+        if self._fused is None:
+            return None
+        return fused.bc_rows_grouped(*self._fused, start, stop, np.asarray(bounds, dtype=np.int64), buffers)
+
+    def reordered(self, order: Any) -> PosteriorRows:
+        """The same units over the images in ``order`` (see :func:`reordered`)."""
+        xp, new = self.xp, copy.copy(self)
+        if self._fused is not None:
+            idx = np.asarray(order, dtype=np.intp)
+            new._fused = tuple(np.ascontiguousarray(p[:, :, idx]) for p in self._fused)
+            return new
+        idx = xp.asarray(np.asarray(order, dtype=np.int64))
+        new._cols = [tuple(contiguous(xp, xp.take(p, idx, axis=1)) for p in cols) for cols in self._cols]
+        new._rows = [tuple(contiguous(xp, xp.take(p, idx, axis=0)) for p in rows) for rows in self._rows]
+        return new
+
     def rows(self, start: int, stop: int) -> Any:
         # values may exceed 1 by a rounding error on the diagonal; harmless here
         if self._fused is not None:
@@ -130,6 +202,8 @@ class LabelRows:
     dtype : the float dtype of the generated rows
     """
 
+    unit_diagonal = True
+
     def __init__(self, labels: Any, dtype: Any = None) -> None:
         xp = namespace(labels)
         if labels.ndim == 1:
@@ -142,6 +216,12 @@ class LabelRows:
         self.dtype = xp.float64 if dtype is None else dtype
         self.n_images, self.n_units = int(labels.shape[0]), int(labels.shape[1])
         self._labels_t = xp.permute_dims(labels, (1, 0))  # (factor, image)
+
+    def reordered(self, order: Any) -> LabelRows:
+        """The same factors over the images in ``order`` (see :func:`reordered`)."""
+        new = copy.copy(self)
+        new._labels_t = self.xp.take(self._labels_t, self.xp.asarray(np.asarray(order, dtype=np.int64)), axis=1)
+        return new
 
     def rows(self, start: int, stop: int) -> Any:
         xp = self.xp
@@ -164,6 +244,13 @@ class MatrixRows:
         self.xp, self.dtype = xp, float_dtype(xp, bc)
         self.n_units, self.n_images = int(bc.shape[0]), int(bc.shape[1])
         self._bc = bc
+
+    def reordered(self, order: Any) -> MatrixRows:
+        """The same matrices over the images in ``order`` (see :func:`reordered`)."""
+        xp, new = self.xp, copy.copy(self)
+        idx = xp.asarray(np.asarray(order, dtype=np.int64))
+        new._bc = xp.take(xp.take(self._bc, idx, axis=1), idx, axis=2)
+        return new
 
     def rows(self, start: int, stop: int) -> Any:
         return self.xp.permute_dims(self._bc[:, start:stop, :], (1, 0, 2))
