@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                         f"{d.info_threshold})")
     g.add_argument("--all-pairs", action="store_true",
                    help="compute the pairs of every two channels, not only of the informative ones")
+    g.add_argument("--error-groups", type=int, metavar="G",
+                   help=f"standard errors of every I, NMI and VI by a jackknife over G random groups of the fingerprint "
+                        f"images (offline default: {d.errors.groups}); 0 turns them off, for the largest runs (they "
+                        "cost about 2.4x the channels and pairs stages' time without them: benchmarks/README.md)")
     g.add_argument("--min-samples", type=int, help="OPTICS min_samples (default: min(20, half the models))")
     g.add_argument("--stages", nargs="+", choices=STAGE_NAMES,
                    help=f"run these stages (default: {' '.join(SWEEP_STAGES)}; add encode_dataset latents for "
@@ -87,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             pair_measures=tuple(dict.fromkeys(("nmi", "vi", *args.pair_measures))) if args.pair_measures else None,
             info_threshold=args.info_threshold, min_samples=args.min_samples,
             stages=tuple(args.stages) if args.stages else None, **execution(args),
+            errors={"groups": args.error_groups},
             models={"source": args.models_source, "dir": args.models_dir,
                     "numbers": tuple(args.models) if args.models else None, "base_url": args.base_url},
             train_overrides=train or None,

@@ -62,7 +62,7 @@ def _upgrade(d: dict) -> dict:
     return d
 
 
-_DATA = {"channels": ("information", "information_twice", "nmi_factor", "vi_factor"), "pairs": ("nmi", "vi"),
+_DATA = {"channels": store.channels.VARIABLES, "pairs": store.pairs.CHECKED,
          "latents": ("information", "information_se", "information_twice", "information_twice_se", "estimate",
                      "estimate_se")}
 

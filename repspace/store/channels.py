@@ -7,11 +7,13 @@ information          (model, channel)          bits     I(U) about the fingerpri
 information_twice    (model, channel)          bits     I(U,U'): the channel read twice
 nmi_factor           (model, channel, factor)  1        NMI with each ground-truth factor
 vi_factor            (model, channel, factor)  bits     VI with each ground-truth factor
+<name>_se            as <name>                  as it    its standard error (jackknife over images)
 done                 (block,)                           stamps of finished blocks of models
 ===================  ========================  =======  ==================================
 
 Chunks: (models_per_block, channel[, factor]); model coordinates as in
-:mod:`repspace.store.models`; attrs ``images_id``, ``models_per_block``, ``complete``.
+:mod:`repspace.store.models`; attrs ``images_id``, ``models_per_block``, ``complete``,
+``error_groups`` (G of the jackknife; 0: no ``_se`` variables, as in runs with ``[errors] groups = 0``).
 Failed models hold NaN.
 """
 
@@ -26,7 +28,7 @@ import zarr
 from .core import require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "layout", "write_block", "informative"]
+__all__ = ["GROUP", "VARIABLES", "ERRORS", "layout", "write_block", "informative"]
 
 GROUP = "channels"
 _VARS = {
@@ -37,11 +39,19 @@ _VARS = {
 }
 
 
-def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, factors: Sequence[str], block: int) -> None:
-    """Create or grow the arrays and coordinates for ``models`` in blocks of ``block`` models."""
+ERRORS = {f"{name}_se": (units, f"standard error of {name}: a delete-a-group jackknife over the images")
+          for name, (units, _) in _VARS.items()}
+VARIABLES = (*_VARS, *ERRORS)
+"""Every variable a block writes, in the order verify records their chunks (the errors last, when present)."""
+
+
+def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, factors: Sequence[str], block: int,
+           errors: bool = False) -> None:
+    """Create or grow the arrays and coordinates for ``models`` in blocks of ``block`` models (and the standard
+    errors' beside them, with ``errors``)."""
     m, f = len(models), len(factors)
-    for name, (units, long) in _VARS.items():
-        three = name.endswith("_factor")
+    for name, (units, long) in {**_VARS, **(ERRORS if errors else {})}.items():
+        three = "_factor" in name
         require_array(group, name, shape=(m, n_channels, f) if three else (m, n_channels),
                       chunks=(block, n_channels, f) if three else (block, n_channels), dtype="float64",
                       dims=("model", "channel", "factor") if three else ("model", "channel"), fill_value=np.nan,
@@ -49,14 +59,16 @@ def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, factors: 
     coords = write_model_coords(group, models)
     write_coordinate(group, "channel", "channel", np.arange(n_channels))
     write_coordinate(group, "factor", "factor", list(factors))
-    for name in _VARS:
-        group[name].attrs["coordinates"] = " ".join(coords)
+    for name in VARIABLES:
+        if name in group:
+            group[name].attrs["coordinates"] = " ".join(coords)
 
 
 def write_block(group: zarr.Group, start: int, stop: int, values: dict[str, np.ndarray]) -> None:
-    """Write the rows start:stop of every variable (one chunk each)."""
-    for name in _VARS:
-        group[name][start:stop] = values[name]
+    """Write the rows start:stop of every variable given (one chunk each)."""
+    for name in VARIABLES:
+        if name in values:
+            group[name][start:stop] = values[name]
 
 
 def informative(channels: Any, info_threshold: float) -> np.ndarray:

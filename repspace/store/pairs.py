@@ -6,6 +6,7 @@ var    dims                                        units    meaning
 nmi    (model_a, channel_a, model_b, channel_b)    1        normalized mutual information
 vi     (model_a, channel_a, model_b, channel_b)    bits     variation of information
 cka_bc (model_a, channel_a, model_b, channel_b)    1        CKA of the BC matrices (on request)
+nmi_se, vi_se  as nmi, vi                          as they  standard errors (jackknife over images)
 done   (block_a, block_b)                                   stamps of finished blocks (a <= b)
 =====  ==========================================  =======  ==================================
 
@@ -26,32 +27,37 @@ import zarr
 from .core import StoreError, require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "MEASURES", "layout", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
+__all__ = ["GROUP", "MEASURES", "ERRORS", "CHECKED", "layout", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
 
 GROUP = "pairs"
 MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
             "vi": ("bits", "variation of information between channels"),
             "cka_bc": ("1", "CKA between the channels' Bhattacharyya matrices (on request)")}
+ERRORS = {"nmi_se": ("1", "standard error of nmi: a delete-a-group jackknife over the images"),
+          "vi_se": ("bits", "standard error of vi: a delete-a-group jackknife over the images")}
+CHECKED = ("nmi", "vi", *ERRORS)
+"""What verify records of each block, in this order (the errors when present; cka_bc is not checked)."""
 DEFAULT = ("nmi", "vi")
 DIMS = ("model_a", "channel_a", "model_b", "channel_b")
 
 
 def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, block: int,
-           measures: Sequence[str] = DEFAULT) -> None:
+           measures: Sequence[str] = DEFAULT, errors: bool = False) -> None:
+    """Create or grow the arrays of ``measures`` (and the standard errors of nmi and vi, with ``errors``)."""
     m = len(models)
     recorded = group.attrs.get("measures")
     if recorded is not None and list(recorded) != list(measures):
         raise StoreError(f"{group.path} holds the measures {list(recorded)}, this run asks for {list(measures)}; use "
                          "a new run directory (or the recorded measures)")
     group.attrs["measures"] = list(measures)
-    for name in measures:
-        units, long = MEASURES[name]
+    variables = {**{name: MEASURES[name] for name in measures}, **(ERRORS if errors else {})}
+    for name, (units, long) in variables.items():
         require_array(group, name, shape=(m, n_channels, m, n_channels), chunks=(block, n_channels, block, n_channels),
                       dtype="float32", dims=DIMS, fill_value=np.nan, attrs={"units": units, "long_name": long})
     coords = write_model_coords(group, models, ("_a", "_b"))
     for sfx in ("_a", "_b"):
         write_coordinate(group, f"channel{sfx}", f"channel{sfx}", np.arange(n_channels))
-    for name in measures:
+    for name in variables:
         group[name].attrs["coordinates"] = " ".join(coords)
 
 

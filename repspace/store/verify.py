@@ -11,19 +11,20 @@ bytes of each (models, images) chunk of ``mu`` and ``logvar`` in ``chunk_bytes``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import zarr
 
+from . import channels as channels_schema
+from . import pairs as pairs_schema
 from .core import open_group, open_run, require_array
 
 __all__ = ["Damage", "discard", "discard_chunk", "require_sizes", "block_chunks", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
            "record_embedding_chunks", "damaged_embeddings", "undecodable", "find_damage", "MARKED_GROUPS"]
 
 MARKED_GROUPS = ("channels", "pairs", "latents")
-_CHANNELS = ("information", "information_twice", "nmi_factor", "vi_factor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,15 +44,18 @@ class Damage:
         return f"{self.group}/{self.array} chunk {self.chunk} (models {models}): {self.why}"
 
 
-def block_chunks(group: str, marker: str, key: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
-    """(array, chunk coordinates) of every chunk the block ``key`` of ``group`` writes."""
+def block_chunks(group: str, marker: str, key: tuple[int, ...], present: Container[str] | None = None
+                 ) -> list[tuple[str, tuple[int, ...]]]:
+    """(array, chunk coordinates) of every chunk the block ``key`` of ``group`` writes (of the arrays in
+    ``present``, the group's own, when given: the standard errors are there only in runs that asked for them)."""
     if group == "channels":
         (b,) = key
-        return [(name, (b, 0, 0) if name.endswith("_factor") else (b, 0)) for name in _CHANNELS]
+        return [(name, (b, 0, 0) if "_factor" in name else (b, 0)) for name in channels_schema.VARIABLES
+                if present is None or name in present]
     if group == "pairs":
         a, b = key
         coords = [(a, 0, b, 0)] + ([(b, 0, a, 0)] if a != b else [])
-        return [(name, c) for name in ("nmi", "vi") for c in coords]  # cka_bc, when asked for, is not checked
+        return [(name, c) for name in pairs_schema.CHECKED if present is None or name in present for c in coords]
     if group == "latents":
         names = {"information_done": ("information", "information_se"),
                  "twice_done": ("information_twice", "information_twice_se")}.get(marker, ("estimate", "estimate_se"))
@@ -82,13 +86,13 @@ def chunks_bytes(store_path: str | Path, group: str, chunks: Sequence[tuple[str,
     return sum(_size(chunk_path(store_path, group, a, c)) for a, c in chunks)
 
 
-_MAX_CHUNKS = {"channels": 4, "pairs": 4, "latents": 2}
+_MAX_CHUNKS = {"channels": 8, "pairs": 8, "latents": 2}
 
 
 def require_sizes(group: zarr.Group, marker: str) -> zarr.Array:
     """``<marker>_bytes``, created or grown with its marker (-1: nothing recorded)."""
     done = group[marker]
-    n = _MAX_CHUNKS[group.path]
+    n = group[f"{marker}_bytes"].shape[-1] if f"{marker}_bytes" in group else _MAX_CHUNKS[group.path]  # a store's own
     return require_array(group, f"{marker}_bytes", shape=(*done.shape, n), chunks=(*done.chunks, n), dtype="int64",
                          dims=(*done.metadata.dimension_names, "block_chunk"), fill_value=-1,
                          attrs={"description": "bytes on disk of each chunk the block wrote, when it was marked "
@@ -100,7 +104,7 @@ def record_block(store_path: str | Path, group: zarr.Group, marker: str, key: tu
     sizes = require_sizes(group, marker)
     row = np.full(sizes.shape[-1], -1, dtype=np.int64)
     arrays: dict[str, zarr.Array] = {}
-    for k, (array, coords) in enumerate(block_chunks(group.path, marker, key)):
+    for k, (array, coords) in enumerate(block_chunks(group.path, marker, key, group)[:len(row)]):
         row[k] = _size(chunk_path(store_path, group.path, array, coords, arrays))
     sizes[key] = row
 
@@ -137,7 +141,7 @@ def damaged_blocks(store_path: str | Path, name: str,
         for key in keys:
             if not recorded[key]:
                 continue
-            for k, (array, coords) in enumerate(block_chunks(name, marker, key)):
+            for k, (array, coords) in enumerate(block_chunks(name, marker, key, group)[:sizes.shape[-1]]):
                 path = chunk_path(store_path, name, array, coords, arrays)
                 now, then = _size(path), int(sizes[key][k])
                 if now != then:

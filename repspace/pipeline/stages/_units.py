@@ -3,6 +3,7 @@ posteriors as BC-row sources on the CPU or the GPU."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,42 @@ from ...store import embeddings as emb_schema
 from ...store.fingerprint import fingerprint_id
 from ..stage import StageContext
 
-__all__ = ["open_units", "unit_rows", "one_thread"]
+__all__ = ["ErrorOptions", "open_units", "unit_rows", "one_thread"]
+
+ERROR_GROUPS_STREAM = (2,)
+"""Spawn key of the jackknife's image groups (fingerprint sets draw with (), whole-dataset images with (0,))."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorOptions:
+    """The ``[errors]`` table: standard errors of the fingerprint estimates (the channels and pairs stages).
+
+    Every I(U), I(U,U'), NMI and VI of the channels and pairs groups gets ``<name>_se`` beside it (same
+    dims, same units): a delete-a-group jackknife over ``groups`` random groups of the fingerprint
+    images, drawn from the run's seed, each replicate leaving its group out of both the outer and
+    the inner mean (:func:`repspace.kernels.jackknife_groups`), from the same matrix products.
+
+    Attributes
+    ----------
+    groups : G, the jackknife's groups of images (0: no errors, the values alone, as fast as before).
+    """
+
+    groups: int = 10
+
+    def __post_init__(self) -> None:
+        if isinstance(self.groups, bool) or not isinstance(self.groups, int):
+            raise ValueError(f"groups must be int, got {self.groups!r}")
+        if self.groups != 0 and self.groups < 2:
+            raise ValueError(f"groups must be 0 (no errors) or at least 2, got {self.groups}")
+
+    def labels(self, n_images: int, seed: int) -> np.ndarray | None:
+        """The group of every fingerprint image (None without errors)."""
+        if not self.groups:
+            return None
+        if self.groups > n_images:
+            raise ValueError(f"[errors] groups = {self.groups} is more than the {n_images} fingerprint images")
+        stream = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=ERROR_GROUPS_STREAM))
+        return kernels.jackknife_groups(n_images, self.groups, stream)
 
 
 def open_units(ctx: StageContext) -> tuple[emb_schema.Layout, int]:

@@ -18,7 +18,8 @@ from ...store import StoreError, block_ranges, open_group
 from ...store import pairs as schema
 from ...store.channels import informative
 from ..stage import Block, Plan, Stage, StageContext
-from ._units import one_thread, open_units, unit_rows
+from ._units import ErrorOptions, one_thread, open_units, unit_rows
+from .channels import ERROR_COST
 
 PAIR_FLOPS_PER_S = 4.3e10
 """Useful flops (N^2 per pair of units) per second of one worker thread, measured by
@@ -27,9 +28,9 @@ benchmarks/bench_sweep.py on the 2-core machine (benchmarks/README.md); for esti
 
 def task(store_path: str, range_a: tuple[int, int], range_b: tuple[int, int], row_block_bytes: int,
          gpu: bool, measures: tuple[str, ...] = schema.DEFAULT, keep_a: list[int] | None = None,
-         keep_b: list[int] | None = None) -> None:
+         keep_b: list[int] | None = None, groups: int = 0, seed: int = 0) -> None:
     """Block (a, b); ``keep_a``, ``keep_b``: the flat (model-major) indices of each block's kept
-    channels (None: all of them)."""
+    channels (None: all of them); ``groups``, ``seed``: the jackknife's (0: no standard errors)."""
     with one_thread():
         ka = None if keep_a is None else np.asarray(keep_a, dtype=np.int64)
         kb = None if keep_b is None else np.asarray(keep_b, dtype=np.int64)
@@ -37,15 +38,22 @@ def task(store_path: str, range_a: tuple[int, int], range_b: tuple[int, int], ro
         same = range_a == range_b
         rows_b, valid_b, (mb, _) = (rows_a, valid_a, (ma, c)) if same else unit_rows(store_path, *range_b, gpu, kb)
         kb = ka if same else kb
-        values = {k: np.full((ma * c, mb * c), np.nan, dtype=np.float32) for k in measures}
+        names = (*measures, *(schema.ERRORS if groups else ()))
+        values = {k: np.full((ma * c, mb * c), np.nan, dtype=np.float32) for k in names}
         if rows_a is not None and rows_b is not None:
+            n_images = rows_a.n_images
             res = kernels.pairwise_information(rows_a, None if same else rows_b,
                                                options=kernels.BlockOptions(memory_bytes=row_block_bytes, threads=1),
-                                               cka="cka_bc" in measures)
-            nmi, vi = res.nmi_vi()
-            found = {"nmi": nmi, "vi": vi, "cka_bc": res.cka_bc}
+                                               cka="cka_bc" in measures,
+                                               groups=ErrorOptions(groups).labels(n_images, seed))
+            if groups:
+                nmi, vi, nmi_se, vi_se = res.nmi_vi_se()
+                found = {"nmi": nmi, "vi": vi, "nmi_se": nmi_se, "vi_se": vi_se, "cka_bc": res.cka_bc}
+            else:
+                nmi, vi = res.nmi_vi()
+                found = {"nmi": nmi, "vi": vi, "cka_bc": res.cka_bc}
             at = np.ix_(np.arange(ma * c) if ka is None else ka, np.arange(mb * c) if kb is None else kb)
-            for k in measures:
+            for k in names:
                 values[k][at] = kernels.to_numpy(found[k])
         values = {k: v.reshape(ma, c, mb, c) for k, v in values.items()}
         for arr in values.values():
@@ -78,7 +86,10 @@ def kept_channels(ctx: StageContext, names: list[str], n_channels: int) -> np.nd
 def plan(ctx: StageContext) -> Plan:
     lay, block = open_units(ctx)
     measures = tuple(ctx.config.pair_measures)
-    schema.layout(ctx.group, lay.models, lay.n_channels, block, measures)
+    groups, seed = ctx.config.errors.groups, ctx.config.seed
+    ErrorOptions(groups).labels(lay.n_images, seed)  # too many groups: refused before any task
+    schema.layout(ctx.group, lay.models, lay.n_channels, block, measures, errors=bool(groups))
+    ctx.group.attrs["error_groups"] = groups
     kept = kept_channels(ctx, lay.names, lay.n_channels)
     ctx.group.attrs["pair_channels"] = ctx.config.pair_channels
     ctx.group.attrs["info_threshold_bits"] = ctx.config.info_threshold if kept is not None else None
@@ -93,11 +104,14 @@ def plan(ctx: StageContext) -> Plan:
 
     def extent(a: int, b: int) -> tuple:
         base = (ranges[a], ranges[b], status[a], status[b])
-        return base if kept is None else (*base, keep[a], keep[b])  # the kept channels are part of what it covers
+        base = base if kept is None else (*base, keep[a], keep[b])  # the kept channels are part of what it covers
+        return base if not groups else (*base, groups, seed)  # without errors: as before
 
     blocks = [Block(name=f"block{a}x{b}", key=(a, b), extent=extent(a, b),
-                    args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu, measures, keep[a], keep[b]),
-                    cost=lay.n_images**2 * pair_work(units[a], units[b], a == b) / PAIR_FLOPS_PER_S)
+                    args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu, measures, keep[a], keep[b],
+                          groups, seed),
+                    cost=lay.n_images**2 * pair_work(units[a], units[b], a == b) / PAIR_FLOPS_PER_S
+                    * (ERROR_COST if groups else 1.0))
               for a in range(len(ranges)) for b in range(a, len(ranges))]
     total = lay.n_models * lay.n_channels
     among = (f"{total} x {total} channel pairs" if kept is None else
@@ -107,4 +121,5 @@ def plan(ctx: StageContext) -> Plan:
 
 
 STAGE = Stage(name="pairs", writes=schema.GROUP, needs=("embeddings",), plan=plan, task=task,
-              needs_when=lambda config: ("channels",) if config.pair_channels == "informative" else ())
+              needs_when=lambda config: ("channels",) if config.pair_channels == "informative" else (),
+              table="errors", options=ErrorOptions)
