@@ -164,7 +164,7 @@ def test_configurations_recorded_before_wave_2_rerun_as_they_were(tmp_path):
     from repspace.pipeline.repair import recorded_config
 
     old = RunConfig(run_dir=str(tmp_path)).as_dict()
-    del old["pair_channels"], old["latents"]["scheme"]
+    del old["pair_channels"], old["latents"]["scheme"], old["errors"]
     old["latents"]["n_images"] = old["latents"].pop("n_dataset_images")  # the names of wave 2
     old["measures"].update({f"classifier_{k}": v for k, v in old["measures"].pop("classifier").items()})
     old["so2"].update({f"learner_{k}": v for k, v in old["so2"].pop("learner").items()})
@@ -174,3 +174,4 @@ def test_configurations_recorded_before_wave_2_rerun_as_they_were(tmp_path):
     config = recorded_config(root, tmp_path / "store.zarr", "pairs")
     assert (config.pair_channels, config.latents.scheme) == ("all", "pairs")
     assert config.measures.classifier.steps == 123 and config.so2.learner == RunConfig().so2.learner
+    assert config.errors.groups == 0  # written before standard errors: repaired as it was written

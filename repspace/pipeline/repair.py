@@ -47,6 +47,7 @@ _NESTED = {"measures": ("classifier", "classifier_"), "so2": ("learner", "learne
 def _upgrade(d: dict) -> dict:
     """A configuration recorded by an earlier version, in today's keys."""
     d.setdefault("pair_channels", "all")  # recorded before pairs among informative channels: every pair was
+    d.setdefault("errors", {"groups": 0})  # recorded before standard errors: repaired without them, as written
     if isinstance(d.get("latents"), dict):
         d["latents"].setdefault("scheme", "pairs")  # recorded before shared terms: five estimates per pair
     for table, renamed in _RENAMED.items():
