@@ -114,15 +114,24 @@ def _clusters(store_path: str) -> str:
             if int(s["cluster_size"].values[k]) == 0:
                 continue
             best = str(s["cluster_best_factor"].values[k])
-            nmi = float(np.nanmax(s["cluster_nmi_factor"].values[k])) if best else float("nan")
-            rows.append((k, int(s["cluster_size"].values[k]), int(s["cluster_models"].values[k]), best or "-", nmi,
-                         float(s["cluster_coherence"].values[k])))
+            at = int(np.nanargmax(s["cluster_nmi_factor"].values[k])) if best else 0
+            nmi = float(s["cluster_nmi_factor"].values[k, at]) if best else float("nan")
+            se = float(s["cluster_nmi_factor_se"].values[k, at]) if best and "cluster_nmi_factor_se" in s else np.nan
+            stable = float(s["cluster_stability"].values[k]) if "cluster_stability" in s else np.nan
+            rows.append((k, int(s["cluster_size"].values[k]), int(s["cluster_models"].values[k]), best or "-",
+                         f"{nmi:.3g} ± {se:.2g}" if np.isfinite(se) else nmi, float(s["cluster_coherence"].values[k]),
+                         stable if np.isfinite(stable) else "-"))
         noise = int((s["label"].values < 0).sum())
         parts.append(f"<h3>Clusters by {'VI' if measure == 'vi' else 'NMI'}</h3>")
         parts.append(_table(("cluster", "channels", "models spanned", "best-matching factor", "its NMI",
-                             "coherence"), rows, cls=f"clusters clusters-{measure}"))
-        parts.append(f'<p class="note">{noise} channels are OPTICS noise. Coherence: the mean similarity '
-                     f"({'exp(-VI)' if measure == 'vi' else 'NMI'}) within the cluster.</p>")
+                             "coherence", "stability"), rows, cls=f"clusters clusters-{measure}"))
+        draws = int(st.attrs.get("stability_draws", 0) or 0)
+        parts.append(f'<p class="note">{noise} channels are OPTICS noise. Its NMI: the members\' mean NMI with the '
+                     "factor, ± the mean of their standard errors (a bound on the error of the mean). Coherence: "
+                     f"the mean similarity ({'exp(-VI)' if measure == 'vi' else 'NMI'}) within the cluster. "
+                     + (f"Stability: the fraction of the members' pairs clustered together again over {draws} "
+                        "redraws of every pair's NMI and VI within its standard error (1: always)." if draws else
+                        "Stability needs the pairs' standard errors ([errors] groups > 0).") + "</p>")
     return "".join(parts)
 
 

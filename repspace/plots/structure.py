@@ -136,8 +136,9 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
         for k in range(n_clusters):
             best = str(st["cluster_best_factor"].values[k])
             nmi_best = np.nanmax(st["cluster_nmi_factor"].values[k]) if best else np.nan
+            stable = float(st["cluster_stability"].values[k]) if "cluster_stability" in st else float("nan")
             title = (f"cluster {k}: {int(st['cluster_size'].values[k])} ch., {int(st['cluster_models'].values[k])} "
-                     f"models; {best} (NMI {nmi_best:.2f})")
+                     f"models; {best} (NMI {nmi_best:.2f})" + (f"; stability {stable:.2f}" if stable == stable else ""))
             _draw_traversal(fig.add_subplot(right[k]), trav, measure, k, title, colors[k])
     fig.suptitle(f"Channel structure of run {_run_name(path)} ({measure.upper()} clustering)", fontsize=11)
     out = Path(out)

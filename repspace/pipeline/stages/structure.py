@@ -9,18 +9,43 @@ the driving process; the group is replaced whole.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from ..._checks import check_types
 from ...kernels import MEASURES, distance_matrix, optics_ordering, similarity
+from ...kernels.stability import cluster_stability, perturbed
 from ...store import StoreError, open_dataset, open_group, write_dataset
 from ...store import pairs as pairs_schema
 from ...store import structure as schema
 from ...store.channels import informative
 from ..stage import Plan, Stage, StageContext
+
+
+STABILITY_STREAM = (3,)
+"""Spawn key of the stability draws' generator (from the run's seed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StructureOptions:
+    """The ``[structure]`` table.
+
+    Attributes
+    ----------
+    stability_draws : how many times the clusters are found again from the pairs' values redrawn within
+        their standard errors (:mod:`repspace.kernels.stability`; 0: no stability, as without errors).
+    """
+
+    stability_draws: int = 20
+
+    def __post_init__(self) -> None:
+        check_types(self, "")
+        if self.stability_draws < 0:
+            raise ValueError(f"stability_draws must be 0 or more, got {self.stability_draws}")
 
 
 def optics(d: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +67,7 @@ def optics(d: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: np.ndarray,
-              nmi_factor: np.ndarray) -> list[dict]:
+              nmi_factor: np.ndarray, nmi_factor_se: np.ndarray | None = None) -> list[dict]:
     rows = []
     for k in range(int(labels.max()) + 1 if labels.size else 0):
         members = np.flatnonzero(labels == k)
@@ -51,19 +76,25 @@ def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: n
                                     for r0 in range(0, members.size, 1024)])
         rows.append(dict(size=members.size, models=len(set(model_idx[members].tolist())),
                          central=members[int(np.argmax(row_means))],
-                         nmi_factor=np.nanmean(nmi_factor[members], axis=0), coherence=float(row_means.mean())))
+                         nmi_factor=np.nanmean(nmi_factor[members], axis=0), coherence=float(row_means.mean()),
+                         nmi_factor_se=(np.nanmean(nmi_factor_se[members], axis=0) if nmi_factor_se is not None
+                                        else np.full(nmi_factor.shape[1], np.nan))))
     return rows
 
 
 def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, factors: list[str], model_names: np.ndarray,
                       read: Callable[[str], np.ndarray], keep: np.ndarray, info_threshold: float,
-                      min_samples: int) -> xr.Dataset:
+                      min_samples: int, read_se: Callable[[str], np.ndarray | None] | None = None,
+                      draws: int = 0, seed: int = 0, nmi_factor_se_all: np.ndarray | None = None) -> xr.Dataset:
     """The ``structure`` group's Dataset from the kept channels' NMI and VI, ``read(measure)`` (unit, unit),
-    read one measure at a time."""
+    read one measure at a time; with their standard errors (``read_se``) and ``draws`` > 0, each clustering's
+    stability over that many draws of the values within their errors."""
     model_idx, channel_idx = np.nonzero(keep)
     n_units, n_f = model_idx.size, len(factors)
     nmi_factor = nmi_factor_all[model_idx, channel_idx]
-    orders, reach, labels, summaries = [], [], [], []
+    nmi_factor_se = None if nmi_factor_se_all is None else nmi_factor_se_all[model_idx, channel_idx]
+    orders, reach, labels, summaries, stable = [], [], [], [], []
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=STABILITY_STREAM))
     for measure in MEASURES:
         v = read(measure)
         d = distance_matrix(v, measure)
@@ -72,17 +103,33 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
         orders.append(order)
         reach.append(r)
         labels.append(lab)
-        summaries.append(_clusters(v, measure, lab, model_idx, nmi_factor))
+        summaries.append(_clusters(v, measure, lab, model_idx, nmi_factor, nmi_factor_se))
+        se = read_se(measure) if read_se is not None and draws > 0 and n_units > 1 else None
+        if se is not None:
+            bounds = (0.0, 1.0) if measure == "nmi" else (0.0, None)
+
+            def draw(g: np.random.Generator, v=v, se=se, bounds=bounds, measure=measure) -> np.ndarray:
+                return optics(distance_matrix(perturbed(v, se, g, *bounds), measure), min_samples)[2]
+
+            stable.append(cluster_stability(lab, draw, draws, rng))
+        else:
+            stable.append(None)
         del v
     n_clusters = max([len(s) for s in summaries] + [0])
     shape = (len(MEASURES), n_clusters)
     size, models, central = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.full(shape, -1, np.int64)
     coherence, cluster_nmi = np.full(shape, np.nan), np.full(shape + (n_f,), np.nan)
+    cluster_nmi_se = np.full(shape + (n_f,), np.nan)
     best = np.full(shape, "", dtype=object)
+    cluster_stable, member_stable = np.full(shape, np.nan), np.full((len(MEASURES), n_units), np.nan)
+    for m, st in enumerate(stable):
+        if st is not None:
+            cluster_stable[m, :st.cluster.size], member_stable[m] = st.cluster, st.member
     for m, rows in enumerate(summaries):
         for k, row in enumerate(rows):
             size[m, k], models[m, k], central[m, k] = row["size"], row["models"], row["central"]
             coherence[m, k], cluster_nmi[m, k] = row["coherence"], row["nmi_factor"]
+            cluster_nmi_se[m, k] = row["nmi_factor_se"]
             if np.isfinite(row["nmi_factor"]).any():
                 best[m, k] = factors[int(np.nanargmax(row["nmi_factor"]))]
     empty = np.zeros((len(MEASURES), 0))
@@ -106,7 +153,16 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
                                   {"long_name": "mean within-cluster similarity (exp(-VI) or NMI)"}),
             "cluster_nmi_factor": (("measure", "cluster", "factor"), cluster_nmi,
                                    {"units": "1", "long_name": "mean NMI of the members with each factor"}),
+            "cluster_nmi_factor_se": (("measure", "cluster", "factor"), cluster_nmi_se,
+                                      {"units": "1", "long_name": "mean of the members' standard errors of NMI with "
+                                                                  "each factor: a bound on the error of their mean"}),
             "cluster_best_factor": (("measure", "cluster"), best),
+            "cluster_stability": (("measure", "cluster"), cluster_stable,
+                                  {"long_name": "fraction of the members' pairs clustered together again when the "
+                                                "pairs' values are redrawn within their standard errors"}),
+            "member_stability": (("measure", "unit"), member_stable,
+                                 {"long_name": "fraction of redraws in which the channel stays with its cluster's "
+                                               "majority (noise: stays noise)"}),
         },
         coords={
             "measure": np.array(MEASURES, dtype=object),
@@ -119,7 +175,8 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
         },
         attrs={"info_threshold_bits": float(info_threshold), "min_samples": int(min_samples),
                "n_channels_total": int(information.size), "n_channels_kept": int(n_units),
-               "distances": "vi: VI clipped at 0 (bits); nmi: -log NMI"},
+               "distances": "vi: VI clipped at 0 (bits); nmi: -log NMI",
+               "stability_draws": int(draws) if any(st is not None for st in stable) else 0},
     )
 
 
@@ -146,13 +203,26 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                              "pairs were computed; rerun the pairs stage (only the blocks whose channels changed "
                              "are computed)")
         return matrix
+    errors = {m: f"{m}_se" for m in MEASURES if f"{m}_se" in pairs}
+
+    def errors_of(measure: str) -> np.ndarray | None:
+        name = errors.get(measure)
+        return None if name is None else pairs_schema.kept_submatrix(pairs, name, model_idx, channel_idx,
+                                                                     dtype=np.float32)
     ds = structure_dataset(information, channels["nmi_factor"].values, [str(f) for f in channels["factor"].values],
-                           model_names, values, keep, c.info_threshold, min_samples)
+                           model_names, values, keep, c.info_threshold, min_samples, errors_of,
+                           c.structure.stability_draws, c.seed,
+                           channels["nmi_factor_se"].values if "nmi_factor_se" in channels else None)
     write_dataset(ctx.store_path, schema.GROUP, ds)
     found = ", ".join(f"{m}: {int((ds['cluster_size'].sel(measure=m) > 0).sum())} clusters" for m in MEASURES)
+    if ds.attrs["stability_draws"]:
+        found += (f"; stability over {ds.attrs['stability_draws']} redraws: "
+                  + ", ".join(f"{m} {np.nanmin(ds['cluster_stability'].sel(measure=m).values):.2f}-"
+                              f"{np.nanmax(ds['cluster_stability'].sel(measure=m).values):.2f}"
+                              for m in MEASURES if np.isfinite(ds['cluster_stability'].sel(measure=m).values).any()))
     return f"{model_idx.size} of {information.size} channels above {c.info_threshold} bits; {found}"
 
 
 STAGE = Stage(name="structure", writes=schema.GROUP, needs=("channels", "pairs"), finalize=finalize, cluster=False,
-              whole=True, figures="repspace.plots.structure:draw_run_figures",
+              whole=True, table="structure", options=StructureOptions, figures="repspace.plots.structure:draw_run_figures",
               report="repspace.plots.report:structure_section")
