@@ -52,6 +52,16 @@ def test_errors_sit_beside_the_values_and_equal_the_kernels_jackknife(tmp_path, 
     np.testing.assert_allclose(flat(pr, "nmi_se")[informative], nmi_se[informative], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(flat(pr, "vi_se"), vi_se, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ch["information_se"].values.ravel(), direct.information_se_a, rtol=1e-4, atol=1e-7)
+    # nested random subsets of the images (the first k groups), from the same products: as if computed on them alone
+    assert pr["nmi_subset"].dims[0] == "fingerprint_size"
+    for s, k in enumerate((2, 5)):
+        images = np.flatnonzero(groups < k)
+        assert int(pr["fingerprint_size"].values[s]) == images.size
+        alone = kernels.pairwise_information(kernels.PosteriorRows(units[0][:, images], units[1][:, images]))
+        want_nmi, want_vi = alone.nmi_vi()
+        got = pr["nmi_subset"].values[s].reshape(want_nmi.shape)
+        np.testing.assert_allclose(got[informative], want_nmi[informative], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(pr["vi_subset"].values[s].reshape(want_vi.shape), want_vi, rtol=1e-4, atol=1e-4)
     strong = ch["information"].values > 0.5
     assert (ch["information_se"].values[strong] > 0).all()  # a real spread, not a placeholder
     assert (ch["information_se"].values[strong] < 0.2 * ch["information"].values[strong]).all()

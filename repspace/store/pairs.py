@@ -7,6 +7,8 @@ nmi    (model_a, channel_a, model_b, channel_b)    1        normalized mutual in
 vi     (model_a, channel_a, model_b, channel_b)    bits     variation of information
 cka_bc (model_a, channel_a, model_b, channel_b)    1        CKA of the BC matrices (on request)
 nmi_se, vi_se  as nmi, vi                          as they  standard errors (jackknife over images)
+nmi_subset,    (fingerprint_size, model_a, ...)    as they  nmi and vi on nested random subsets of the
+vi_subset                                                   images (with the errors; coordinate: their sizes)
 done   (block_a, block_b)                                   stamps of finished blocks (a <= b)
 =====  ==========================================  =======  ==================================
 
@@ -27,7 +29,7 @@ import zarr
 from .core import StoreError, require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "MEASURES", "ERRORS", "CHECKED", "layout", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
+__all__ = ["GROUP", "MEASURES", "ERRORS", "SUBSETS", "CHECKED", "layout", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
 
 GROUP = "pairs"
 MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
@@ -35,15 +37,18 @@ MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
             "cka_bc": ("1", "CKA between the channels' Bhattacharyya matrices (on request)")}
 ERRORS = {"nmi_se": ("1", "standard error of nmi: a delete-a-group jackknife over the images"),
           "vi_se": ("bits", "standard error of vi: a delete-a-group jackknife over the images")}
-CHECKED = ("nmi", "vi", *ERRORS)
+SUBSETS = {"nmi_subset": ("1", "nmi on a nested random subset of the fingerprint images"),
+           "vi_subset": ("bits", "vi on a nested random subset of the fingerprint images")}
+CHECKED = ("nmi", "vi", *ERRORS, *SUBSETS)
 """What verify records of each block, in this order (the errors when present; cka_bc is not checked)."""
 DEFAULT = ("nmi", "vi")
 DIMS = ("model_a", "channel_a", "model_b", "channel_b")
 
 
 def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, block: int,
-           measures: Sequence[str] = DEFAULT, errors: bool = False) -> None:
-    """Create or grow the arrays of ``measures`` (and the standard errors of nmi and vi, with ``errors``)."""
+           measures: Sequence[str] = DEFAULT, errors: bool = False, subset_sizes: Sequence[int] = ()) -> None:
+    """Create or grow the arrays of ``measures`` (and the standard errors of nmi and vi, with ``errors``, and
+    their values on nested subsets of ``subset_sizes`` images)."""
     m = len(models)
     recorded = group.attrs.get("measures")
     if recorded is not None and list(recorded) != list(measures):
@@ -54,10 +59,22 @@ def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, block: in
     for name, (units, long) in variables.items():
         require_array(group, name, shape=(m, n_channels, m, n_channels), chunks=(block, n_channels, block, n_channels),
                       dtype="float32", dims=DIMS, fill_value=np.nan, attrs={"units": units, "long_name": long})
+    if subset_sizes:
+        recorded = group.attrs.get("subset_sizes")
+        if recorded is not None and list(recorded) != list(subset_sizes):
+            raise StoreError(f"{group.path} holds subsets of {list(recorded)} images, this run asks for "
+                             f"{list(subset_sizes)}; use a new run directory")
+        group.attrs["subset_sizes"] = [int(x) for x in subset_sizes]
+        s = len(subset_sizes)
+        for name, (units, long) in SUBSETS.items():
+            require_array(group, name, shape=(s, m, n_channels, m, n_channels),
+                          chunks=(1, block, n_channels, block, n_channels), dtype="float32",
+                          dims=("fingerprint_size", *DIMS), fill_value=np.nan, attrs={"units": units, "long_name": long})
+        write_coordinate(group, "fingerprint_size", "fingerprint_size", np.asarray(subset_sizes, dtype=np.int64))
     coords = write_model_coords(group, models, ("_a", "_b"))
     for sfx in ("_a", "_b"):
         write_coordinate(group, f"channel{sfx}", f"channel{sfx}", np.arange(n_channels))
-    for name in variables:
+    for name in (*variables, *(SUBSETS if subset_sizes else ())):
         group[name].attrs["coordinates"] = " ".join(coords)
 
 
@@ -66,6 +83,11 @@ def write_block(group: zarr.Group, range_a: tuple[int, int], range_b: tuple[int,
     """Write block (a, b) of each measure, (model_a, channel_a, model_b, channel_b), and its transpose."""
     (a0, a1), (b0, b1) = range_a, range_b
     for name in values:
+        if name in SUBSETS:  # (fingerprint_size, model_a, channel_a, model_b, channel_b)
+            group[name][:, a0:a1, :, b0:b1, :] = values[name]
+            if range_a != range_b:
+                group[name][:, b0:b1, :, a0:a1, :] = values[name].transpose(0, 3, 4, 1, 2)
+            continue
         group[name][a0:a1, :, b0:b1, :] = values[name]
         if range_a != range_b:
             group[name][b0:b1, :, a0:a1, :] = values[name].transpose(2, 3, 0, 1)

@@ -47,7 +47,8 @@ class Damage:
 def block_chunks(group: str, marker: str, key: tuple[int, ...], present: Container[str] | None = None
                  ) -> list[tuple[str, tuple[int, ...]]]:
     """(array, chunk coordinates) of every chunk the block ``key`` of ``group`` writes (of the arrays in
-    ``present``, the group's own, when given: the standard errors are there only in runs that asked for them)."""
+    ``present``, the zarr group itself, when given: the standard errors and subsets are there only in runs that
+    asked for them)."""
     if group == "channels":
         (b,) = key
         return [(name, (b, 0, 0) if "_factor" in name else (b, 0)) for name in channels_schema.VARIABLES
@@ -55,7 +56,10 @@ def block_chunks(group: str, marker: str, key: tuple[int, ...], present: Contain
     if group == "pairs":
         a, b = key
         coords = [(a, 0, b, 0)] + ([(b, 0, a, 0)] if a != b else [])
-        return [(name, c) for name in pairs_schema.CHECKED if present is None or name in present for c in coords]
+        n_sub = int(present["nmi_subset"].shape[0]) if present is not None and "nmi_subset" in present else 0
+        return [(name, (*((s,) if name in pairs_schema.SUBSETS else ()), *c))
+                for name in pairs_schema.CHECKED if present is None or name in present
+                for s in (range(n_sub) if name in pairs_schema.SUBSETS else (None,)) for c in coords]
     if group == "latents":
         names = {"information_done": ("information", "information_se"),
                  "twice_done": ("information_twice", "information_twice_se")}.get(marker, ("estimate", "estimate_se"))
@@ -86,7 +90,7 @@ def chunks_bytes(store_path: str | Path, group: str, chunks: Sequence[tuple[str,
     return sum(_size(chunk_path(store_path, group, a, c)) for a, c in chunks)
 
 
-_MAX_CHUNKS = {"channels": 8, "pairs": 8, "latents": 2}
+_MAX_CHUNKS = {"channels": 8, "pairs": 16, "latents": 2}
 
 
 def require_sizes(group: zarr.Group, marker: str) -> zarr.Array:

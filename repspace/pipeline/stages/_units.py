@@ -43,6 +43,14 @@ class ErrorOptions:
         if self.groups != 0 and self.groups < 2:
             raise ValueError(f"groups must be 0 (no errors) or at least 2, got {self.groups}")
 
+    @property
+    def subsets(self) -> tuple[int, ...]:
+        """The nested subsets the pairs stage also computes, as numbers of leading groups: about a fifth and half of
+        the images with 10 groups (none with fewer than 4 groups)."""
+        if self.groups < 4:
+            return ()
+        return tuple(sorted({max(1, self.groups // 5), self.groups // 2}))
+
     def labels(self, n_images: int, seed: int) -> np.ndarray | None:
         """The group of every fingerprint image (None without errors)."""
         if not self.groups:

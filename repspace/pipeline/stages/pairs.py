@@ -38,14 +38,17 @@ def task(store_path: str, range_a: tuple[int, int], range_b: tuple[int, int], ro
         same = range_a == range_b
         rows_b, valid_b, (mb, _) = (rows_a, valid_a, (ma, c)) if same else unit_rows(store_path, *range_b, gpu, kb)
         kb = ka if same else kb
+        subsets = ErrorOptions(groups).subsets
         names = (*measures, *(schema.ERRORS if groups else ()))
         values = {k: np.full((ma * c, mb * c), np.nan, dtype=np.float32) for k in names}
+        values.update({k: np.full((len(subsets), ma * c, mb * c), np.nan, dtype=np.float32)
+                       for k in (schema.SUBSETS if subsets else ())})
         if rows_a is not None and rows_b is not None:
             n_images = rows_a.n_images
             res = kernels.pairwise_information(rows_a, None if same else rows_b,
                                                options=kernels.BlockOptions(memory_bytes=row_block_bytes, threads=1),
                                                cka="cka_bc" in measures,
-                                               groups=ErrorOptions(groups).labels(n_images, seed))
+                                               groups=ErrorOptions(groups).labels(n_images, seed), subsets=subsets)
             if groups:
                 nmi, vi, nmi_se, vi_se = res.nmi_vi_se()
                 found = {"nmi": nmi, "vi": vi, "nmi_se": nmi_se, "vi_se": vi_se, "cka_bc": res.cka_bc}
@@ -55,10 +58,13 @@ def task(store_path: str, range_a: tuple[int, int], range_b: tuple[int, int], ro
             at = np.ix_(np.arange(ma * c) if ka is None else ka, np.arange(mb * c) if kb is None else kb)
             for k in names:
                 values[k][at] = kernels.to_numpy(found[k])
-        values = {k: v.reshape(ma, c, mb, c) for k, v in values.items()}
+            for s, sub in enumerate(res.subsets):
+                nmi_s, vi_s = sub.nmi_vi()
+                values["nmi_subset"][s][at], values["vi_subset"][s][at] = kernels.to_numpy(nmi_s), kernels.to_numpy(vi_s)
+        values = {k: v.reshape(*v.shape[:-2], ma, c, mb, c) for k, v in values.items()}
         for arr in values.values():
-            arr[~valid_a] = np.nan
-            arr[:, :, ~valid_b] = np.nan
+            arr[..., ~valid_a, :, :, :] = np.nan
+            arr[..., ~valid_b, :] = np.nan
         schema.write_block(open_group(store_path, schema.GROUP, mode="r+"), tuple(range_a), tuple(range_b), values)
 
 
@@ -87,8 +93,9 @@ def plan(ctx: StageContext) -> Plan:
     lay, block = open_units(ctx)
     measures = tuple(ctx.config.pair_measures)
     groups, seed = ctx.config.errors.groups, ctx.config.seed
-    ErrorOptions(groups).labels(lay.n_images, seed)  # too many groups: refused before any task
-    schema.layout(ctx.group, lay.models, lay.n_channels, block, measures, errors=bool(groups))
+    labels = ErrorOptions(groups).labels(lay.n_images, seed)
+    subset_sizes = [int(np.isin(labels, np.arange(k)).sum()) for k in ErrorOptions(groups).subsets] if groups else []
+    schema.layout(ctx.group, lay.models, lay.n_channels, block, measures, errors=bool(groups), subset_sizes=subset_sizes)
     ctx.group.attrs["error_groups"] = groups
     kept = kept_channels(ctx, lay.names, lay.n_channels)
     ctx.group.attrs["pair_channels"] = ctx.config.pair_channels
