@@ -119,7 +119,8 @@ def test_full_sweep_end_to_end(tmp_path, model_dir, client):
     st = structure.sel(measure="nmi")
     found = {str(st["cluster_best_factor"].values[k]) for k in range(st.sizes["cluster"]) if st["cluster_size"].values[k] > 0}
     assert found == {"posX", "posY"}
-    assert {p.name for p in result.figures} == {"structure_vi.png", "structure_nmi.png", "members_vi.png", "members_nmi.png"}
+    assert {p.name for p in result.figures} == {"structure_vi.png", "structure_nmi.png", "members_vi.png", "members_nmi.png",
+                                                "fingerprint_size.png"}
     assert all(p.stat().st_size > 10_000 for p in result.figures)
     assert "xr.open_zarr" in result.summary()
 

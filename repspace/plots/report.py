@@ -99,6 +99,10 @@ def structure_section(store_path: str, by_name: dict[str, Path]) -> str:
     """The channel structure: its figure, the cluster tables, the other figures folded."""
     parts = ["<h2>Channel structure</h2>", *_figures(by_name, (("structure_vi", "the channel structure figure (VI)"),))]
     parts.append(_clusters(str(store_path)))
+    verdict = open_dataset(str(store_path), "structure").attrs.get("fingerprint_verdict")
+    if verdict:
+        parts.append(f'<p class="fingerprint-size">The fingerprint set\'s size: {_e(verdict)}.</p>')
+        parts += _figures(by_name, (("fingerprint_size", "the structure at nested subsets of the fingerprint set"),))
     parts += _figures(by_name, (), ("structure_nmi", "members_vi", "members_nmi"))
     return "".join(parts)
 

@@ -24,7 +24,7 @@ from ..kernels import MEASURES, similarity  # noqa: E402
 from ..store import is_complete, open_dataset, open_group, open_run  # noqa: E402
 from ..store.pairs import kept_rows, kept_submatrix  # noqa: E402
 
-__all__ = ["draw_run_figures", "draw_structure_figure", "draw_members_figure", "traversal_strip"]
+__all__ = ["draw_fingerprint_size_figure", "draw_run_figures", "draw_structure_figure", "draw_members_figure", "traversal_strip"]
 
 GAP = 3
 
@@ -234,4 +234,33 @@ def draw_run_figures(store_path: str | Path, figure_dir: str | Path, *, traversa
         outs.append(draw_structure_figure(store_path, measure, figure_dir / f"structure_{measure}.png",
                                           traversals=traversals))
         outs.append(draw_members_figure(store_path, measure, figure_dir / f"members_{measure}.png"))
+    if "cluster_agreement" in open_dataset(str(store_path), "structure"):
+        outs.append(draw_fingerprint_size_figure(store_path, figure_dir / "fingerprint_size.png"))
     return outs
+
+
+def draw_fingerprint_size_figure(store_path: str | Path, out: str | Path) -> Path:
+    """How the structure moves with the fingerprint set's size: NMI among the kept pairs against its value at N
+    (median and largest change), and the clusters' agreement with those at N (adjusted Rand index)."""
+    st = open_dataset(str(store_path), "structure").load()
+    sizes = st["fingerprint_size"].values
+    fig, (ax_n, ax_a) = plt.subplots(1, 2, figsize=(8.5, 3.2))
+    ax_n.plot(sizes, st["nmi_change_median"].values, "o-", label="median")
+    ax_n.plot(sizes, st["nmi_change_max"].values, "s--", label="largest")
+    ax_n.set_xlabel("fingerprint images")
+    ax_n.set_ylabel("|NMI - NMI at N|, kept pairs")
+    ax_n.legend(frameon=False, fontsize=8)
+    for measure in MEASURES:
+        ax_a.plot(sizes, st["cluster_agreement"].sel(measure=measure).values, "o-", label=f"by {measure.upper()}")
+    ax_a.set_ylim(-0.05, 1.05)
+    ax_a.set_xlabel("fingerprint images")
+    ax_a.set_ylabel("clusters' ARI with those at N")
+    ax_a.legend(frameon=False, fontsize=8)
+    verdict = str(st.attrs.get("fingerprint_verdict", ""))
+    fig.suptitle(verdict[0].upper() + verdict[1:] if verdict else "", fontsize=8, wrap=True)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out

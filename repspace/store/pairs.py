@@ -105,9 +105,10 @@ def check_covers(group: zarr.Group, info_threshold: float, reader: str) -> None:
 
 
 def kept_submatrix(group: zarr.Group, name: str, model_index: np.ndarray, channel_index: np.ndarray,
-                   dtype: type = np.float64) -> np.ndarray:
+                   dtype: type = np.float64, leading: int | None = None) -> np.ndarray:
     """``name`` between the channels u = (model_index[u], channel_index[u]): (unit, unit) in ``dtype``
-    (float32 holds the stored values exactly, in half the memory).
+    (float32 holds the stored values exactly, in half the memory); ``leading``: the index on a variable's
+    leading dim (a subset's ``fingerprint_size``).
 
     Reads only the models that hold kept channels (zarr orthogonal selection), 512 rows at a time.
     """
@@ -115,15 +116,16 @@ def kept_submatrix(group: zarr.Group, name: str, model_index: np.ndarray, channe
     out = np.empty((n, n), dtype=dtype)
     for u0 in range(0, n, 512):
         rows = slice(u0, min(n, u0 + 512))
-        out[rows] = kept_rows(group, name, model_index, channel_index, rows)
+        out[rows] = kept_rows(group, name, model_index, channel_index, rows, leading)
     return out
 
 
 def kept_rows(group: zarr.Group, name: str, model_index: np.ndarray, channel_index: np.ndarray,
-              rows: slice) -> np.ndarray:
+              rows: slice, leading: int | None = None) -> np.ndarray:
     """Rows ``rows`` of :func:`kept_submatrix`, as stored (float32): the units ``rows`` against every unit."""
     kept = np.unique(model_index)
     models = np.unique(model_index[rows])
-    block = np.asarray(group[name].get_orthogonal_selection((models, slice(None), kept, slice(None))))
+    at = () if leading is None else (int(leading),)
+    block = np.asarray(group[name].get_orthogonal_selection((*at, models, slice(None), kept, slice(None))))
     band = block[np.searchsorted(models, model_index[rows]), channel_index[rows]]
     return band[:, np.searchsorted(kept, model_index), channel_index]

@@ -66,6 +66,34 @@ def optics(d: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray, np.
     return order.ordering, order.reachability, labels
 
 
+ENOUGH_ARI, ENOUGH_NMI_CHANGE = 0.9, 0.02
+"""The fingerprint set is called large enough when, from its half to all of it, the clusters agree this well
+(adjusted Rand index, by VI and by NMI) and NMI among the kept pairs moves this little (median)."""
+
+
+def fingerprint_verdict(sizes: list[int], change: tuple[float, float], agreement: list[float]) -> str:
+    """One sentence on whether the fingerprint set is large enough, from the largest subset (``sizes[-2]``
+    images) to all of it (``sizes[-1]``): the NMI ``change`` among the kept pairs (median, largest) and the
+    clusters' ``agreement`` (ARI by each of :data:`MEASURES`).
+
+    >>> fingerprint_verdict([60, 150, 300], (0.004, 0.03), [1.0, 1.0])
+    'from 150 to 300 images NMI moved by 0.004 (median), at most 0.03, and the clusters stayed the same (ARI 1.00 by VI, 1.00 by NMI): N = 300 is enough for this ensemble'
+    >>> fingerprint_verdict([60, 150, 300], (0.05, 0.3), [1.0, 1.0]).split(": ")[-1]
+    'N = 300 is enough for the clusters but not yet for the values; try 600 or more'
+    >>> fingerprint_verdict([60, 150, 300], (0.05, 0.3), [0.4, 0.9]).split(" clusters ")[1]
+    'changed (ARI 0.40 by VI, 0.90 by NMI): N = 300 may be too small; try 600 or more'
+    """
+    half, n = sizes[-2], sizes[-1]
+    ari = ", ".join(f"{a:.2f} by {m.upper()}" for a, m in zip(agreement, MEASURES))
+    moved = f"from {half} to {n} images NMI moved by {change[0]:.3f} (median), at most {change[1]:.2g}, and the clusters"
+    if min(agreement) < ENOUGH_ARI:
+        return f"{moved} changed (ARI {ari}): N = {n} may be too small; try {2 * n} or more"
+    if change[0] > ENOUGH_NMI_CHANGE:
+        return (f"{moved} stayed the same (ARI {ari}): N = {n} is enough for the clusters but not yet for the values; "
+                f"try {2 * n} or more")
+    return f"{moved} stayed the same (ARI {ari}): N = {n} is enough for this ensemble"
+
+
 def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: np.ndarray,
               nmi_factor: np.ndarray, nmi_factor_se: np.ndarray | None = None) -> list[dict]:
     rows = []
@@ -85,15 +113,21 @@ def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: n
 def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, factors: list[str], model_names: np.ndarray,
                       read: Callable[[str], np.ndarray], keep: np.ndarray, info_threshold: float,
                       min_samples: int, read_se: Callable[[str], np.ndarray | None] | None = None,
-                      draws: int = 0, seed: int = 0, nmi_factor_se_all: np.ndarray | None = None) -> xr.Dataset:
+                      draws: int = 0, seed: int = 0, nmi_factor_se_all: np.ndarray | None = None,
+                      read_subset: Callable[[str, int], np.ndarray] | None = None,
+                      subset_sizes: tuple[int, ...] = (), n_images: int = 0) -> xr.Dataset:
     """The ``structure`` group's Dataset from the kept channels' NMI and VI, ``read(measure)`` (unit, unit),
     read one measure at a time; with their standard errors (``read_se``) and ``draws`` > 0, each clustering's
-    stability over that many draws of the values within their errors."""
+    stability over that many draws of the values within their errors; with ``read_subset(measure, s)`` the
+    same on nested subsets of ``subset_sizes`` of the ``n_images`` images, and how much of the structure moved
+    between them."""
     model_idx, channel_idx = np.nonzero(keep)
     n_units, n_f = model_idx.size, len(factors)
     nmi_factor = nmi_factor_all[model_idx, channel_idx]
     nmi_factor_se = None if nmi_factor_se_all is None else nmi_factor_se_all[model_idx, channel_idx]
     orders, reach, labels, summaries, stable = [], [], [], [], []
+    agreement: dict[str, list[float]] = {m: [] for m in MEASURES}
+    changes: list[tuple[float, float]] = []
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=STABILITY_STREAM))
     for measure in MEASURES:
         v = read(measure)
@@ -114,6 +148,18 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             stable.append(cluster_stability(lab, draw, draws, rng))
         else:
             stable.append(None)
+        if read_subset is not None and subset_sizes and n_units > 1:
+            from sklearn.metrics import adjusted_rand_score
+
+            upper = np.triu_indices(n_units, 1)
+            for k in range(len(subset_sizes)):
+                w = read_subset(measure, k)
+                agreement[measure].append(adjusted_rand_score(lab, optics(distance_matrix(w, measure), min_samples)[2]))
+                if measure == "nmi":
+                    change = np.abs(w[upper] - v[upper])
+                    change = change[np.isfinite(change)]
+                    changes.append((float(np.median(change)), float(change.max())) if change.size else (np.nan, np.nan))
+                del w
         del v
     n_clusters = max([len(s) for s in summaries] + [0])
     shape = (len(MEASURES), n_clusters)
@@ -133,6 +179,21 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             if np.isfinite(row["nmi_factor"]).any():
                 best[m, k] = factors[int(np.nanargmax(row["nmi_factor"]))]
     empty = np.zeros((len(MEASURES), 0))
+    sizes: list[int] = []
+    extra: dict[str, Any] = {}
+    attrs: dict[str, Any] = {}
+    if changes:
+        sizes = [*subset_sizes, n_images]
+        extra = {
+            "nmi_change_median": ("fingerprint_size", [c[0] for c in changes] + [0.0],
+                                  {"long_name": "median |NMI at this size - NMI at N| over the kept pairs"}),
+            "nmi_change_max": ("fingerprint_size", [c[1] for c in changes] + [0.0],
+                               {"long_name": "largest |NMI at this size - NMI at N| over the kept pairs"}),
+            "cluster_agreement": (("measure", "fingerprint_size"),
+                                  [agreement[m] + [1.0] for m in MEASURES],
+                                  {"long_name": "adjusted Rand index of the clusters at this size and at N"}),
+        }
+        attrs["fingerprint_verdict"] = fingerprint_verdict(sizes, changes[-1], [agreement[m][-1] for m in MEASURES])
     return xr.Dataset(
         {
             "information": ("unit", information[model_idx, channel_idx],
@@ -163,6 +224,7 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             "member_stability": (("measure", "unit"), member_stable,
                                  {"long_name": "fraction of redraws in which the channel stays with its cluster's "
                                                "majority (noise: stays noise)"}),
+            **extra,
         },
         coords={
             "measure": np.array(MEASURES, dtype=object),
@@ -172,11 +234,12 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             "channel": ("unit", channel_idx),
             "factor": np.array(factors, dtype=object),
             "cluster": np.arange(n_clusters),
+            **({"fingerprint_size": np.asarray(sizes, dtype=np.int64)} if extra else {}),
         },
         attrs={"info_threshold_bits": float(info_threshold), "min_samples": int(min_samples),
                "n_channels_total": int(information.size), "n_channels_kept": int(n_units),
                "distances": "vi: VI clipped at 0 (bits); nmi: -log NMI",
-               "stability_draws": int(draws) if any(st is not None for st in stable) else 0},
+               "stability_draws": int(draws) if any(st is not None for st in stable) else 0, **attrs},
     )
 
 
@@ -204,6 +267,11 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                              "are computed)")
         return matrix
     errors = {m: f"{m}_se" for m in MEASURES if f"{m}_se" in pairs}
+    subsets = tuple(int(x) for x in pairs.attrs.get("subset_sizes", ())) if "nmi_subset" in pairs else ()
+
+    def subset_of(measure: str, s: int) -> np.ndarray:
+        return pairs_schema.kept_submatrix(pairs, f"{measure}_subset", model_idx, channel_idx, dtype=np.float32,
+                                           leading=s)
 
     def errors_of(measure: str) -> np.ndarray | None:
         name = errors.get(measure)
@@ -212,9 +280,13 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     ds = structure_dataset(information, channels["nmi_factor"].values, [str(f) for f in channels["factor"].values],
                            model_names, values, keep, c.info_threshold, min_samples, errors_of,
                            c.structure.stability_draws, c.seed,
-                           channels["nmi_factor_se"].values if "nmi_factor_se" in channels else None)
+                           channels["nmi_factor_se"].values if "nmi_factor_se" in channels else None,
+                           subset_of if subsets else None, subsets,
+                           int(open_group(ctx.store_path, "fingerprint")["index"].shape[0]))
     write_dataset(ctx.store_path, schema.GROUP, ds)
     found = ", ".join(f"{m}: {int((ds['cluster_size'].sel(measure=m) > 0).sum())} clusters" for m in MEASURES)
+    if "fingerprint_verdict" in ds.attrs:
+        found += "; " + ds.attrs["fingerprint_verdict"]
     if ds.attrs["stability_draws"]:
         found += (f"; stability over {ds.attrs['stability_draws']} redraws: "
                   + ", ".join(f"{m} {np.nanmin(ds['cluster_stability'].sel(measure=m).values):.2f}-"
