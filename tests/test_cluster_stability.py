@@ -57,6 +57,12 @@ def test_planted_clusters_are_stable_and_noise_is_not(tmp_path, client):
         member = s["member_stability"].values
         recurring = s["channel"].values < 3
         assert member[recurring].mean() >= 0.9 and member[~recurring].mean() >= 0.8  # noise stays noise
+        assert (s["cluster_above_null"].values[:3] == 1.0).all()  # every planted pair is above the null floor
+    # the null: pairs of unrelated channels (different factors, or noise) mostly at or under the floor
+    above, channel = st["above_null"].values, st["channel"].values
+    unrelated = channel[:, None] != channel[None, :]
+    assert above[unrelated].mean() < 0.2 and st.attrs["null_level"] == 0.95
+    assert np.all(np.diff(st["null_information"].values) >= 0) and (st["null_floor"].values > 0).all()
 
 
 def test_a_chance_cluster_falls_apart_when_redrawn():
@@ -133,3 +139,25 @@ def test_the_fingerprint_size_check_says_when_n_is_too_small(tmp_path, client, n
     agreement = st["cluster_agreement"].values
     assert agreement.shape == (2, 3) and (agreement[:, -1] == 1.0).all()
     assert st["nmi_change_max"].values[-2] >= st["nmi_change_median"].values[-2] > 0
+
+
+def test_the_null_floor_falls_with_n_and_a_shared_channel_stands_above_it():
+    """Channels that read one of three hidden factors through noise: the floor (95% of the NMI of channels with
+    their images permuted against each other) falls as the estimator's bias does, about as 1/N, and two channels
+    reading the same factor are far above it at every N."""
+    from repspace.kernels import PosteriorRows, pairwise_information
+    from repspace.kernels.null import permutation_null
+
+    floors = []
+    for n in (100, 200, 400):
+        rng = np.random.default_rng(0)
+        hidden = rng.uniform(-1, 1, (3, n))
+        mu = np.stack([hidden[u % 3] * rng.uniform(0.5, 3) + rng.normal(0, 0.3, n) for u in range(24)])
+        logvar = np.full_like(mu, -3.0)
+        null = permutation_null(mu, logvar, np.random.default_rng(1))
+        res = pairwise_information(PosteriorRows(mu, logvar))
+        nmi, _ = res.nmi_vi()
+        shared = nmi[0, 3]  # channels 0 and 3 read the same factor
+        assert shared > 3 * null(np.sqrt(res.information_a[0] * res.information_a[3]))
+        floors.append(float(np.median(null.floor)))
+    assert floors[0] > 1.6 * floors[1] > 1.6 * 1.6 * floors[2], floors  # seen: 0.11, 0.05, 0.03

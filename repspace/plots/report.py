@@ -122,20 +122,25 @@ def _clusters(store_path: str) -> str:
             nmi = float(s["cluster_nmi_factor"].values[k, at]) if best else float("nan")
             se = float(s["cluster_nmi_factor_se"].values[k, at]) if best and "cluster_nmi_factor_se" in s else np.nan
             stable = float(s["cluster_stability"].values[k]) if "cluster_stability" in s else np.nan
+            above = float(s["cluster_above_null"].values[k]) if "cluster_above_null" in s else np.nan
             rows.append((k, int(s["cluster_size"].values[k]), int(s["cluster_models"].values[k]), best or "-",
                          f"{nmi:.3g} ± {se:.2g}" if np.isfinite(se) else nmi, float(s["cluster_coherence"].values[k]),
-                         stable if np.isfinite(stable) else "-"))
+                         stable if np.isfinite(stable) else "-", above if np.isfinite(above) else "-"))
         noise = int((s["label"].values < 0).sum())
         parts.append(f"<h3>Clusters by {'VI' if measure == 'vi' else 'NMI'}</h3>")
         parts.append(_table(("cluster", "channels", "models spanned", "best-matching factor", "its NMI",
-                             "coherence", "stability"), rows, cls=f"clusters clusters-{measure}"))
+                             "coherence", "stability", "pairs above null"), rows, cls=f"clusters clusters-{measure}"))
         draws = int(st.attrs.get("stability_draws", 0) or 0)
         parts.append(f'<p class="note">{noise} channels are OPTICS noise. Its NMI: the members\' mean NMI with the '
                      "factor, ± the mean of their standard errors (a bound on the error of the mean). Coherence: "
                      f"the mean similarity ({'exp(-VI)' if measure == 'vi' else 'NMI'}) within the cluster. "
                      + (f"Stability: the fraction of the members' pairs clustered together again over {draws} "
                         "redraws of every pair's NMI and VI within its standard error (1: always)." if draws else
-                        "Stability needs the pairs' standard errors ([errors] groups > 0).") + "</p>")
+                        "Stability needs the pairs' standard errors ([errors] groups > 0).")
+                     + (f" Pairs above null: the fraction of the cluster's pairs whose NMI exceeds the "
+                        f"{float(st.attrs['null_level']):.0%} quantile of unrelated channels' NMI at this N and "
+                        f"information (a permutation null; {float(st.attrs['pairs_above_null']):.0%} of all kept "
+                        "pairs are above it)." if "null_level" in st.attrs else "") + "</p>")
     return "".join(parts)
 
 

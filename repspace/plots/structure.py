@@ -111,6 +111,8 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
         f"{'exp(-VI)' if measure == 'vi' else 'NMI'} between the {n} channels above "
         f"{st.attrs.get('info_threshold_bits')} bits, in OPTICS order"
         + (f"\n(means of {-(-n // MATRIX_PIXELS)} x {-(-n // MATRIX_PIXELS)} blocks of channels)" if n > MATRIX_PIXELS else "")
+        + (f"\ngrey veil: NMI not above the null floor ({float(st.attrs['null_level']):.0%} of unrelated channels)"
+           if measure == "nmi" and "above_null" in st and 0 < n <= MATRIX_PIXELS else "")
     )
 
     ax_s.imshow(strip, aspect="auto", cmap="magma_r", vmin=0, vmax=1, interpolation="nearest")
@@ -121,6 +123,11 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
 
     im = ax_m.imshow(sim, cmap="magma_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto",
                      extent=(-0.5, n - 0.5, n - 0.5, -0.5))  # in channel positions, however coarse the pixels
+    veil = measure == "nmi" and "above_null" in st and 0 < n <= MATRIX_PIXELS
+    if veil:  # pairs whose NMI is not above the null floor, under a grey veil
+        below = st["above_null"].values[np.ix_(order, order)] == 0
+        ax_m.imshow(np.where(below, 1.0, np.nan), cmap="Greys", vmin=0, vmax=2, alpha=0.55, interpolation="nearest",
+                    aspect="auto", extent=(-0.5, n - 0.5, n - 0.5, -0.5))
     ax_m.set_xticks([])
     ax_m.set_yticks([])
     for k, (start, stop) in _label_runs(labels[order]):  # outline each cluster's run in the ordering

@@ -18,7 +18,9 @@ import xarray as xr
 
 from ..._checks import check_types
 from ...kernels import MEASURES, distance_matrix, optics_ordering, similarity
+from ...kernels.null import NullFloor, permutation_null
 from ...kernels.stability import cluster_stability, perturbed
+from ...store import embeddings as emb_schema
 from ...store import StoreError, open_dataset, open_group, write_dataset
 from ...store import pairs as pairs_schema
 from ...store import structure as schema
@@ -28,6 +30,8 @@ from ..stage import Plan, Stage, StageContext
 
 STABILITY_STREAM = (3,)
 """Spawn key of the stability draws' generator (from the run's seed)."""
+NULL_STREAM = (4,)
+"""Spawn key of the null's sample of channels and permutation of the images."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,14 +42,23 @@ class StructureOptions:
     ----------
     stability_draws : how many times the clusters are found again from the pairs' values redrawn within
         their standard errors (:mod:`repspace.kernels.stability`; 0: no stability, as without errors).
+    null_channels : the kept channels (a seeded sample) whose NMI with each other, one side's images
+        permuted, measures the floor of unrelated channels (:mod:`repspace.kernels.null`; 0: no null).
+    null_level : the quantile of that null NMI a pair must exceed to count as above it.
     """
 
     stability_draws: int = 20
+    null_channels: int = 64
+    null_level: float = 0.95
 
     def __post_init__(self) -> None:
         check_types(self, "")
         if self.stability_draws < 0:
             raise ValueError(f"stability_draws must be 0 or more, got {self.stability_draws}")
+        if self.null_channels != 0 and self.null_channels < 2:
+            raise ValueError(f"null_channels must be 0 (no null) or at least 2, got {self.null_channels}")
+        if not 0.5 <= self.null_level < 1.0:
+            raise ValueError(f"null_level must be in [0.5, 1), got {self.null_level}")
 
 
 def optics(d: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,17 +128,19 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
                       min_samples: int, read_se: Callable[[str], np.ndarray | None] | None = None,
                       draws: int = 0, seed: int = 0, nmi_factor_se_all: np.ndarray | None = None,
                       read_subset: Callable[[str, int], np.ndarray] | None = None,
-                      subset_sizes: tuple[int, ...] = (), n_images: int = 0) -> xr.Dataset:
+                      subset_sizes: tuple[int, ...] = (), n_images: int = 0,
+                      null: NullFloor | None = None) -> xr.Dataset:
     """The ``structure`` group's Dataset from the kept channels' NMI and VI, ``read(measure)`` (unit, unit),
     read one measure at a time; with their standard errors (``read_se``) and ``draws`` > 0, each clustering's
     stability over that many draws of the values within their errors; with ``read_subset(measure, s)`` the
     same on nested subsets of ``subset_sizes`` of the ``n_images`` images, and how much of the structure moved
-    between them."""
+    between them; with a ``null`` floor, which kept pairs' NMI lies above it."""
     model_idx, channel_idx = np.nonzero(keep)
     n_units, n_f = model_idx.size, len(factors)
     nmi_factor = nmi_factor_all[model_idx, channel_idx]
     nmi_factor_se = None if nmi_factor_se_all is None else nmi_factor_se_all[model_idx, channel_idx]
     orders, reach, labels, summaries, stable = [], [], [], [], []
+    above = None
     agreement: dict[str, list[float]] = {m: [] for m in MEASURES}
     changes: list[tuple[float, float]] = []
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=STABILITY_STREAM))
@@ -148,6 +163,9 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             stable.append(cluster_stability(lab, draw, draws, rng))
         else:
             stable.append(None)
+        if null is not None and measure == "nmi":
+            geometric = np.sqrt(np.outer(information[model_idx, channel_idx], information[model_idx, channel_idx]))
+            above = (v > null(geometric)).astype(np.int8)
         if read_subset is not None and subset_sizes and n_units > 1:
             from sklearn.metrics import adjusted_rand_score
 
@@ -182,9 +200,32 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
     sizes: list[int] = []
     extra: dict[str, Any] = {}
     attrs: dict[str, Any] = {}
+    null_coords: dict[str, Any] = {}
+    if above is not None:
+        within = np.full(shape, np.nan)
+        for m, lab in enumerate(labels):
+            for k in range(shape[1]):
+                members = np.flatnonzero(lab == k)
+                if members.size > 1:
+                    block = above[np.ix_(members, members)]
+                    within[m, k] = (block.sum() - np.trace(block)) / (members.size * (members.size - 1))
+        off = ~np.eye(n_units, dtype=bool)
+        extra.update({
+            "above_null": (("unit", "unit_b"), above,
+                           {"long_name": f"1 where the pair's NMI is above the null floor ({null.level:.0%} of "
+                                         "unrelated channels' NMI at this N and information)"}),
+            "null_floor": ("null_bin", null.floor, {"units": "1", "long_name": "the null NMI's quantile"}),
+            "null_information": ("null_bin", null.information,
+                                 {"units": "bits", "long_name": "sqrt(I(U) I(V)) of the null's bin (median)"}),
+            "cluster_above_null": (("measure", "cluster"), within,
+                                   {"long_name": "fraction of the cluster's pairs whose NMI is above the null floor"}),
+        })
+        attrs.update({"null_level": null.level, "null_pairs": null.n_pairs,
+                      "pairs_above_null": float(above[off].mean()) if off.any() else float("nan")})
+        null_coords = {"unit_b": np.arange(n_units)}
     if changes:
         sizes = [*subset_sizes, n_images]
-        extra = {
+        extra |= {
             "nmi_change_median": ("fingerprint_size", [c[0] for c in changes] + [0.0],
                                   {"long_name": "median |NMI at this size - NMI at N| over the kept pairs"}),
             "nmi_change_max": ("fingerprint_size", [c[1] for c in changes] + [0.0],
@@ -234,13 +275,28 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             "channel": ("unit", channel_idx),
             "factor": np.array(factors, dtype=object),
             "cluster": np.arange(n_clusters),
-            **({"fingerprint_size": np.asarray(sizes, dtype=np.int64)} if extra else {}),
+            **({"fingerprint_size": np.asarray(sizes, dtype=np.int64)} if sizes else {}),
+            **null_coords,
         },
         attrs={"info_threshold_bits": float(info_threshold), "min_samples": int(min_samples),
                "n_channels_total": int(information.size), "n_channels_kept": int(n_units),
                "distances": "vi: VI clipped at 0 (bits); nmi: -log NMI",
                "stability_draws": int(draws) if any(st is not None for st in stable) else 0, **attrs},
     )
+
+
+def null_floor(store_path: Any, model_idx: np.ndarray, channel_idx: np.ndarray, options: StructureOptions,
+               seed: int) -> NullFloor | None:
+    """The null floor (:func:`repspace.kernels.null.permutation_null`) from a seeded sample of the kept channels
+    (None without a null, or with fewer than two kept channels)."""
+    if options.null_channels == 0 or model_idx.size < 2:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=NULL_STREAM))
+    pick = np.sort(rng.choice(model_idx.size, size=min(options.null_channels, model_idx.size), replace=False))
+    emb = open_group(store_path, emb_schema.FINGERPRINT)
+    mu = np.stack([np.asarray(emb["mu"][model_idx[u], channel_idx[u]]) for u in pick])
+    logvar = np.stack([np.asarray(emb["logvar"][model_idx[u], channel_idx[u]]) for u in pick])
+    return permutation_null(mu, logvar, rng, level=options.null_level)
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
@@ -266,6 +322,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                              "pairs were computed; rerun the pairs stage (only the blocks whose channels changed "
                              "are computed)")
         return matrix
+    null = null_floor(ctx.store_path, model_idx, channel_idx, c.structure, c.seed)
     errors = {m: f"{m}_se" for m in MEASURES if f"{m}_se" in pairs}
     subsets = tuple(int(x) for x in pairs.attrs.get("subset_sizes", ())) if "nmi_subset" in pairs else ()
 
@@ -282,9 +339,12 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                            c.structure.stability_draws, c.seed,
                            channels["nmi_factor_se"].values if "nmi_factor_se" in channels else None,
                            subset_of if subsets else None, subsets,
-                           int(open_group(ctx.store_path, "fingerprint")["index"].shape[0]))
+                           int(open_group(ctx.store_path, "fingerprint")["index"].shape[0]), null)
     write_dataset(ctx.store_path, schema.GROUP, ds)
     found = ", ".join(f"{m}: {int((ds['cluster_size'].sel(measure=m) > 0).sum())} clusters" for m in MEASURES)
+    if "pairs_above_null" in ds.attrs:
+        found += (f"; {ds.attrs['pairs_above_null']:.0%} of the kept pairs' NMI above the null floor "
+                  f"({ds.attrs['null_level']:.0%})")
     if "fingerprint_verdict" in ds.attrs:
         found += "; " + ds.attrs["fingerprint_verdict"]
     if ds.attrs["stability_draws"]:
@@ -295,6 +355,6 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     return f"{model_idx.size} of {information.size} channels above {c.info_threshold} bits; {found}"
 
 
-STAGE = Stage(name="structure", writes=schema.GROUP, needs=("channels", "pairs"), finalize=finalize, cluster=False,
+STAGE = Stage(name="structure", writes=schema.GROUP, needs=("channels", "pairs", "embeddings"), finalize=finalize, cluster=False,
               whole=True, table="structure", options=StructureOptions, figures="repspace.plots.structure:draw_run_figures",
               report="repspace.plots.report:structure_section")
