@@ -9,7 +9,7 @@ from . import fused
 from ._array import to_numpy
 from .bhattacharyya import bhattacharyya_coefficients, bhattacharyya_distance
 from .continuity import continuity
-from .distances import MEASURES, distance_matrix, similarity, uniform_entropy
+from .distances import CLUSTER_MEASURES, distance_matrix, similarity, uniform_entropy
 from .measures import (
     bures_squared,
     center_gram,
@@ -55,7 +55,7 @@ from .montecarlo import (
 __all__ = [
     "fused",
     "to_numpy",
-    "MEASURES",
+    "CLUSTER_MEASURES",
     "distance_matrix",
     "similarity",
     "uniform_entropy",

@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-__all__ = ["MEASURES", "distance_matrix", "similarity", "uniform_entropy"]
+__all__ = ["CLUSTER_MEASURES", "distance_matrix", "similarity", "uniform_entropy"]
 
-MEASURES = ("vi", "nmi")
+CLUSTER_MEASURES = ("vi", "nmi")
 """The two measures channels are clustered by: VI (bits) and NMI."""
 
 
@@ -35,7 +35,7 @@ def distance_matrix(values: np.ndarray, measure: str) -> np.ndarray:
     array([[0., 0.],
            [0., 0.]])
     """
-    if measure not in MEASURES:
+    if measure not in CLUSTER_MEASURES:
         raise ValueError(f"measure must be 'vi' or 'nmi', got {measure!r}")
     d = np.array(values, dtype=np.float64)  # the one n x n array: everything below is in place, block by block
     n = d.shape[0]
@@ -77,7 +77,7 @@ def similarity(values: np.ndarray, measure: str) -> np.ndarray:
     array([1. , 0.5])
     """
     v = np.asarray(values, dtype=np.float64)
-    if measure not in MEASURES:
+    if measure not in CLUSTER_MEASURES:
         raise ValueError(f"measure must be 'vi' or 'nmi', got {measure!r}")
     return np.exp(-np.clip(v, 0.0, None)) if measure == "vi" else np.clip(v, 0.0, 1.0)
 

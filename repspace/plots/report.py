@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import MEASURES
+from ..kernels import CLUSTER_MEASURES
 from ..store import open_dataset, open_run
 from ..store.models import read_models
 
@@ -111,7 +111,7 @@ def _clusters(store_path: str) -> str:
     st = open_dataset(store_path, "structure").load()
     parts = [f"<p>{st.attrs.get('n_channels_kept')} of {st.attrs.get('n_channels_total')} channels carry at least "
              f"{st.attrs.get('info_threshold_bits')} bits; OPTICS min_samples {st.attrs.get('min_samples')}.</p>"]
-    for measure in MEASURES:
+    for measure in CLUSTER_MEASURES:
         s = st.sel(measure=measure)
         rows = []
         for k in range(s.sizes["cluster"]):

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib import gridspec  # noqa: E402
 
-from ..kernels import MEASURES, similarity  # noqa: E402
+from ..kernels import CLUSTER_MEASURES, similarity  # noqa: E402
 from ..store import is_complete, open_dataset, open_group, open_run  # noqa: E402
 from ..store.pairs import kept_rows, kept_submatrix  # noqa: E402
 
@@ -237,7 +237,7 @@ def draw_run_figures(store_path: str | Path, figure_dir: str | Path, *, traversa
         raise RuntimeError(f"the structure stage of {store_path} is not complete; run it before 'figures'")
     figure_dir = Path(figure_dir)
     outs = []
-    for measure in MEASURES:
+    for measure in CLUSTER_MEASURES:
         outs.append(draw_structure_figure(store_path, measure, figure_dir / f"structure_{measure}.png",
                                           traversals=traversals))
         outs.append(draw_members_figure(store_path, measure, figure_dir / f"members_{measure}.png"))
@@ -257,7 +257,7 @@ def draw_fingerprint_size_figure(store_path: str | Path, out: str | Path) -> Pat
     ax_n.set_xlabel("fingerprint images")
     ax_n.set_ylabel("|NMI - NMI at N|, kept pairs")
     ax_n.legend(frameon=False, fontsize=8)
-    for measure in MEASURES:
+    for measure in CLUSTER_MEASURES:
         ax_a.plot(sizes, st["cluster_agreement"].sel(measure=measure).values, "o-", label=f"by {measure.upper()}")
     ax_a.set_ylim(-0.05, 1.05)
     ax_a.set_xlabel("fingerprint images")

@@ -29,10 +29,10 @@ import zarr
 from .core import StoreError, require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "MEASURES", "ERRORS", "SUBSETS", "CHECKED", "layout", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
+__all__ = ["GROUP", "PAIR_MEASURES", "ERRORS", "SUBSETS", "CHECKED", "layout", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
 
 GROUP = "pairs"
-MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
+PAIR_MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
             "vi": ("bits", "variation of information between channels"),
             "cka_bc": ("1", "CKA between the channels' Bhattacharyya matrices (on request)")}
 ERRORS = {"nmi_se": ("1", "standard error of nmi: a delete-a-group jackknife over the images"),
@@ -55,7 +55,7 @@ def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, block: in
         raise StoreError(f"{group.path} holds the measures {list(recorded)}, this run asks for {list(measures)}; use "
                          "a new run directory (or the recorded measures)")
     group.attrs["measures"] = list(measures)
-    variables = {**{name: MEASURES[name] for name in measures}, **(ERRORS if errors else {})}
+    variables = {**{name: PAIR_MEASURES[name] for name in measures}, **(ERRORS if errors else {})}
     for name, (units, long) in variables.items():
         require_array(group, name, shape=(m, n_channels, m, n_channels), chunks=(block, n_channels, block, n_channels),
                       dtype="float32", dims=DIMS, fill_value=np.nan, attrs={"units": units, "long_name": long})

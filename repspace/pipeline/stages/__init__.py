@@ -11,13 +11,13 @@ from .channels import STAGE as CHANNELS
 from .encode import ENCODE, ENCODE_DATASET
 from .figures import STAGE as FIGURES
 from .fingerprint import STAGE as FINGERPRINT
-from .fusion import STAGE as FUSION
+from .fusion import STAGE as FUSION_STAGE
 from .latents import STAGE as LATENTS
-from .measures import STAGE as MEASURES
+from .measures import STAGE as MEASURES_STAGE
 from .models import STAGE as MODELS
 from .pairs import STAGE as PAIRS
-from .so2 import FUSION as SO2_FUSION
-from .so2 import LEARNERS as SO2_LEARNERS
+from .so2 import SO2_FUSION_STAGE as SO2_FUSION
+from .so2 import SO2_LEARNERS_STAGE as SO2_LEARNERS
 from .spaces import STAGE as SPACES
 from .structure import STAGE as STRUCTURE
 from .traversals import STAGE as TRAVERSALS
@@ -25,8 +25,8 @@ from .traversals import STAGE as TRAVERSALS
 __all__ = ["STAGES", "STAGE_NAMES", "SWEEP_STAGES", "register", "unregister", "stage_names", "select"]
 
 STAGES: dict[str, Stage] = registry.STAGES
-STAGES.update({s.name: s for s in (FINGERPRINT, MODELS, ENCODE, CHANNELS, PAIRS, STRUCTURE, TRAVERSALS, FUSION,
-                                                ENCODE_DATASET, LATENTS, SPACES, MEASURES, SO2_LEARNERS,
+STAGES.update({s.name: s for s in (FINGERPRINT, MODELS, ENCODE, CHANNELS, PAIRS, STRUCTURE, TRAVERSALS, FUSION_STAGE,
+                                                ENCODE_DATASET, LATENTS, SPACES, MEASURES_STAGE, SO2_LEARNERS,
                                                 SO2_FUSION, FIGURES)})
 """Every stage by name, in the order a run takes them."""
 STAGE_NAMES = tuple(STAGES)

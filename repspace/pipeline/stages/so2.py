@@ -30,7 +30,7 @@ from ...store import open_group, require_complete, set_complete
 from ...store import so2 as schema
 from ..stage import Block, Plan, Stage, StageContext
 
-__all__ = ["LEARNERS", "FUSION", "learner_task", "fusion_task", "learner_seed"]
+__all__ = ["SO2_LEARNERS_STAGE", "SO2_FUSION_STAGE", "learner_task", "fusion_task", "learner_seed"]
 
 @dataclasses.dataclass(frozen=True)
 class SO2Options:
@@ -202,8 +202,8 @@ def finalize_fusion(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> s
     return f"{plan.note}; mean continuity by ensemble size: " + "; ".join(parts)
 
 
-LEARNERS = Stage(name="so2_learners", writes=schema.LEARNERS, plan=plan_learners, task=learner_task,
+SO2_LEARNERS_STAGE = Stage(name="so2_learners", writes=schema.LEARNERS, plan=plan_learners, task=learner_task,
                  finalize=finalize_learners, table="so2", options=SO2Options)
-FUSION = Stage(name="so2_fusion", writes=schema.FUSION, needs=(schema.LEARNERS,), plan=plan_fusion, task=fusion_task,
+SO2_FUSION_STAGE = Stage(name="so2_fusion", writes=schema.FUSION, needs=(schema.LEARNERS,), plan=plan_fusion, task=fusion_task,
                finalize=finalize_fusion, table="so2", options=SO2Options, figures="repspace.plots.so2:draw_so2_figures",
                report="repspace.plots.report:so2_section")

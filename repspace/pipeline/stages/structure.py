@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from ..._checks import check_types
-from ...kernels import MEASURES, distance_matrix, optics_ordering, similarity
+from ...kernels import CLUSTER_MEASURES, distance_matrix, optics_ordering, similarity
 from ...kernels.null import NullFloor, permutation_null
 from ...kernels.stability import cluster_stability, perturbed
 from ...store import embeddings as emb_schema
@@ -87,7 +87,7 @@ ENOUGH_ARI, ENOUGH_NMI_CHANGE = 0.9, 0.02
 def fingerprint_verdict(sizes: list[int], change: tuple[float, float], agreement: list[float]) -> str:
     """One sentence on whether the fingerprint set is large enough, from the largest subset (``sizes[-2]``
     images) to all of it (``sizes[-1]``): the NMI ``change`` among the kept pairs (median, largest) and the
-    clusters' ``agreement`` (ARI by each of :data:`MEASURES`).
+    clusters' ``agreement`` (ARI by each of :data:`CLUSTER_MEASURES`).
 
     >>> fingerprint_verdict([60, 150, 300], (0.004, 0.03), [1.0, 1.0])
     'from 150 to 300 images NMI moved by 0.004 (median), at most 0.03, and the clusters stayed the same (ARI 1.00 by VI, 1.00 by NMI): N = 300 is enough for this ensemble'
@@ -97,7 +97,7 @@ def fingerprint_verdict(sizes: list[int], change: tuple[float, float], agreement
     'changed (ARI 0.40 by VI, 0.90 by NMI): N = 300 may be too small; try 600 or more'
     """
     half, n = sizes[-2], sizes[-1]
-    ari = ", ".join(f"{a:.2f} by {m.upper()}" for a, m in zip(agreement, MEASURES))
+    ari = ", ".join(f"{a:.2f} by {m.upper()}" for a, m in zip(agreement, CLUSTER_MEASURES))
     moved = f"from {half} to {n} images NMI moved by {change[0]:.3f} (median), at most {change[1]:.2g}, and the clusters"
     if min(agreement) < ENOUGH_ARI:
         return f"{moved} changed (ARI {ari}): N = {n} may be too small; try {2 * n} or more"
@@ -141,10 +141,10 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
     nmi_factor_se = None if nmi_factor_se_all is None else nmi_factor_se_all[model_idx, channel_idx]
     orders, reach, labels, summaries, stable = [], [], [], [], []
     above = None
-    agreement: dict[str, list[float]] = {m: [] for m in MEASURES}
+    agreement: dict[str, list[float]] = {m: [] for m in CLUSTER_MEASURES}
     changes: list[tuple[float, float]] = []
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=STABILITY_STREAM))
-    for measure in MEASURES:
+    for measure in CLUSTER_MEASURES:
         v = read(measure)
         d = distance_matrix(v, measure)
         order, r, lab = optics(d, min_samples)
@@ -180,12 +180,12 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
                 del w
         del v
     n_clusters = max([len(s) for s in summaries] + [0])
-    shape = (len(MEASURES), n_clusters)
+    shape = (len(CLUSTER_MEASURES), n_clusters)
     size, models, central = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.full(shape, -1, np.int64)
     coherence, cluster_nmi = np.full(shape, np.nan), np.full(shape + (n_f,), np.nan)
     cluster_nmi_se = np.full(shape + (n_f,), np.nan)
     best = np.full(shape, "", dtype=object)
-    cluster_stable, member_stable = np.full(shape, np.nan), np.full((len(MEASURES), n_units), np.nan)
+    cluster_stable, member_stable = np.full(shape, np.nan), np.full((len(CLUSTER_MEASURES), n_units), np.nan)
     for m, st in enumerate(stable):
         if st is not None:
             cluster_stable[m, :st.cluster.size], member_stable[m] = st.cluster, st.member
@@ -196,7 +196,7 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             cluster_nmi_se[m, k] = row["nmi_factor_se"]
             if np.isfinite(row["nmi_factor"]).any():
                 best[m, k] = factors[int(np.nanargmax(row["nmi_factor"]))]
-    empty = np.zeros((len(MEASURES), 0))
+    empty = np.zeros((len(CLUSTER_MEASURES), 0))
     sizes: list[int] = []
     extra: dict[str, Any] = {}
     attrs: dict[str, Any] = {}
@@ -231,10 +231,10 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             "nmi_change_max": ("fingerprint_size", [c[1] for c in changes] + [0.0],
                                {"long_name": "largest |NMI at this size - NMI at N| over the kept pairs"}),
             "cluster_agreement": (("measure", "fingerprint_size"),
-                                  [agreement[m] + [1.0] for m in MEASURES],
+                                  [agreement[m] + [1.0] for m in CLUSTER_MEASURES],
                                   {"long_name": "adjusted Rand index of the clusters at this size and at N"}),
         }
-        attrs["fingerprint_verdict"] = fingerprint_verdict(sizes, changes[-1], [agreement[m][-1] for m in MEASURES])
+        attrs["fingerprint_verdict"] = fingerprint_verdict(sizes, changes[-1], [agreement[m][-1] for m in CLUSTER_MEASURES])
     return xr.Dataset(
         {
             "information": ("unit", information[model_idx, channel_idx],
@@ -268,7 +268,7 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             **extra,
         },
         coords={
-            "measure": np.array(MEASURES, dtype=object),
+            "measure": np.array(CLUSTER_MEASURES, dtype=object),
             "unit": np.arange(n_units),
             "model": ("unit", model_names[model_idx]),
             "model_index": ("unit", model_idx),
@@ -323,7 +323,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                              "are computed)")
         return matrix
     null = null_floor(ctx.store_path, model_idx, channel_idx, c.structure, c.seed)
-    errors = {m: f"{m}_se" for m in MEASURES if f"{m}_se" in pairs}
+    errors = {m: f"{m}_se" for m in CLUSTER_MEASURES if f"{m}_se" in pairs}
     subsets = tuple(int(x) for x in pairs.attrs.get("subset_sizes", ())) if "nmi_subset" in pairs else ()
 
     def subset_of(measure: str, s: int) -> np.ndarray:
@@ -341,7 +341,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                            subset_of if subsets else None, subsets,
                            int(open_group(ctx.store_path, "fingerprint")["index"].shape[0]), null)
     write_dataset(ctx.store_path, schema.GROUP, ds)
-    found = ", ".join(f"{m}: {int((ds['cluster_size'].sel(measure=m) > 0).sum())} clusters" for m in MEASURES)
+    found = ", ".join(f"{m}: {int((ds['cluster_size'].sel(measure=m) > 0).sum())} clusters" for m in CLUSTER_MEASURES)
     if "pairs_above_null" in ds.attrs:
         found += (f"; {ds.attrs['pairs_above_null']:.0%} of the kept pairs' NMI above the null floor "
                   f"({ds.attrs['null_level']:.0%})")
@@ -351,7 +351,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
         found += (f"; stability over {ds.attrs['stability_draws']} redraws: "
                   + ", ".join(f"{m} {np.nanmin(ds['cluster_stability'].sel(measure=m).values):.2f}-"
                               f"{np.nanmax(ds['cluster_stability'].sel(measure=m).values):.2f}"
-                              for m in MEASURES if np.isfinite(ds['cluster_stability'].sel(measure=m).values).any()))
+                              for m in CLUSTER_MEASURES if np.isfinite(ds['cluster_stability'].sel(measure=m).values).any()))
     return f"{model_idx.size} of {information.size} channels above {c.info_threshold} bits; {found}"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ...kernels import MEASURES
+from ...kernels import CLUSTER_MEASURES
 from ...models import load_encoder
 from ...store import open_dataset, open_group, write_dataset
 from ...store import embeddings as emb_schema
@@ -55,7 +55,7 @@ def task(store_path: str, model_index: int, channel: int, n_steps: int) -> dict[
 def plan(ctx: StageContext) -> Plan:
     st = open_dataset(ctx.store_path, "structure")
     blocks = []
-    for m, measure in enumerate(MEASURES):
+    for m, measure in enumerate(CLUSTER_MEASURES):
         sizes = st["cluster_size"].values[m]
         for k in np.flatnonzero(sizes > 0):
             unit = int(st["cluster_central_unit"].values[m, k])
@@ -69,7 +69,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     st = plan.state
     h, w, colors = (int(s) for s in ctx.root["fingerprint"]["images"].shape[1:])
     n_clusters = st.sizes["cluster"]
-    shape = (len(MEASURES), n_clusters)
+    shape = (len(CLUSTER_MEASURES), n_clusters)
     images = np.full(shape + (N_STEPS, h, w, colors), np.nan, np.float32)
     values = np.full(shape + (N_STEPS,), np.nan)
     decoded = np.zeros(shape, bool)
@@ -96,7 +96,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
             "channel": (("measure", "cluster"), channel),
             "note": (("measure", "cluster"), note, {"long_name": "why there is no traversal"}),
         },
-        coords={"measure": np.array(MEASURES, dtype=object), "cluster": np.arange(n_clusters),
+        coords={"measure": np.array(CLUSTER_MEASURES, dtype=object), "cluster": np.arange(n_clusters),
                 "step": np.arange(N_STEPS)},
         attrs={"structure_run_id": str(st.attrs.get("run_id", ""))},
     )
