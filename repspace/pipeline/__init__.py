@@ -18,6 +18,7 @@ from .stage import Block, Plan, Stage, StageContext
 from .stages import STAGES, select
 from .stages.encode import FailedModelsWarning
 from .sweep import LATENTS_STAGES, run
+from .sync import SyncClient
 
 __all__ = [
     "STAGES",
@@ -38,6 +39,7 @@ __all__ = [
     "Stage",
     "StageContext",
     "StageReport",
+    "SyncClient",
     "TaskFailed",
     "find_models",
     "load_config",

@@ -24,6 +24,7 @@ from ..store import verify
 from ..cluster import connect
 from .config import RunConfig
 from .stage import Block, Plan, Stage, StageContext
+from .sync import completed
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -122,8 +123,6 @@ def run_tasks(
     Every call runs to the end even when some fail (their finished work is kept); then
     TaskFailed names every failed call. Returns {name: result}.
     """
-    from distributed import as_completed
-
     stream = stream or sys.stderr
     start = time.perf_counter()
     total = len(calls)
@@ -137,7 +136,7 @@ def run_tasks(
     errors: dict[str, BaseException] = {}
     tty = hasattr(stream, "isatty") and stream.isatty()
     last = 0.0
-    for done, fut in enumerate(as_completed(futures), 1):
+    for done, fut in enumerate(completed(futures), 1):
         name = futures.pop(fut)
         try:
             results[name] = fut.result()
