@@ -210,79 +210,35 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
                     block = above[np.ix_(members, members)]
                     within[m, k] = (block.sum() - np.trace(block)) / (members.size * (members.size - 1))
         off = ~np.eye(n_units, dtype=bool)
-        extra.update({
-            "above_null": (("unit", "unit_b"), above,
-                           {"long_name": f"1 where the pair's NMI is above the null floor ({null.level:.0%} of "
-                                         "unrelated channels' NMI at this N and information)"}),
-            "null_floor": ("null_bin", null.floor, {"units": "1", "long_name": "the null NMI's quantile"}),
-            "null_information": ("null_bin", null.information,
-                                 {"units": "bits", "long_name": "sqrt(I(U) I(V)) of the null's bin (median)"}),
-            "cluster_above_null": (("measure", "cluster"), within,
-                                   {"long_name": "fraction of the cluster's pairs whose NMI is above the null floor"}),
-        })
+        extra.update({"above_null": above, "null_floor": null.floor, "null_information": null.information,
+                      "cluster_above_null": within})
         attrs.update({"null_level": null.level, "null_pairs": null.n_pairs,
                       "pairs_above_null": float(above[off].mean()) if off.any() else float("nan")})
         null_coords = {"unit_b": np.arange(n_units)}
     if changes:
         sizes = [*subset_sizes, n_images]
-        extra |= {
-            "nmi_change_median": ("fingerprint_size", [c[0] for c in changes] + [0.0],
-                                  {"long_name": "median |NMI at this size - NMI at N| over the kept pairs"}),
-            "nmi_change_max": ("fingerprint_size", [c[1] for c in changes] + [0.0],
-                               {"long_name": "largest |NMI at this size - NMI at N| over the kept pairs"}),
-            "cluster_agreement": (("measure", "fingerprint_size"),
-                                  [agreement[m] + [1.0] for m in CLUSTER_MEASURES],
-                                  {"long_name": "adjusted Rand index of the clusters at this size and at N"}),
-        }
+        extra |= {"nmi_change_median": [c[0] for c in changes] + [0.0],
+                  "nmi_change_max": [c[1] for c in changes] + [0.0],
+                  "cluster_agreement": [agreement[m] + [1.0] for m in CLUSTER_MEASURES]}
         attrs["fingerprint_verdict"] = fingerprint_verdict(sizes, changes[-1], [agreement[m][-1] for m in CLUSTER_MEASURES])
-    return xr.Dataset(
-        {
-            "information": ("unit", information[model_idx, channel_idx],
-                            {"units": "bits", "long_name": "I(U) of the kept channels"}),
-            "nmi_factor": (("unit", "factor"), nmi_factor, {"units": "1"}),
-            "order": (("measure", "position"), np.stack(orders) if n_units else empty.astype(int),
-                      {"long_name": "OPTICS ordering: the unit at each position"}),
-            "reachability": (("measure", "unit"), np.stack(reach) if n_units else empty,
-                             {"long_name": "OPTICS reachability distance of each unit",
-                              "units_vi": "bits", "units_nmi": "-log NMI"}),
-            "label": (("measure", "unit"), np.stack(labels) if n_units else empty.astype(int),
-                      {"long_name": "OPTICS cluster label (-1: noise)"}),
-            "cluster_size": (("measure", "cluster"), size),
-            "cluster_models": (("measure", "cluster"), models, {"long_name": "number of models the cluster spans"}),
-            "cluster_central_unit": (("measure", "cluster"), central,
-                                     {"long_name": "the unit most similar on average to the other members"}),
-            "cluster_coherence": (("measure", "cluster"), coherence,
-                                  {"long_name": "mean within-cluster similarity (exp(-VI) or NMI)"}),
-            "cluster_nmi_factor": (("measure", "cluster", "factor"), cluster_nmi,
-                                   {"units": "1", "long_name": "mean NMI of the members with each factor"}),
-            "cluster_nmi_factor_se": (("measure", "cluster", "factor"), cluster_nmi_se,
-                                      {"units": "1", "long_name": "mean of the members' standard errors of NMI with "
-                                                                  "each factor: a bound on the error of their mean"}),
-            "cluster_best_factor": (("measure", "cluster"), best),
-            "cluster_stability": (("measure", "cluster"), cluster_stable,
-                                  {"long_name": "fraction of the members' pairs clustered together again when the "
-                                                "pairs' values are redrawn within their standard errors"}),
-            "member_stability": (("measure", "unit"), member_stable,
-                                 {"long_name": "fraction of redraws in which the channel stays with its cluster's "
-                                               "majority (noise: stays noise)"}),
-            **extra,
-        },
-        coords={
-            "measure": np.array(CLUSTER_MEASURES, dtype=object),
-            "unit": np.arange(n_units),
-            "model": ("unit", model_names[model_idx]),
-            "model_index": ("unit", model_idx),
-            "channel": ("unit", channel_idx),
-            "factor": np.array(factors, dtype=object),
-            "cluster": np.arange(n_clusters),
-            **({"fingerprint_size": np.asarray(sizes, dtype=np.int64)} if sizes else {}),
-            **null_coords,
-        },
-        attrs={"info_threshold_bits": float(info_threshold), "min_samples": int(min_samples),
-               "n_channels_total": int(information.size), "n_channels_kept": int(n_units),
-               "distances": "vi: VI clipped at 0 (bits); nmi: -log NMI",
-               "stability_draws": int(draws) if any(st is not None for st in stable) else 0, **attrs},
-    )
+    values = {"information": information[model_idx, channel_idx], "nmi_factor": nmi_factor,
+              "order": np.stack(orders) if n_units else empty.astype(int),
+              "reachability": np.stack(reach) if n_units else empty,
+              "label": np.stack(labels) if n_units else empty.astype(int),
+              "cluster_size": size, "cluster_models": models, "cluster_central_unit": central,
+              "cluster_coherence": coherence, "cluster_nmi_factor": cluster_nmi, "cluster_nmi_factor_se": cluster_nmi_se,
+              "cluster_best_factor": best, "cluster_stability": cluster_stable, "member_stability": member_stable,
+              **extra}
+    coords = {"measure": np.array(CLUSTER_MEASURES, dtype=object), "unit": np.arange(n_units),
+              "model": ("unit", model_names[model_idx]), "model_index": ("unit", model_idx),
+              "channel": ("unit", channel_idx), "factor": np.array(factors, dtype=object),
+              "cluster": np.arange(n_clusters),
+              **({"fingerprint_size": np.asarray(sizes, dtype=np.int64)} if sizes else {}), **null_coords}
+    return schema.dataset(values, coords, {
+        "info_threshold_bits": float(info_threshold), "min_samples": int(min_samples),
+        "n_channels_total": int(information.size), "n_channels_kept": int(n_units),
+        "distances": "vi: VI clipped at 0 (bits); nmi: -log NMI",
+        "stability_draws": int(draws) if any(st is not None for st in stable) else 0, **attrs})
 
 
 def null_floor(store_path: Any, model_idx: np.ndarray, channel_idx: np.ndarray, options: StructureOptions,
