@@ -31,6 +31,7 @@ from .._version import __version__
 
 __all__ = [
     "StoreError",
+    "variables_dataset",
     "FORMAT",
     "FORMAT_VERSION",
     "open_run",
@@ -273,3 +274,16 @@ def identity_hash(attrs: Mapping[str, Any], index: np.ndarray) -> str:
     h = hashlib.sha256(json.dumps(dict(attrs), sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(index, dtype=np.int64).tobytes())
     return h.hexdigest()[:16]
+
+
+def variables_dataset(group: str, variables: Mapping[str, tuple[tuple[str, ...], dict[str, str]]],
+                      values: Mapping[str, Any], coords: Mapping[str, Any], attrs: Mapping[str, Any]) -> Any:
+    """A group's xarray Dataset from the arrays a stage computed: dims and attrs of each from the group's
+    ``variables`` table (its store module's); a name not in it is refused."""
+    import xarray as xr
+
+    unknown = sorted(set(values) - set(variables))
+    if unknown:
+        raise ValueError(f"not variables of the {group} group: {unknown}")
+    data = {name: (variables[name][0], np.asarray(v), dict(variables[name][1])) for name, v in values.items()}
+    return xr.Dataset(data, coords=dict(coords), attrs=dict(attrs))

@@ -19,6 +19,28 @@ posteriors and options keeps it), ``complete``.
 
 from __future__ import annotations
 
-__all__ = ["GROUP"]
+from collections.abc import Mapping
+from typing import Any
+
+from .core import variables_dataset
+
+__all__ = ["GROUP", "VARIABLES", "dataset"]
 
 GROUP = "fusion"
+
+VARIABLES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "mu": (("image", "dim"), {}),
+    "logvar": (("image", "dim"), {}),
+    "objective": (("step",), {"long_name": "mean similarity with the members (the attr similarity says which)"}),
+    "nmi": (("member",), {"units": "1"}),
+    "vi": (("member",), {"units": "bits"}),
+    "member_nmi_factor": (("member", "factor"), {"units": "1"}),
+    "nmi_factor": (("factor",), {"units": "1"}),
+    "information": ((), {"units": "bits"}),
+}
+"""Every variable of the group: its dims and attrs."""
+
+
+def dataset(values: Mapping[str, Any], coords: Mapping[str, Any], attrs: Mapping[str, Any]) -> Any:
+    """The group's Dataset from the arrays the fusion stage computed (names of :data:`VARIABLES`)."""
+    return variables_dataset(GROUP, VARIABLES, values, coords, attrs)

@@ -33,8 +33,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import xarray as xr
+
+from .core import variables_dataset
 
 __all__ = ["GROUP", "VARIABLES", "dataset"]
 
@@ -83,8 +84,4 @@ only with the pairs' errors)."""
 
 def dataset(values: Mapping[str, Any], coords: Mapping[str, Any], attrs: Mapping[str, Any]) -> xr.Dataset:
     """The group's Dataset from the arrays a structure computes (names of :data:`VARIABLES`)."""
-    unknown = sorted(set(values) - set(VARIABLES))
-    if unknown:
-        raise ValueError(f"not variables of the {GROUP} group: {unknown}")
-    data = {name: (VARIABLES[name][0], np.asarray(v), dict(VARIABLES[name][1])) for name, v in values.items()}
-    return xr.Dataset(data, coords=dict(coords), attrs=dict(attrs))
+    return variables_dataset(GROUP, VARIABLES, values, coords, attrs)

@@ -17,6 +17,27 @@ channel    (measure, cluster)                                  the swept channel
 
 from __future__ import annotations
 
-__all__ = ["GROUP"]
+from collections.abc import Mapping
+from typing import Any
+
+from .core import variables_dataset
+
+__all__ = ["GROUP", "VARIABLES", "dataset"]
 
 GROUP = "traversals"
+
+VARIABLES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "images": (("measure", "cluster", "step", "height", "width", "color"),
+               {"long_name": "decoded images in [0, 1] (NaN: none)"}),
+    "value": (("measure", "cluster", "step"), {"long_name": "the swept channel's value"}),
+    "decoded": (("measure", "cluster"), {}),
+    "model": (("measure", "cluster"), {}),
+    "channel": (("measure", "cluster"), {}),
+    "note": (("measure", "cluster"), {"long_name": "why there is no traversal"}),
+}
+"""Every variable of the group: its dims and attrs."""
+
+
+def dataset(values: Mapping[str, Any], coords: Mapping[str, Any], attrs: Mapping[str, Any]) -> Any:
+    """The group's Dataset from the arrays the traversals stage computed (names of :data:`VARIABLES`)."""
+    return variables_dataset(GROUP, VARIABLES, values, coords, attrs)

@@ -14,7 +14,6 @@ import json
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from ... import kernels
 from ..._checks import check_types
@@ -116,13 +115,9 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     channels = open_group(ctx.store_path, "channels")
     member_nmi = np.stack([np.asarray(channels["nmi_factor"][m, c]) for m, c in s["chosen"]])
     o = ctx.config.fusion
-    ds = xr.Dataset(
-        {"mu": (("image", "dim"), r["mu"]), "logvar": (("image", "dim"), r["logvar"]),
-         "objective": ("step", r["objective"], {"long_name": f"mean similarity ({o.similarity}) with the members"}),
-         "nmi": ("member", r["nmi"], {"units": "1"}), "vi": ("member", r["vi"], {"units": "bits"}),
-         "member_nmi_factor": (("member", "factor"), member_nmi, {"units": "1"}),
-         "nmi_factor": ("factor", fused_nmi, {"units": "1"}),
-         "information": ((), r["information"], {"units": "bits"})},
+    ds = schema.dataset(
+        {"mu": r["mu"], "logvar": r["logvar"], "objective": r["objective"], "nmi": r["nmi"], "vi": r["vi"],
+         "member_nmi_factor": member_nmi, "nmi_factor": fused_nmi, "information": r["information"]},
         coords={"image": np.arange(r["mu"].shape[0]), "dim": np.arange(r["mu"].shape[1]), "step": r["step"],
                 "member": np.array(s["names"], dtype=object),
                 "model": ("member", np.array([n.rpartition("/")[0] for n in s["names"]], dtype=object)),

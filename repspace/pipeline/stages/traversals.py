@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from ...kernels import CLUSTER_MEASURES
 from ...models import load_encoder
@@ -86,20 +85,11 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
         if r["images"] is not None:
             images[m, k] = np.asarray(r["images"]).reshape(N_STEPS, h, w, colors)
             decoded[m, k] = True
-    ds = xr.Dataset(
-        {
-            "images": (("measure", "cluster", "step", "height", "width", "color"), images,
-                       {"long_name": "decoded images in [0, 1] (NaN: none)"}),
-            "value": (("measure", "cluster", "step"), values, {"long_name": "the swept channel's value"}),
-            "decoded": (("measure", "cluster"), decoded),
-            "model": (("measure", "cluster"), model),
-            "channel": (("measure", "cluster"), channel),
-            "note": (("measure", "cluster"), note, {"long_name": "why there is no traversal"}),
-        },
-        coords={"measure": np.array(CLUSTER_MEASURES, dtype=object), "cluster": np.arange(n_clusters),
-                "step": np.arange(N_STEPS)},
-        attrs={"structure_run_id": str(st.attrs.get("run_id", ""))},
-    )
+    ds = schema.dataset({"images": images, "value": values, "decoded": decoded, "model": model, "channel": channel,
+                         "note": note},
+                        coords={"measure": np.array(CLUSTER_MEASURES, dtype=object), "cluster": np.arange(n_clusters),
+                                "step": np.arange(N_STEPS)},
+                        attrs={"structure_run_id": str(st.attrs.get("run_id", ""))})
     write_dataset(ctx.store_path, schema.GROUP, ds)
     return f"{int(decoded.sum())} of {len(plan.blocks)} cluster traversals decoded"
 
