@@ -172,6 +172,17 @@ def test_an_empty_model_directory_is_a_clear_error(tmp_path, capsys):
     assert "no models in" in capsys.readouterr().err
 
 
+def test_a_run_in_which_no_model_is_usable_exits_non_zero(tmp_path, model_dir, capsys):
+    """32-pixel models asked for 64-pixel images: every model is left out, so the run found nothing; it says so
+    and exits 1 (a job array must not record it as a success)."""
+    code = full_sweep.main(["--run-dir", str(tmp_path / "run"), "--models-source", "directory", "--models-dir",
+                            str(model_dir), "--image-size", "64", "--n-images", "20", "--no-dashboard", "--workers", "1",
+                            "--stages", "fingerprint", "models", "encode", "channels", "--error-groups", "0"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "error: none of the 4 models could be encoded (group embeddings); the first: 0:" in captured.err
+
+
 def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         full_sweep.main(["--help"])

@@ -54,7 +54,7 @@ def without_figures(config: RunConfig, skip: bool) -> RunConfig:
 def run_and_report(config: RunConfig, prepare: Callable[[], object] | None = None) -> int:
     """Run ``config`` (after ``prepare``, when given) and print its summary; an error is one line on stderr.
 
-    Returns the exit status: 0, or 1 after an error.
+    Returns the exit status: 0, or 1 after an error or when no model could be used.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -66,4 +66,8 @@ def run_and_report(config: RunConfig, prepare: Callable[[], object] | None = Non
             print(f"error: {err}", file=sys.stderr)
             return 1
     print(result.summary())
+    why = result.unusable()
+    if why is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 1
     return 0

@@ -60,6 +60,19 @@ class RunReport:
     def stage(self, name: str) -> StageReport:
         return next(r for r in self.stages if r.name == name)
 
+    def unusable(self) -> str | None:
+        """Why the run produced nothing to analyse, or None: every model of an embeddings group it encoded was
+        left out (a job then exits non-zero, however many stages finished)."""
+        ran = {r.name for r in self.stages}
+        for group, stage in (("embeddings", "encode"), ("dataset_embeddings", "encode_dataset")):
+            if stage not in ran or not (self.store / group / "zarr.json").exists():
+                continue
+            models = [str(m) for m in store.open_group(self.store, group)["model"][:]]
+            if models and all(m in self.failed_models for m in models):
+                return (f"none of the {len(models)} models could be encoded (group {group}); the first: "
+                        f"{models[0]}: {self.failed_models[models[0]]}")
+        return None
+
     def summary(self) -> str:
         lines = ["", f"repspace run {self.run_id} finished", f"  store:   {self.store}"]
         if self.report is not None:
