@@ -84,6 +84,11 @@ def test_refusals():
         SO2Options(learners="projections")
     with pytest.raises(ValueError, match="steps must be positive"):
         SO2Options(learner={"steps": 0})
+    for bad in (-1.0, float("nan")):  # refused before any learner trains, not after
+        with pytest.raises(ValueError, match="fusion_learning_rate must be a positive number"):
+            SO2Options(fusion_learning_rate=bad)
+    with pytest.raises(ValueError, match="init_std must be 0 or more"):
+        SO2Options(init_std=-0.1)
 
 
 def test_the_job_writes_figures_and_a_report(tmp_path, capsys):

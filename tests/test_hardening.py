@@ -182,6 +182,8 @@ def test_a_lost_worker_recomputes_no_finished_block(tmp_path):
     ('[models]\nsource = "zooo"', "[models] source must be one of"),
     ('[models.train]\nsteps = "100"', "[models.train] steps must be int"),
     ("info_threshold = nan", "info_threshold must be at least 0 bits, got nan"),
+    ("info_threshold = inf", "info_threshold must be at least 0 bits, got inf"),
+    ("[models.train]\nlearning_rate = -1.0", "[models.train] learning_rate must be a positive number, got -1.0"),
 ])
 def test_configuration_errors_name_key_and_file_before_any_stage(tmp_path, capsys, line, says):
     from repspace.jobs import full_sweep

@@ -7,6 +7,7 @@ Nothing here imports TensorFlow; :mod:`repspace.models.training` trains the grid
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -133,6 +134,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.seeds:
             raise ValueError("no seeds")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
         object.__setattr__(self, "families", tuple(self.families))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         object.__setattr__(self, "mlp_hidden", tuple(int(h) for h in self.mlp_hidden))

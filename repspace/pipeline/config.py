@@ -125,7 +125,7 @@ class RunConfig:
                      "threads_per_worker"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.info_threshold >= 0:  # NaN is refused too
+        if not 0 <= self.info_threshold < float("inf"):  # NaN and infinity are refused too
             raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         object.__setattr__(self, "pair_measures", tuple(self.pair_measures))
         bad = [m for m in self.pair_measures if m not in ("nmi", "vi", "cka_bc")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,10 @@ class FusionOptions:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if not (math.isfinite(self.init_std) and self.init_std >= 0):
+            raise ValueError(f"init_std must be 0 or more, got {self.init_std}")
 
 
 STAGE = Stage(name="fusion", writes=schema.GROUP, needs=("fingerprint", "embeddings", "channels"), plan=plan,

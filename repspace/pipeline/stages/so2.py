@@ -16,6 +16,7 @@ unchanged, so retraining learners refuses only the fusions that use them.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,6 +84,10 @@ class SO2Options:
                 raise ValueError(f"{name} is too small: {getattr(self, name)}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if not (math.isfinite(self.fusion_learning_rate) and self.fusion_learning_rate > 0):
+            raise ValueError(f"fusion_learning_rate must be a positive number, got {self.fusion_learning_rate}")
+        if not (math.isfinite(self.init_std) and self.init_std >= 0):
+            raise ValueError(f"init_std must be 0 or more, got {self.init_std}")
 
     @property
     def n_learners(self) -> int:
