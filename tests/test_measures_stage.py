@@ -12,9 +12,11 @@ import xarray as xr
 
 from repspace import store
 from repspace.data.synthetic_spaces import nine_spaces
-from repspace.measures import MEASURES, ClassifierOptions, compare_spaces, measure_agreement
+from repspace.measures import MEASURES, ClassifierOptions, compare_spaces, measure_agreement, \
+    measure_agreement_interval
 from repspace.models.classifier import ClassifierOptions
 from repspace.pipeline import ComparisonOptions, RunConfig, run
+from repspace.pipeline.stages.measures import AGREEMENT_STREAM
 
 from .test_hardening import prepared
 from .test_pipeline import N_CHANNELS, N_IMAGES
@@ -50,6 +52,14 @@ def test_the_stage_equals_compare_spaces_and_computes_only_what_changed(tmp_path
     np.testing.assert_allclose(ds.classifier_information.values, want.classifier_information.values, atol=1e-5)
     np.testing.assert_allclose(ds.spearman.values, measure_agreement(ds[list(MEASURES)]).values, atol=1e-12)
     assert ds.spearman.attrs["pairs"] == 36 and ds.attrs["complete"] is True
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=AGREEMENT_STREAM))
+    agree = measure_agreement_interval(ds[list(MEASURES)], rng)  # the interval, seeded by the run's seed
+    for name in ("spearman_low", "spearman_high"):
+        assert ds[name].dims == ("measure_a", "measure_b")
+        assert ds[name].attrs["n_resamples"] == 1000 and ds[name].attrs["level"] == 0.95
+        assert "bootstrap over the spaces" in ds[name].attrs["method"]
+        np.testing.assert_allclose(ds[name].values, agree[name].values, atol=1e-12)
+    assert (ds.spearman_low <= ds.spearman + 1e-12).all() and (ds.spearman <= ds.spearman_high + 1e-12).all()
     assert np.isnan(ds.stochastic_shape.sel(space_a="line", space_b="spiral"))  # 1-D against 2-D: undefined
 
     again = run(config, client=client)
@@ -137,4 +147,5 @@ def test_the_job_writes_figures_and_a_report(tmp_path):
         assert (run_dir / "figures" / f"{name}.png").stat().st_size > 10_000, name
     page = (run_dir / "report.html").read_text()
     assert "Measures side by side" in page and "bloated square spiral" in page
+    assert "95% percentile bootstrap interval [low, high] from 1000 resamples of the spaces" in page
     assert compare_measures.main(["--store", str(tmp_path / "nothing" / "store.zarr")]) == 2

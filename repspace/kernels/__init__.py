@@ -1,5 +1,5 @@
 """Pure array kernels: Bhattacharyya coefficients, information, all pairs, Monte Carlo, distances,
-the measures between spaces, the OPTICS ordering and the continuity of a loop.
+the measures between spaces and their agreement, the OPTICS ordering and the continuity of a loop.
 
 Nothing here knows about Dask or xarray; every function takes its array module from
 its inputs (numpy, cupy, or another array-API namespace).
@@ -7,6 +7,7 @@ its inputs (numpy, cupy, or another array-API namespace).
 
 from . import fused
 from ._array import to_numpy
+from .agreement import space_resample_weights, spearman_interval, weighted_spearman
 from .bhattacharyya import bhattacharyya_coefficients, bhattacharyya_distance
 from .continuity import continuity
 from .distances import CLUSTER_MEASURES, distance_matrix, similarity, uniform_entropy
@@ -55,6 +56,9 @@ from .montecarlo import (
 __all__ = [
     "fused",
     "to_numpy",
+    "space_resample_weights",
+    "spearman_interval",
+    "weighted_spearman",
     "CLUSTER_MEASURES",
     "distance_matrix",
     "similarity",

@@ -3,7 +3,8 @@
 - ``spaces.png``: the spaces themselves (one- and two-dimensional ones), means with one-standard-
   deviation ellipses, coloured by item;
 - ``measures_matrices.png``: one matrix per measure, every space against every other;
-- ``measures_agreement.png``: the Spearman correlation of every two measures over the distinct pairs;
+- ``measures_agreement.png``: the Spearman correlation of every two measures over the distinct pairs,
+  with its bootstrap interval over the spaces;
 - ``measures_scatter.png``: the scatter matrix behind those correlations.
 """
 
@@ -95,21 +96,34 @@ def _draw_matrices(plt, ds, measures: list[str], names: list[str], path: Path, d
     return path
 
 
-def _draw_agreement(plt, rho, path: Path, dpi: int) -> Path:
+def _draw_agreement(plt, ds, path: Path, dpi: int) -> Path:
+    """The Spearman matrix, each cell "rho" over "[low, high]", its bootstrap interval (where stored)."""
+    rho = ds["spearman"]
     measures = [str(x) for x in rho["measure_a"].values]
     values = rho.values
+    bounds = (ds["spearman_low"].values, ds["spearman_high"].values) if "spearman_low" in ds else None
     k = len(measures)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * k, 0.6 + 0.55 * k), constrained_layout=True)
-    im = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1)
+    cell = 0.95 if bounds is not None else 0.62
+    fig, ax = plt.subplots(figsize=(1.6 + cell * k, 0.8 + 0.6 * k), constrained_layout=True)
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto" if bounds is not None else "equal")
     for a in range(k):
         for b in range(k):
-            if np.isfinite(values[a, b]):
-                ax.text(b, a, f"{values[a, b]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if abs(values[a, b]) > 0.6 else "black")
+            if not np.isfinite(values[a, b]):
+                continue
+            text = f"{values[a, b]:.2f}"
+            if bounds is not None and a != b:
+                text += f"\n[{bounds[0][a, b]:.2f}, {bounds[1][a, b]:.2f}]"
+            ax.text(b, a, text, ha="center", va="center", fontsize=6 if bounds is not None else 7,
+                    color="white" if abs(values[a, b]) > 0.6 else "black")
     ax.set_xticks(range(k), measures, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(k), measures, fontsize=8)
     fig.colorbar(im, ax=ax, shrink=0.8, label="Spearman")
-    ax.set_title(f"how the measures agree over {rho.attrs.get('pairs', '?')} pairs of spaces\n"
+    interval = ""
+    if bounds is not None:
+        a = ds["spearman_low"].attrs
+        interval = (f"\n[low, high]: {float(a.get('level', 0.95)):.0%} bootstrap interval from "
+                    f"{a.get('n_resamples', '?')} resamples of the spaces")
+    ax.set_title(f"how the measures agree over {rho.attrs.get('pairs', '?')} pairs of spaces{interval}\n"
                  "(a distance against a similarity agrees when negative)", fontsize=9)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
@@ -163,6 +177,6 @@ def draw_measures_figures(store: str | Path, out_dir: str | Path, *, dpi: int = 
     drawn = [_draw_spaces(plt, sp, out_dir / "spaces.png", dpi)]
     drawn.append(_draw_matrices(plt, ds, measures, names, out_dir / "measures_matrices.png", dpi))
     if "spearman" in ds:
-        drawn.append(_draw_agreement(plt, ds["spearman"], out_dir / "measures_agreement.png", dpi))
+        drawn.append(_draw_agreement(plt, ds, out_dir / "measures_agreement.png", dpi))
         drawn.append(_draw_scatter(plt, ds, measures, out_dir / "measures_scatter.png", dpi))
     return [p for p in drawn if p is not None]

@@ -199,10 +199,20 @@ def _measures(store_path: str) -> str:
              _table(("space", "dims", "what it is"), rows, cls="spaces")]
     if "spearman" in ds:
         names = [str(m) for m in ds["measure_a"].values]
+        rho = ds["spearman"].values
+        interval = ""
+        if "spearman_low" in ds:
+            low, high, a = ds["spearman_low"].values, ds["spearman_high"].values, ds["spearman_low"].attrs
+            interval = (f", each with its {float(a.get('level', 0.95)):.0%} percentile bootstrap interval [low, high] "
+                        f"from {a.get('n_resamples', '?')} resamples of the spaces")
+            cells = [[f"{rho[i, j]:.3g} [{low[i, j]:.3g}, {high[i, j]:.3g}]" if i != j else f"{rho[i, j]:.3g}"
+                      for j in range(len(names))] for i in range(len(names))]
+        else:
+            cells = [[float(v) for v in row] for row in rho]
         parts.append(f"<p>Spearman correlation of every two measures over {ds['spearman'].attrs.get('pairs')} "
-                     "distinct pairs of spaces (a distance against a similarity agrees when negative):</p>")
-        parts.append(_table(("", *names), [(n, *(float(v) for v in row)) for n, row in
-                                           zip(names, ds["spearman"].values)], cls="spearman"))
+                     f"distinct pairs of spaces{interval} (a distance against a similarity agrees when "
+                     "negative):</p>")
+        parts.append(_table(("", *names), [(n, *row) for n, row in zip(names, cells)], cls="spearman"))
     return "".join(parts)
 
 

@@ -9,6 +9,9 @@ nmi_mc_se, vi_mc_se     (space_a, space_b)         standard errors of the Monte 
 classifier_predictions  (space, item, outcome)     each space's mean predicted distributions
 classifier_information  (space,)                   bits its classifier recovers (log2 N - cross-entropy)
 spearman                (measure_a, measure_b)     the measures' agreement over the distinct pairs
+spearman_low,           (measure_a, measure_b)     its percentile bootstrap interval over the spaces
+spearman_high                                      (attrs ``method``, ``n_resamples``, ``level``,
+                                                   ``undefined_resamples``)
 family_done             (family,)                  done-markers of the families' tasks
 mc_done, shape_done     (space,)                   done-markers of the Monte Carlo and shape rows
 classifier_done         (space,)                   done-markers of the classifiers' tasks

@@ -4,10 +4,11 @@ Reads ``spaces``; writes ``measures`` (:mod:`repspace.store.measures`). One task
 :data:`repspace.measures.FAMILIES` (the Bhattacharyya measures together, each CKA), one per
 row of pairs for the costly Monte Carlo and shape measures, and one per space for the
 classifier measure; finalize forms the classifiers' JSD matrix and the
-Spearman agreement between the measures. A block stays done while its spaces and the options
-its values depend on are unchanged, so asking for another measure, or changing the
-classifier, computes only that. When the spaces change every value is stale and is
-computed again.
+Spearman agreement between the measures, with its bootstrap interval over the spaces
+(:func:`repspace.measures.measure_agreement_interval`, seeded by the measures' seed on its own
+stream). A block stays done while its spaces and the options its values depend on are
+unchanged, so asking for another measure, or changing the classifier, computes only that.
+When the spaces change every value is stale and is computed again.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from ...measures import MEASURES, FAMILIES, ROW_FAMILIES, UNITS, MeasureOptions, classifier_predictions, compute_family, \
-    family_of, jsd_matrix, measure_agreement
+    family_of, jsd_matrix, measure_agreement_interval
 from ...store import open_group, write_coordinate, write_whole
 from ...store import measures as schema
 from ...store.spaces import GROUP as SPACES, read_spaces
 from ..stage import Block, Plan, Stage, StageContext
 from .latents import estimate_cost
 
-__all__ = ["STAGE", "ComparisonOptions", "measure_task"]
+__all__ = ["STAGE", "ComparisonOptions", "measure_task", "AGREEMENT_STREAM"]
+
+AGREEMENT_STREAM = (9, 0)
+"""Spawn key of the agreement's bootstrap: ``default_rng(SeedSequence(seed, spawn_key=AGREEMENT_STREAM))``
+(two words: the Monte Carlo pairs take the one-word keys (k,))."""
 
 @dataclasses.dataclass(frozen=True)
 class ComparisonOptions(MeasureOptions):
@@ -47,7 +52,9 @@ class ComparisonOptions(MeasureOptions):
     n_items : items of the synthetic spaces (the paper: 64).
     max_spaces : at most this many spaces from a run, in store order (the rest are named in the log
         and the group's attrs); the classifier measure trains one network per space.
-    seed : seeds the measures (None: the run's seed).
+    seed : seeds the measures and the agreement's bootstrap (None: the run's seed).
+    agreement_resamples : resamples of the spaces in the bootstrap interval of the measures' Spearman agreement.
+    agreement_level : that interval's coverage, in (0, 1).
     """
 
     seed: int | None = None
@@ -55,6 +62,8 @@ class ComparisonOptions(MeasureOptions):
     measures: tuple[str, ...] = ()
     n_items: int = 64
     max_spaces: int = 60
+    agreement_resamples: int = 1000
+    agreement_level: float = 0.95
 
     def __post_init__(self) -> None:
         from ...store.spaces import SOURCES
@@ -68,6 +77,10 @@ class ComparisonOptions(MeasureOptions):
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.max_spaces < 2:
             raise ValueError(f"max_spaces must be at least 2, got {self.max_spaces}")
+        if self.agreement_resamples < 1:
+            raise ValueError(f"agreement_resamples must be at least 1, got {self.agreement_resamples}")
+        if not 0.0 < self.agreement_level < 1.0:
+            raise ValueError(f"agreement_level must be in (0, 1), got {self.agreement_level}")
 
     def options(self, seed: int) -> MeasureOptions:
         """The :class:`repspace.measures.MeasureOptions` of these settings (``seed``: the run's, unless set here)."""
@@ -185,15 +198,25 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     ds = xr.Dataset({m: (("space_a", "space_b"), np.asarray(grp[m][:])) for m in wanted},
                     coords={"space_a": names, "space_b": names})
     note = plan.note
+    o = ctx.config.measures
     if len(names) >= 3 and len(wanted) >= 2:
-        rho = measure_agreement(ds)
+        rng = np.random.default_rng(np.random.SeedSequence(opts.seed, spawn_key=AGREEMENT_STREAM))
+        agree = measure_agreement_interval(ds, rng, n_resamples=o.agreement_resamples, level=o.agreement_level)
         write_coordinate(grp, "measure_a", "measure_a", wanted)
         write_coordinate(grp, "measure_b", "measure_b", wanted)
-        write_whole(grp, "spearman", rho.values, ("measure_a", "measure_b"),
-                    {"long_name": rho.attrs["long_name"], "pairs": rho.attrs["pairs"]})
-        note += f"; Spearman over {rho.attrs['pairs']} pairs of spaces"
-    elif "spearman" in grp:
-        del grp["spearman"]
+        interval = {k: agree.attrs[k] for k in ("method", "n_resamples", "level")}
+        undefined = int(agree["spearman_undefined"].max())
+        for name in ("spearman", "spearman_low", "spearman_high"):
+            attrs = {"long_name": agree[name].attrs["long_name"], "pairs": agree.attrs["pairs"], **interval}
+            if name != "spearman":
+                attrs["undefined_resamples"] = undefined  # most left out, over the pairs of measures
+            write_whole(grp, name, agree[name].values, ("measure_a", "measure_b"), attrs)
+        note += (f"; Spearman over {agree.attrs['pairs']} pairs of spaces, {o.agreement_level:.0%} interval from "
+                 f"{o.agreement_resamples} resamples of the spaces")
+    else:
+        for name in ("spearman", "spearman_low", "spearman_high"):
+            if name in grp:
+                del grp[name]
     return note
 
 
