@@ -175,9 +175,12 @@ def test_an_empty_model_directory_is_a_clear_error(tmp_path, capsys):
 def test_a_run_in_which_no_model_is_usable_exits_non_zero(tmp_path, model_dir, capsys):
     """32-pixel models asked for 64-pixel images: every model is left out, so the run found nothing; it says so
     and exits 1 (a job array must not record it as a success)."""
-    code = full_sweep.main(["--run-dir", str(tmp_path / "run"), "--models-source", "directory", "--models-dir",
-                            str(model_dir), "--image-size", "64", "--n-images", "20", "--no-dashboard", "--workers", "1",
-                            "--stages", "fingerprint", "models", "encode", "channels", "--error-groups", "0"])
+    from repspace.pipeline import FailedModelsWarning
+
+    with pytest.warns(FailedModelsWarning, match="refused images of 64x64x1"):
+        code = full_sweep.main(["--run-dir", str(tmp_path / "run"), "--models-source", "directory", "--models-dir",
+                                str(model_dir), "--image-size", "64", "--n-images", "20", "--no-dashboard", "--workers",
+                                "1", "--stages", "fingerprint", "models", "encode", "channels", "--error-groups", "0"])
     captured = capsys.readouterr()
     assert code == 1, captured.err
     assert "error: none of the 4 models could be encoded (group embeddings); the first: 0:" in captured.err

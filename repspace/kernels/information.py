@@ -151,10 +151,6 @@ class PairwiseInformation:
         return nmi, vi, self.nmi_se, self.vi_se
 
 
-def nmi_vi(self) -> tuple[Any, Any]:
-        return nmi_vi(self.information_a, self.information_twice_a, self.information_b, self.information_twice_b, self.joint_information)
-
-
 def nmi_vi(
     information_a: Any, self_a: Any, information_b: Any, self_b: Any, joint: Any, *, min_information: float = 1e-6
 ) -> tuple[Any, Any]:
@@ -251,15 +247,9 @@ def _add_rows(
         part.information[k] = part.information[k] + _sum_log2_mean(xp, rs, n)
         part.information_twice[k] = part.information_twice[k] + _sum_log2_mean(xp, twice, n)
         if part.cka:
-            rs64 = xp.astype(rs, xp.float64)
-            part.self_frob[k] = part.self_frob[k] + xp.sum(twice, axis=0, dtype=xp.float64)
-            part.self_cross[k] = part.self_cross[k] + xp.sum(rs64 * rs64, axis=0)
-            part.totals[k] = part.totals[k] + xp.sum(rs64, axis=0)
-            row_sums.append(rs64)
+            _add_cka_rows(part, xp, k, xp.astype(rs, xp.float64), xp.sum(twice, axis=0, dtype=xp.float64), row_sums)
     if part.cka:
-        ra = row_sums[0]
-        rb = ra if same else row_sums[1]
-        part.cross = part.cross + xp.matmul(xp.permute_dims(ra, (1, 0)), rb)
+        _add_cka_cross(part, xp, row_sums, same)
     n_a, n_b = a.n_units, b.n_units
     for p0 in range(0, n_a, ub):
         p1 = min(n_a, p0 + ub)
@@ -322,14 +312,7 @@ def pairwise_information(
         raise ValueError("subsets need groups")
     options = options or BlockOptions()
     xp = a.xp
-    same = b is None
-    if b is None:
-        b = a
-    elif b.n_images != a.n_images:
-        raise ValueError(f"unit sets cover different numbers of images: {a.n_images} vs {b.n_images}")
-    if b.xp is not xp:
-        raise TypeError("both unit sets must use the same array module")
-    n = a.n_images
+    b, same, n = _second_set(a, b)
     dtype = xp.float64 if (a.dtype == xp.float64 or b.dtype == xp.float64) else xp.float32
     itemsize = 8 if dtype == xp.float64 else 4
     n_a, n_b = a.n_units, b.n_units
@@ -375,6 +358,33 @@ def pairwise_information(
         cka_bc = _cka_from_sums(xp, frob, cross, total["self_frob"], total["self_cross"], total["totals"], n, same,
                                 itemsize)
     return PairwiseInformation(ia, sa, ib, sb, joint, cka_bc)
+
+
+def _add_cka_rows(part: Any, xp: Any, k: int, rs64: Any, self_frob: Any, row_sums: list[Any]) -> None:
+    """Add a row block's CKA sums of set ``k``: its row sums ``rs64`` (rows, units), float64, and their squares'
+    total ``self_frob`` (units,)."""
+    part.self_frob[k] = part.self_frob[k] + self_frob
+    part.self_cross[k] = part.self_cross[k] + xp.sum(rs64 * rs64, axis=0)
+    part.totals[k] = part.totals[k] + xp.sum(rs64, axis=0)
+    row_sums.append(rs64)
+
+
+def _add_cka_cross(part: Any, xp: Any, row_sums: list[Any], same: bool) -> None:
+    """Add sum_i r_ai r_bi of a row block to the running CKA cross sums."""
+    ra = row_sums[0]
+    rb = ra if same else row_sums[1]
+    part.cross = part.cross + xp.matmul(xp.permute_dims(ra, (1, 0)), rb)
+
+
+def _second_set(a: RowSource, b: RowSource | None) -> tuple[RowSource, bool, int]:
+    """The second set of units (``a`` again when None), whether it is ``a`` itself, and the images both cover."""
+    if b is None:
+        return a, True, a.n_images
+    if b.n_images != a.n_images:
+        raise ValueError(f"unit sets cover different numbers of images: {a.n_images} vs {b.n_images}")
+    if b.xp is not a.xp:
+        raise TypeError("both unit sets must use the same array module")
+    return b, False, a.n_images
 
 
 def _run_blocks(blocks: list[tuple[int, int]], threads: int, xp: Any, progress: Any, n: int, add: Any) -> None:
@@ -487,15 +497,10 @@ def _add_rows_grouped(part: _GroupedPartial, a: RowSource, b: RowSource, same: b
                 products = xp.reshape(g_sums, (n_groups, rows, 1, g_sums.shape[-1]))
                 part.units[k][t] = grouped_log_sums(xp, products, row_groups, groups, *part.units[k][t])
         if part.cka:
-            rs64 = xp.sum(xp.astype(sums[0], xp.float64), axis=0)
-            part.self_frob[k] = part.self_frob[k] + xp.sum(xp.astype(sums[1], xp.float64), axis=(0, 1))
-            part.self_cross[k] = part.self_cross[k] + xp.sum(rs64 * rs64, axis=0)
-            part.totals[k] = part.totals[k] + xp.sum(rs64, axis=0)
-            row_sums.append(rs64)
+            _add_cka_rows(part, xp, k, xp.sum(xp.astype(sums[0], xp.float64), axis=0),
+                          xp.sum(xp.astype(sums[1], xp.float64), axis=(0, 1)), row_sums)
     if part.cka:
-        ra = row_sums[0]
-        rb = ra if same else row_sums[1]
-        part.cross = part.cross + xp.matmul(xp.permute_dims(ra, (1, 0)), rb)
+        _add_cka_cross(part, xp, row_sums, same)
     n_a, n_b = a.n_units, b.n_units
     spans = list(zip(bounds[:-1], bounds[1:]))
     for p0 in range(0, n_a, ub):
@@ -537,14 +542,7 @@ def _pairwise_with_errors(a: RowSource, b: RowSource | None, options: BlockOptio
                           labels: Any, subsets: Sequence[int], keep_replicates: bool) -> PairwiseInformation:
     """:func:`pairwise_information` with ``groups``: the same blocks, each product split by group of images."""
     xp = a.xp
-    same = b is None
-    if b is None:
-        b = a
-    elif b.n_images != a.n_images:
-        raise ValueError(f"unit sets cover different numbers of images: {a.n_images} vs {b.n_images}")
-    if b.xp is not xp:
-        raise TypeError("both unit sets must use the same array module")
-    n = a.n_images
+    b, same, n = _second_set(a, b)
     groups = ImageGroups.from_labels(_host(labels), n, subsets)
     n_groups, n_sub = groups.n_groups, len(groups.subsets)
     # each group's images contiguous, in the rows (the outer sum is order-free) and the columns
