@@ -257,8 +257,9 @@ def draw_fingerprint_size_figure(store_path: str | Path, out: str | Path) -> Pat
     ax_n.set_xlabel("fingerprint images")
     ax_n.set_ylabel("|NMI - NMI at N|, kept pairs")
     ax_n.legend(frameon=False, fontsize=8)
-    for measure in CLUSTER_MEASURES:
-        ax_a.plot(sizes, st["cluster_agreement"].sel(measure=measure).values, "o-", label=f"by {measure.upper()}")
+    for measure, style in zip(CLUSTER_MEASURES, ("o-", "s--")):  # markers and dashes show both where they coincide
+        ax_a.plot(sizes, st["cluster_agreement"].sel(measure=measure).values, style, label=f"by {measure.upper()}",
+                  markerfacecolor="none" if style == "s--" else None, markersize=8 if style == "s--" else 6)
     ax_a.set_ylim(-0.05, 1.05)
     ax_a.set_xlabel("fingerprint images")
     ax_a.set_ylabel("clusters' ARI with those at N")

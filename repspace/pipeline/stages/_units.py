@@ -10,6 +10,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ... import kernels
+from ..._checks import check_types
 from ...store import StoreError, open_group
 from ...store import embeddings as emb_schema
 from ...store.fingerprint import fingerprint_id
@@ -38,8 +39,7 @@ class ErrorOptions:
     groups: int = 10
 
     def __post_init__(self) -> None:
-        if isinstance(self.groups, bool) or not isinstance(self.groups, int):
-            raise ValueError(f"groups must be int, got {self.groups!r}")
+        check_types(self, "")
         if self.groups != 0 and self.groups < 2:
             raise ValueError(f"groups must be 0 (no errors) or at least 2, got {self.groups}")
 
@@ -50,6 +50,11 @@ class ErrorOptions:
         if self.groups < 4:
             return ()
         return tuple(sorted({max(1, self.groups // 5), self.groups // 2}))
+
+    def extent(self, seed: int) -> tuple[int, ...]:
+        """What a block's values depend on beyond its inputs: nothing without errors (blocks computed before
+        errors existed stay done), else the groups and the seed that draws them."""
+        return (self.groups, seed) if self.groups else ()
 
     def labels(self, n_images: int, seed: int) -> np.ndarray | None:
         """The group of every fingerprint image (None without errors)."""

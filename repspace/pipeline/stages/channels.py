@@ -51,16 +51,15 @@ def task(store_path: str, start: int, stop: int, gpu: bool, groups: int = 0, see
 def plan(ctx: StageContext) -> Plan:
     lay, block = open_units(ctx)
     factors = [str(f) for f in ctx.root["fingerprint"]["factor"][:]]
-    groups = ctx.config.errors.groups
-    ErrorOptions(groups).labels(lay.n_images, ctx.config.seed)  # too many groups: refused before any task
+    errors = ctx.config.errors
+    groups = errors.groups
+    errors.labels(lay.n_images, ctx.config.seed)  # too many groups: refused before any task
     schema.layout(ctx.group, lay.models, lay.n_channels, factors, block, errors=bool(groups))
     ctx.group.attrs["error_groups"] = groups
     ranges = block_ranges(lay.n_models, block)
     per_model = lay.n_channels * lay.n_images**2 * SECONDS_PER_UNIT_IMAGE2
     status = lay.status()  # the posteriors' stamps: a block whose models' posteriors changed is computed again
-    extent = (lambda r: (r, status[r[0]:r[1]].tolist())) if not groups else (
-        lambda r: (r, status[r[0]:r[1]].tolist(), groups, ctx.config.seed))  # without errors: as before
-    blocks = [Block(name=f"block{b}", key=(b,), extent=extent(r), args=(*r, ctx.config.gpu, groups, ctx.config.seed),
+    blocks = [Block(name=f"block{b}", key=(b,), extent=(r, status[r[0]:r[1]].tolist(), *errors.extent(ctx.config.seed)), args=(*r, ctx.config.gpu, groups, ctx.config.seed),
                     cost=(r[1] - r[0]) * per_model * (ERROR_COST if groups else 1.0)) for b, r in enumerate(ranges)]
     return Plan(blocks=blocks, markers={"done": ((len(ranges),), ("block",))}, note=f"blocks of {block} models")
 

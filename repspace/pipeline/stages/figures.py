@@ -24,7 +24,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     finished = []
     for stage in STAGES.values():
         if (stage.figures or stage.report) and stage.writes and all(
-                is_complete(ctx.root, g) for g in (stage.writes, *stage.needs) if g != "fingerprint"):
+                is_complete(ctx.root, g) for g in (stage.writes, *stage.needs)):
             if stage.figures:
                 figures += resolve(stage.figures)(ctx.store_path, out)
             if stage.report:

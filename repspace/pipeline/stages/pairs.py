@@ -49,12 +49,8 @@ def task(store_path: str, range_a: tuple[int, int], range_b: tuple[int, int], ro
                                                options=kernels.BlockOptions(memory_bytes=row_block_bytes, threads=1),
                                                cka="cka_bc" in measures,
                                                groups=ErrorOptions(groups).labels(n_images, seed), subsets=subsets)
-            if groups:
-                nmi, vi, nmi_se, vi_se = res.nmi_vi_se()
-                found = {"nmi": nmi, "vi": vi, "nmi_se": nmi_se, "vi_se": vi_se, "cka_bc": res.cka_bc}
-            else:
-                nmi, vi = res.nmi_vi()
-                found = {"nmi": nmi, "vi": vi, "cka_bc": res.cka_bc}
+            nmi, vi = res.nmi_vi()
+            found = {"nmi": nmi, "vi": vi, "cka_bc": res.cka_bc, "nmi_se": res.nmi_se, "vi_se": res.vi_se}
             at = np.ix_(np.arange(ma * c) if ka is None else ka, np.arange(mb * c) if kb is None else kb)
             for k in names:
                 values[k][at] = kernels.to_numpy(found[k])
@@ -92,9 +88,10 @@ def kept_channels(ctx: StageContext, names: list[str], n_channels: int) -> np.nd
 def plan(ctx: StageContext) -> Plan:
     lay, block = open_units(ctx)
     measures = tuple(ctx.config.pair_measures)
-    groups, seed = ctx.config.errors.groups, ctx.config.seed
-    labels = ErrorOptions(groups).labels(lay.n_images, seed)
-    subset_sizes = [int(np.isin(labels, np.arange(k)).sum()) for k in ErrorOptions(groups).subsets] if groups else []
+    errors, seed = ctx.config.errors, ctx.config.seed
+    groups = errors.groups
+    labels = errors.labels(lay.n_images, seed)  # too many groups: refused before any task
+    subset_sizes = [int(np.isin(labels, np.arange(k)).sum()) for k in errors.subsets] if groups else []
     schema.layout(ctx.group, lay.models, lay.n_channels, block, measures, errors=bool(groups), subset_sizes=subset_sizes)
     ctx.group.attrs["error_groups"] = groups
     kept = kept_channels(ctx, lay.names, lay.n_channels)
@@ -112,7 +109,7 @@ def plan(ctx: StageContext) -> Plan:
     def extent(a: int, b: int) -> tuple:
         base = (ranges[a], ranges[b], status[a], status[b])
         base = base if kept is None else (*base, keep[a], keep[b])  # the kept channels are part of what it covers
-        return base if not groups else (*base, groups, seed)  # without errors: as before
+        return (*base, *errors.extent(seed))
 
     blocks = [Block(name=f"block{a}x{b}", key=(a, b), extent=extent(a, b),
                     args=(ranges[a], ranges[b], ctx.config.row_block_bytes, ctx.config.gpu, measures, keep[a], keep[b],

@@ -107,6 +107,22 @@ def fingerprint_verdict(sizes: list[int], change: tuple[float, float], agreement
     return f"{moved} stayed the same (ARI {ari}): N = {n} is enough for this ensemble"
 
 
+def cluster_labels(values: np.ndarray, measure: str, min_samples: int) -> np.ndarray:
+    """The OPTICS labels of channels from their NMI or VI (unit, unit), as the structure clusters them."""
+    return optics(distance_matrix(values, measure), min_samples)[2]
+
+
+def _pairs_within(marks: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Per cluster, the fraction of its members' pairs (i != j) that ``marks`` (unit, unit; 0 or 1) marks."""
+    out = np.full(n_clusters, np.nan)
+    for k in range(n_clusters):
+        members = np.flatnonzero(labels == k)
+        if members.size > 1:
+            block = marks[np.ix_(members, members)]
+            out[k] = (block.sum() - np.trace(block)) / (members.size * (members.size - 1))
+    return out
+
+
 def _clusters(values: np.ndarray, measure: str, labels: np.ndarray, model_idx: np.ndarray,
               nmi_factor: np.ndarray, nmi_factor_se: np.ndarray | None = None) -> list[dict]:
     rows = []
@@ -158,7 +174,7 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             bounds = (0.0, 1.0) if measure == "nmi" else (0.0, None)
 
             def draw(g: np.random.Generator, v=v, se=se, bounds=bounds, measure=measure) -> np.ndarray:
-                return optics(distance_matrix(perturbed(v, se, g, *bounds), measure), min_samples)[2]
+                return cluster_labels(perturbed(v, se, g, *bounds), measure, min_samples)
 
             stable.append(cluster_stability(lab, draw, draws, rng))
         else:
@@ -172,7 +188,7 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
             upper = np.triu_indices(n_units, 1)
             for k in range(len(subset_sizes)):
                 w = read_subset(measure, k)
-                agreement[measure].append(adjusted_rand_score(lab, optics(distance_matrix(w, measure), min_samples)[2]))
+                agreement[measure].append(adjusted_rand_score(lab, cluster_labels(w, measure, min_samples)))
                 if measure == "nmi":
                     change = np.abs(w[upper] - v[upper])
                     change = change[np.isfinite(change)]
@@ -202,13 +218,7 @@ def structure_dataset(information: np.ndarray, nmi_factor_all: np.ndarray, facto
     attrs: dict[str, Any] = {}
     null_coords: dict[str, Any] = {}
     if above is not None:
-        within = np.full(shape, np.nan)
-        for m, lab in enumerate(labels):
-            for k in range(shape[1]):
-                members = np.flatnonzero(lab == k)
-                if members.size > 1:
-                    block = above[np.ix_(members, members)]
-                    within[m, k] = (block.sum() - np.trace(block)) / (members.size * (members.size - 1))
+        within = np.stack([_pairs_within(above, lab, n_clusters) for lab in labels])
         off = ~np.eye(n_units, dtype=bool)
         extra.update({"above_null": above, "null_floor": null.floor, "null_information": null.information,
                       "cluster_above_null": within})
