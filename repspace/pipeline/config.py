@@ -9,6 +9,7 @@ exist, and the class each is parsed into, comes from the stages themselves
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tomllib
 from collections.abc import Mapping
@@ -153,7 +154,7 @@ class RunConfig:
     def as_dict(self, tables: bool | tuple[str, ...] = True) -> dict[str, Any]:
         """The fields and tables as plain data, paths made absolute (what provenance records, so a rerun from
         another folder finds the same files). ``tables``: every table, or only those named."""
-        d = {f.name: dataclasses.asdict(self)[f.name] for f in _core_fields()}
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in _core_fields()}
         for name, value in self.options.items():
             if tables is True or name in tables:
                 d[name] = dataclasses.asdict(value)
