@@ -2,10 +2,11 @@
 ``traversals`` groups of a run store (nothing else is read).
 
 Per measure (VI and NMI): the OPTICS reachability profile on top, each channel's NMI with
-the ground-truth factors as a strip at the left, the similarity matrix (exp(-VI) or NMI,
+the ground-truth factors as a strip at the left (and, left of it, the NMI with its best factor with a 95%
+interval from the jackknife's standard error, where the run has errors), the similarity matrix (exp(-VI) or NMI,
 magma_r, 0..1) in OPTICS order; beside it, for each cluster, the stored traversal of its
 most central channel, frames apart with the channel's value under each. A second figure
-counts each cluster's members per hyperparameter value.
+counts each cluster's members per hyperparameter value, with the spread the cluster stability gives the counts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from ..kernels import CLUSTER_MEASURES, similarity  # noqa: E402
 from ..store import is_complete, open_dataset, open_group, open_run  # noqa: E402
 from ..store.pairs import kept_rows, kept_submatrix  # noqa: E402
 
-__all__ = ["draw_fingerprint_size_figure", "draw_run_figures", "draw_structure_figure", "draw_members_figure", "traversal_strip"]
+__all__ = ["draw_fingerprint_size_figure", "draw_run_figures", "draw_structure_figure", "draw_members_figure", "traversal_strip",
+           "best_factor_nmi", "member_count_spread"]
 
 GAP = 3
 
@@ -86,6 +88,7 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     factors = [str(f) for f in st["factor"].values]
     sim = ordered_similarity(path, measure, model_idx[order], channel_idx[order]) if n else np.zeros((0, 0))
     strip = st["nmi_factor"].values[order] if n else np.zeros((0, len(factors)))
+    best_nmi, best_se = best_factor_nmi(strip, _factor_se(path, model_idx[order], channel_idx[order], strip.shape))
     root = open_run(path, create=False)
     trav = open_dataset(path, "traversals").load() if traversals and is_complete(root, "traversals") else None
 
@@ -93,11 +96,14 @@ def draw_structure_figure(store_path: str | Path, measure: str, out: str | Path,
     fig = plt.figure(figsize=(14 if show_trav else 8.5, 8))
     outer = gridspec.GridSpec(1, 2 if show_trav else 1, width_ratios=[3, 2.3] if show_trav else [1], wspace=0.06,
                               figure=fig)
-    left = gridspec.GridSpecFromSubplotSpec(2, 2, subplot_spec=outer[0], width_ratios=[0.05 * max(len(factors), 1), 1],
+    left = gridspec.GridSpecFromSubplotSpec(2, 3, subplot_spec=outer[0],
+                                            width_ratios=[0.2, 0.05 * max(len(factors), 1), 1],
                                             height_ratios=[1, 4], wspace=0.03, hspace=0.03)
-    ax_r = fig.add_subplot(left[0, 1])
-    ax_s = fig.add_subplot(left[1, 0])
-    ax_m = fig.add_subplot(left[1, 1])
+    ax_r = fig.add_subplot(left[0, 2])
+    ax_b = fig.add_subplot(left[1, 0])
+    ax_s = fig.add_subplot(left[1, 1])
+    ax_m = fig.add_subplot(left[1, 2])
+    _draw_best_factor(ax_b, best_nmi, best_se)
 
     reach = st["reachability"].values[order] if n else np.zeros(0)
     finite = np.isfinite(reach)
@@ -188,6 +194,58 @@ def ordered_similarity(path: str, measure: str, model_index: np.ndarray, channel
     return out
 
 
+def _factor_se(path: str, model_index: np.ndarray, channel_index: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """The channels' standard errors of NMI with the factors, (unit, factor) in the given order; None without errors."""
+    channels = open_dataset(path, "channels")
+    if "nmi_factor_se" not in channels or not model_index.size:
+        return None
+    se = channels["nmi_factor_se"].values[model_index, channel_index]
+    return se if se.shape == shape else None
+
+
+def best_factor_nmi(nmi_factor: np.ndarray, nmi_factor_se: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's NMI with its best-matching factor and that value's standard error (NaN without errors).
+
+    >>> best_factor_nmi(np.array([[0.1, 0.7], [np.nan, np.nan]]), np.array([[0.01, 0.05], [0.1, 0.1]]))
+    (array([0.7, nan]), array([0.05, nan]))
+    """
+    units = nmi_factor.shape[0]
+    if units == 0 or nmi_factor.shape[1] == 0:
+        return np.full(units, np.nan), np.full(units, np.nan)
+    finite = np.isfinite(nmi_factor).any(axis=1)
+    best = np.argmax(np.where(np.isfinite(nmi_factor), nmi_factor, -np.inf), axis=1)
+    rows = np.arange(units)
+    value = np.where(finite, nmi_factor[rows, best], np.nan)
+    se = np.full(units, np.nan) if nmi_factor_se is None else np.where(finite, nmi_factor_se[rows, best], np.nan)
+    return value, se
+
+
+def _draw_best_factor(ax, value: np.ndarray, se: np.ndarray) -> None:
+    """The best factor's NMI per channel (rows as the strip's), with +-1.96 SE where the run has errors."""
+    n = value.size
+    y = np.arange(n)
+    errors = np.isfinite(se).any()
+    ax.errorbar(value, y, xerr=1.96 * se if errors else None, fmt="o", ms=2, color="k", ecolor="0.45", elinewidth=0.8,
+                capsize=0)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlim(0, 1)
+    ax.set_yticks([])
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("best factor's NMI" + ("\n(95% interval)" if errors else ""), fontsize=7)
+
+
+def member_count_spread(stability: np.ndarray) -> tuple[float, float]:
+    """Expected number of members that stay in their cluster over redraws of the fingerprint set, and its standard
+    deviation, if each member stays with its own probability ``stability`` (NaNs: unknown, left out).
+
+    >>> member_count_spread(np.array([1.0, 1.0, 0.5, 0.5]))
+    (3.0, 0.7071067811865476)
+    """
+    p = np.asarray(stability, dtype=np.float64)
+    p = p[np.isfinite(p)]
+    return float(p.sum()), float(np.sqrt(np.sum(p * (1.0 - p))))
+
+
 def _label_runs(seq: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
     """Maximal runs of one non-negative label in ``seq``: [(label, (start, stop))]."""
     runs = []
@@ -210,19 +268,27 @@ def draw_members_figure(store_path: str | Path, measure: str, out: str | Path) -
     hp = np.asarray([f"{f} {h}={v:g}" for f, h, v in zip(emb["family"].values, emb["hyperparameter"].values,
                                                         emb["hyperparameter_value"].values)])
     settings = sorted(set(hp.tolist()))
+    stability = st["member_stability"].values if "member_stability" in st else None
     n_clusters = int((st["cluster_size"].values > 0).sum())
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * max(n_clusters, 1) + 2), 3.2))
     width = 0.8 / max(len(settings), 1)
     for s_i, setting in enumerate(settings):
         models_with = np.flatnonzero(hp == setting)
-        counts = [int(np.isin(model_idx[labels == k], models_with).sum()) for k in range(n_clusters)]
-        ax.bar(np.arange(n_clusters) + s_i * width, counts, width=width, label=setting)
+        members = [(labels == k) & np.isin(model_idx, models_with) for k in range(n_clusters)]
+        counts = [int(m.sum()) for m in members]
+        x = np.arange(n_clusters) + s_i * width
+        ax.bar(x, counts, width=width, label=setting)
+        if stability is not None and n_clusters:
+            kept, sd = np.array([member_count_spread(stability[m]) for m in members]).T
+            ax.errorbar(x, kept, yerr=sd, fmt="_", ms=8, color="k", elinewidth=0.9, capsize=2)
     ax.set_xticks(np.arange(n_clusters) + 0.4 - width / 2)
     ax.set_xticklabels([f"{k}\n{st['cluster_best_factor'].values[k]}" for k in range(n_clusters)], fontsize=8)
     ax.set_xlabel("cluster (best-matching factor)")
     ax.set_ylabel("member channels")
     ax.legend(fontsize=7)
-    ax.set_title(f"Cluster members per setting, run {_run_name(path)} ({measure.upper()} clustering)", fontsize=9)
+    ax.set_title(f"Cluster members per setting, run {_run_name(path)} ({measure.upper()} clustering)"
+                 + ("\nblack: members expected to stay over redraws of the fingerprint set, +- 1 sd" if stability is not None
+                    else ""), fontsize=9)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110, bbox_inches="tight")
