@@ -269,3 +269,16 @@ def test_checker_finds_planted_violations():
     assert found["rule_kernels"] == sorted(expected["rule_kernels"])  # nothing else in kernels was flagged
     assert found["rule_tensorflow"] == sorted(expected["rule_tensorflow"])  # models and tfds_loader were not
     assert ("repspace.kernels._array", "repspace.kernels.montecarlo") not in found["rule_no_cycles"]
+
+
+MAX_MODULE_LINES = 400
+MAX_CONFIG_LINES = 250
+
+
+def test_no_module_is_over_its_size():
+    """A module over 400 lines is doing more than one thing (``pipeline/config.py``, the loader of every job's
+    configuration from the registry, stays under 250)."""
+    sizes = {name: source.count("\n") for name, source in SOURCES.items()}
+    over = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not over, f"modules over {MAX_MODULE_LINES} lines: {over}"
+    assert sizes["repspace.pipeline.config"] <= MAX_CONFIG_LINES, sizes["repspace.pipeline.config"]

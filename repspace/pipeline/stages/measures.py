@@ -5,7 +5,7 @@ Reads ``spaces``; writes ``measures`` (:mod:`repspace.store.measures`). One task
 row of pairs for the costly Monte Carlo and shape measures, and one per space for the
 classifier measure; finalize forms the classifiers' JSD matrix and the
 Spearman agreement between the measures, with its bootstrap interval over the spaces
-(:func:`repspace.measures.measure_agreement_interval`, seeded by the measures' seed on its own
+(:func:`repspace.agreement.measure_agreement_interval`, seeded by the measures' seed on its own
 stream). A block stays done while its spaces and the options its values depend on are
 unchanged, so asking for another measure, or changing the classifier, computes only that.
 When the spaces change every value is stale and is computed again.
@@ -21,8 +21,9 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
+from ...agreement import measure_agreement_interval
 from ...measures import MEASURES, FAMILIES, ROW_FAMILIES, UNITS, MeasureOptions, classifier_predictions, compute_family, \
-    family_of, jsd_matrix, measure_agreement_interval
+    family_of, jsd_matrix
 from ...store import open_group, write_coordinate, write_whole
 from ...store import measures as schema
 from ...store.spaces import GROUP as SPACES, read_spaces
