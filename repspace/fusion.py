@@ -33,6 +33,7 @@ and the ascent are :mod:`repspace.models.fusion`, and :func:`continuity` is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -40,10 +41,47 @@ import numpy as np
 import xarray as xr
 
 from . import kernels
+from ._checks import check_types
 from .kernels import continuity
 from .models.fusion import SIMILARITIES, FusionDiverged, ascend, check_similarity, objective
 
-__all__ = ["SIMILARITIES", "FusionDiverged", "fuse", "objective", "member_log_bc", "continuity"]
+__all__ = ["SIMILARITIES", "FuseOptions", "FusionDiverged", "fuse", "objective", "member_log_bc", "continuity"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FuseOptions:
+    """The options of :func:`fuse`, with their defaults and checks (the fusion stage's ``[fusion]`` table adds
+    which channels to fuse to these, under the same names).
+
+    Attributes
+    ----------
+    dim : dimensions of the fused space.
+    similarity : "vi" (exp(-VI)), "information" (I(U;V)) or "nmi", averaged over the members and maximised.
+    steps, learning_rate : plain gradient ascent (the paper: 20,000 steps at 3); 0 steps: the initial space.
+    init_std : the initial means' standard deviation, N(0, init_std^2).
+    dtype : "float32" (as the paper's code) or "float64", the precision of the optimisation.
+    """
+
+    dim: int = 2
+    similarity: str = "vi"
+    steps: int = 20_000
+    learning_rate: float = 3.0
+    init_std: float = 0.05
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        check_types(self, "")
+        check_similarity(self.similarity)
+        if self.dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if not (math.isfinite(self.init_std) and self.init_std >= 0):
+            raise ValueError(f"init_std must be 0 or more, got {self.init_std}")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
 
 
 def member_log_bc(mu: Any = None, logvar: Any = None, *, bc: Any = None) -> np.ndarray:
@@ -84,13 +122,13 @@ def fuse(
     *,
     dim: int,
     bc: Any = None,
-    similarity: str = "vi",
-    steps: int = 20_000,
-    learning_rate: float = 3.0,
+    similarity: str = FuseOptions.similarity,
+    steps: int = FuseOptions.steps,
+    learning_rate: float = FuseOptions.learning_rate,
     seed: int = 0,
-    init_std: float = 0.05,
+    init_std: float = FuseOptions.init_std,
     record_every: int = 100,
-    dtype: str = "float32",
+    dtype: str = FuseOptions.dtype,
     threads: int | None = None,
 ) -> xr.Dataset:
     """Fuse an ensemble of units over one set of items into one ``dim``-dimensional space.
@@ -99,14 +137,10 @@ def fuse(
     ----------
     mu, logvar : the members' posteriors, (unit, item) or (unit, item, d_unit); or leave them out and
         give ``bc``, the members' BC matrices (unit, item, item).
-    dim : dimensions of the fused space.
-    similarity : "vi" (exp(-VI), the default), "information" (I(U;V)) or "nmi"; averaged over the
-        members and maximised (I and VI in nats inside the objective).
-    steps, learning_rate : plain gradient ascent (the paper: 20,000 steps at 3).
+    dim, similarity, steps, learning_rate, init_std, dtype : as :class:`FuseOptions` (I and VI in nats
+        inside the objective; the results are recomputed in float64 by the kernels).
     seed : seeds the initial means, N(0, ``init_std``^2); log-variances start at 0.
     record_every : steps between the points of the objective's curve.
-    dtype : "float32" (the default, as the paper's code) or "float64", the precision of the
-        optimisation; the results are recomputed in float64 by the kernels.
     threads : TensorFlow's thread pools, where this process has not started them yet (None: as they are).
 
     Returns
@@ -116,15 +150,11 @@ def fuse(
         and ``mutual_information`` (bits) with each member (member); its ``information`` I(U) (bits).
         Deterministic for a seed on one machine; runs on a GPU when TensorFlow sees one.
     """
-    similarity = check_similarity(similarity)
-    if not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    if steps < 0 or record_every < 1:
-        raise ValueError(f"steps must be >= 0 and record_every >= 1, got {steps}, {record_every}")
-    if not (learning_rate > 0 and math.isfinite(learning_rate)):
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if isinstance(dim, np.integer):
+        dim = int(dim)
+    FuseOptions(dim=dim, similarity=similarity, steps=steps, learning_rate=learning_rate, init_std=init_std, dtype=dtype)
+    if record_every < 1:
+        raise ValueError(f"record_every must be >= 1, got {record_every}")
     log_v = member_log_bc(mu, logvar, bc=bc)
     k, n = log_v.shape[0], log_v.shape[1]
     if n < 2:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from typing import Any
 
 import numpy as np
 
 from ... import kernels
-from ..._checks import check_types
+from ...fusion import FuseOptions
 from ...store import is_complete, open_group, require_complete, stamp, write_dataset
 from ...store import embeddings as emb_schema
 from ...store import fusion as schema
@@ -137,8 +136,10 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class FusionOptions:
-    """Fusion of a run's channels into one space (stage fusion).
+class FusionOptions(FuseOptions):
+    """Fusion of a run's channels into one space (stage fusion): which channels, and the options of
+    :func:`repspace.fusion.fuse` (:class:`repspace.fusion.FuseOptions`: ``dim``, ``similarity``, ``steps``,
+    ``learning_rate``, ``init_std``, ``dtype``, with their defaults) under the same names.
 
     Attributes
     ----------
@@ -148,7 +149,6 @@ class FusionOptions:
     cluster_measure, cluster : the cluster, for members = "cluster".
     channels : "model/channel" names, for members = "list".
     max_members : at most this many channels, in store order (the rest are named).
-    dim, similarity, steps, learning_rate, init_std, dtype : :func:`repspace.fusion.fuse`.
     """
 
     members: str = "informative"
@@ -156,17 +156,9 @@ class FusionOptions:
     cluster: int = 0
     channels: tuple[str, ...] = ()
     max_members: int = 100
-    dim: int = 2
-    similarity: str = "vi"
-    steps: int = 6000
-    learning_rate: float = 3.0
-    init_std: float = 0.05
-    dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        from ...fusion import SIMILARITIES
-
-        check_types(self, "")
+        super().__post_init__()
         object.__setattr__(self, "channels", tuple(str(c) for c in self.channels))
         if self.members not in ("informative", "cluster", "list"):
             raise ValueError(f"members must be 'informative', 'cluster' or 'list', got {self.members!r}")
@@ -174,17 +166,9 @@ class FusionOptions:
             raise ValueError("members = 'list' needs fusion.channels (names such as '3/7': model 3, channel 7)")
         if self.cluster_measure not in ("vi", "nmi"):
             raise ValueError(f"cluster_measure must be 'vi' or 'nmi', got {self.cluster_measure!r}")
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
-        for name in ("dim", "steps", "max_members"):
+        for name in ("steps", "max_members"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
-        if not (math.isfinite(self.init_std) and self.init_std >= 0):
-            raise ValueError(f"init_std must be 0 or more, got {self.init_std}")
 
 
 STAGE = Stage(name="fusion", writes=schema.GROUP, needs=("fingerprint", "embeddings", "channels"), plan=plan,
