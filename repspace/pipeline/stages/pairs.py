@@ -120,8 +120,10 @@ def plan(ctx: StageContext) -> Plan:
     total = lay.n_models * lay.n_channels
     among = (f"{total} x {total} channel pairs" if kept is None else
              f"pairs among the {int(kept.sum())} of {total} channels with I(U) >= {ctx.config.info_threshold} bits")
+    errors_note = (f"; standard errors from {groups} jackknife groups, about {ERROR_COST:g}x the time without them "
+                   f"(--error-groups 0: none)" if groups else "")
     return Plan(blocks=blocks, markers={"done": ((len(ranges), len(ranges)), ("block_a", "block_b"))},
-                note=f"{among}, in blocks of {block} models")
+                note=f"{among}, in blocks of {block} models{errors_note}")
 
 
 STAGE = Stage(name="pairs", writes=schema.GROUP, needs=("embeddings",), plan=plan, task=task,
