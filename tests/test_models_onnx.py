@@ -8,6 +8,9 @@ relative) is the bound the loader must meet.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -137,3 +140,60 @@ def test_sidecar_options_and_coordinates(tmp_path, images):
     np.testing.assert_allclose(enc(images)[1], numpy_encode(p, images, scale="sigma")[1], **TOL)
     assert (enc.info.family, enc.info.hyperparameter_name, enc.info.hyperparameter_value, enc.info.seed) == \
         ("infogan", "lambda", 0.5, 3)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_recipe() -> str:
+    """The README's torch.onnx.export call (a ```py block: shown, not run, as it needs PyTorch)."""
+    blocks = re.findall(r"```py\n(.*?)```", README.read_text(), re.S)
+    (recipe,) = [b for b in blocks if "torch.onnx.export" in b]
+    return recipe
+
+
+def test_the_readme_pytorch_recipe_makes_what_the_loader_reads(tmp_path):
+    recipe = readme_recipe()
+    (inputs,) = re.findall(r"input_names=\[([^\]]*)\]", recipe)
+    (outputs,) = re.findall(r"output_names=\[([^\]]*)\]", recipe)
+    (example,) = re.findall(r"torch\.rand\(([\d, ]+)\)", recipe)
+    input_name = inputs.strip().strip('"')
+    names = tuple(o.strip().strip('"') for o in outputs.split(","))
+    _, c, h, w = (int(d) for d in example.split(","))
+    assert 'dynamic_axes={"x": {0: "batch"}}' in recipe and input_name == "x" and names == ("mu", "logvar")
+    # what torch.onnx.export writes for it: input x [batch, C, H, W] float32, outputs mu and logvar [batch, K]
+    p = weights(8, h, w, c, K, conv=True)
+    path = build_encoder(tmp_path / "vae0.onnx", p, h, w, c, layout="NCHW", conv=True, names=names,
+                         input_name=input_name)
+    enc = load_encoder(path)  # the defaults, nothing configured
+    assert enc.input_shape == (h, w, c) and enc.n_latents == K
+    x = np.random.default_rng(9).random((5, h, w, c)).astype(np.float32)
+    mean, logvar = enc(x)
+    ref_m, ref_lv = numpy_encode(p, x, conv=True)
+    np.testing.assert_allclose(mean, ref_m, **TOL)
+    np.testing.assert_allclose(logvar, ref_lv, **TOL)
+
+
+def test_the_readme_pytorch_recipe_with_pytorch(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64 * 64, 16), torch.nn.ReLU())
+            self.mu, self.logvar = torch.nn.Linear(16, K), torch.nn.Linear(16, K)
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.mu(h), self.logvar(h)
+
+    encoder = Encoder()
+    (tmp_path / "models").mkdir()
+    recipe = readme_recipe().replace('"models/vae0.onnx"', repr(str(tmp_path / "models" / "vae0.onnx")))
+    exec(compile(recipe, "README.md", "exec"), {"torch": torch, "encoder": encoder})
+    x = np.random.default_rng(10).random((3, 64, 64, 1)).astype(np.float32)
+    mean, logvar = load_encoder(tmp_path / "models" / "vae0.onnx")(x)
+    with torch.no_grad():
+        ref_m, ref_lv = encoder(torch.from_numpy(np.transpose(x, (0, 3, 1, 2)).copy()))
+    np.testing.assert_allclose(mean, ref_m.numpy(), **TOL)
+    np.testing.assert_allclose(logvar, ref_lv.numpy(), **TOL)
