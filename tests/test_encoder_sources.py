@@ -234,3 +234,38 @@ def test_an_onnx_and_a_tensorflow_encoder_of_one_function_give_the_same_pairs(tm
     for measure in ("nmi", "vi"):
         assert np.isfinite(a[measure].values).all()
         np.testing.assert_allclose(a[measure].values, b[measure].values, atol=1e-5)
+
+
+def test_posterior_files_over_a_dataset_feed_the_monte_carlo_encode(tmp_path, threads_client):
+    """Files over all 1,797 digits images serve the seeded subset that encode_dataset draws; a file over
+    another dataset is refused, naming both."""
+    from repspace.data import load_dataset
+
+    everything = load_dataset("digits").images(np.arange(1797))
+    for n in range(2):
+        path = build_encoder(tmp_path / "onnx" / f"m{n}.onnx", weights(20 + n, 8, 8, 1, K, conv=False), 8, 8, 1)
+        mean, logvar = load_encoder(path)(everything)
+        order = np.random.default_rng(n).permutation(1797)  # any order of rows
+        write_posterior_file(tmp_path / "files" / f"m{n}.npz", mean[order], logvar[order], dataset_index=order,
+                             images={"dataset": "digits", "image_size": 8})
+    write_posterior_file(tmp_path / "files" / "other.npz", mean, logvar, dataset_index=np.arange(1797),
+                         images={"dataset": "mnist", "image_size": 8})
+    stores = []
+    for name, source in (("onnx", "directory"), ("files", "posteriors")):
+        cfg = RunConfig(run_dir=str(tmp_path / f"run_{name}"), dataset="digits", image_size=8, dashboard=False,
+                        models={"source": source, "dir": str(tmp_path / name)}, stages=("models", "encode_dataset"),
+                        latents={"n_dataset_images": 150, "images_per_encode_task": 64})
+        if source == "posteriors":
+            with pytest.warns(FailedModelsWarning):
+                result = run(cfg, client=threads_client)
+            assert list(result.failed_models) == ["other"]
+            assert "other.npz was computed on images" in result.failed_models["other"]
+            assert '"dataset": "mnist"' in result.failed_models["other"]
+            assert '"dataset": "digits"' in result.failed_models["other"]
+        else:
+            run(cfg, client=threads_client)
+        stores.append(cfg.store)
+    a, b = (xr.open_zarr(s, group="dataset_embeddings", consolidated=False) for s in stores)
+    np.testing.assert_array_equal(a["dataset_index"].values, b["dataset_index"].values)
+    for var in ("mu", "logvar"):  # onnxruntime on 1,797 images at once or 64 at a time: float32 rounding at most
+        np.testing.assert_allclose(a[var].values, b[var].values[:2], rtol=1e-6, atol=1e-6)
