@@ -192,7 +192,7 @@ def test_a_model_for_other_images_is_named_with_the_shape_it_wants(tmp_path, thr
     with pytest.warns(FailedModelsWarning):
         result = run(cfg, client=threads_client)
     assert result.failed_models == {
-        "small": "takes images of 16x16x1 (H x W x C); the fingerprint images are 32x32x1"}
+        "small": "takes images of 16x16x1 (H x W x C), refused images of 32x32x1 (the fingerprint's)"}
 
 
 def write_tf_twin(path, p) -> None:

@@ -197,3 +197,37 @@ def test_the_readme_pytorch_recipe_with_pytorch(tmp_path):
         ref_m, ref_lv = encoder(torch.from_numpy(np.transpose(x, (0, 3, 1, 2)).copy()))
     np.testing.assert_allclose(mean, ref_m.numpy(), **TOL)
     np.testing.assert_allclose(logvar, ref_lv.numpy(), **TOL)
+
+
+def test_discovery_of_onnx_models_and_posterior_files(tmp_path):
+    from repspace.models import find_models, write_posterior_file
+
+    p = weights(0, H, W, 1, K, conv=False)
+    build_encoder(tmp_path / "7.onnx", p, H, W, 1)
+    build_encoder(tmp_path / "7_decoder.onnx", p, H, W, 1)  # a decoder is not a model of its own
+    build_encoder(tmp_path / "vae" / "encoder.onnx", p, H, W, 1)
+    build_encoder(tmp_path / "family=beta_vae" / "beta=16" / "seed=2.onnx", p, H, W, 1)
+    (tmp_path / "notes").mkdir()  # a folder of another kind is not searched
+    build_encoder(tmp_path / "notes" / "x.onnx", p, H, W, 1)
+    (tmp_path / "vae" / "model.toml").write_text('[model]\nfamily = "infogan"\nseed = 1\n')
+    found = find_models(tmp_path)
+    assert [e.name for e in found] == ["7", "family=beta_vae/beta=16/seed=2", "vae"]
+    assert [(e.family, e.hyperparameter, e.seed, e.source) for e in found[1:]] == [
+        ("beta_vae", "beta", 2, "onnx"), ("infogan", "", 1, "onnx")]  # the sidecar wins over the layout
+    assert found[1].hyperparameter_value == 16.0 and np.isnan(found[2].hyperparameter_value)
+    assert [e.name for e in find_models(tmp_path, ["vae", 7])] == ["vae", "7"]
+    with pytest.raises(FileNotFoundError, match=r"lacks models 8 \(expected .*ONNX models"):
+        find_models(tmp_path, [8])
+    with pytest.raises(FileNotFoundError, match=r"no models in .*posterior files <name>.npz"):
+        find_models(tmp_path, kind="posteriors")
+    write_posterior_file(tmp_path / "post" / "a.npz", np.zeros((3, K)), np.zeros((3, K)), dataset_index=[0, 1, 2],
+                         images={"dataset": "digits", "image_size": 8})
+    (tmp_path / "post" / "a.toml").write_text('[model]\nseed = "x"\n')
+    with pytest.raises(ValueError, match=r"a.toml: \[model\] invalid literal"):
+        find_models(tmp_path / "post", kind="posteriors")
+    (tmp_path / "post" / "a.toml").write_text('[model]\nseed = 4\n[trainer]\nx = 1\n')
+    with pytest.raises(ValueError, match=r"a.toml: unknown tables \['trainer'\]"):
+        find_models(tmp_path / "post", kind="posteriors")
+    (tmp_path / "post" / "a.toml").write_text('[model]\nseed = 4\n')
+    (entry,) = find_models(tmp_path / "post", kind="posteriors")
+    assert (entry.name, entry.seed, entry.source) == ("a", 4, "posteriors")

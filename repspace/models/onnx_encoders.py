@@ -202,6 +202,8 @@ def _decoder(path: Path, file: Path, layout: str, n_latents: int, opts: EncoderO
         y = np.asarray(y, np.float32)
         if layout == "NCHW" and y.ndim == 4:
             y = np.transpose(y, (0, 2, 3, 1))
+        elif layout == "NHW" and y.ndim == 3:
+            y = y[..., np.newaxis]
         if opts.decoder_output == "image":
             y = np.clip((y - lo) / (hi - lo), 0.0, 1.0)
         return y
@@ -227,7 +229,7 @@ def load_onnx(path: Path, opts: EncoderOptions):
     shape = list(inp.shape)
     layout = _layout(path, shape, opts, inp.name)
     hwc = {"NHW": (shape[1], shape[2], 1), "NHWC": tuple(shape[1:]), "NCHW": (shape[2], shape[3], shape[1])}[layout]
-    input_shape = tuple(_dim(d) if not (layout == "NHW" and i == 2) else 1 for i, d in enumerate(hwc))
+    input_shape = tuple(_dim(d) for d in hwc)
     names = [o.name for o in sess.get_outputs()]
     fixed = opts.fixed_logvar is not None
     single = len(names) == 1

@@ -159,8 +159,8 @@ def agree(ctx: StageContext, models: list[dict[str, Any]], image_shape: tuple[in
             source = "the configuration's n_channels" if ctx.config.n_channels else f"{counts[n]} of {len(models)} models"
             failed[m["name"]] = f"gives {r['n_latents']} channels; the run's models give {n} ({source})"
         elif image_shape is not None and any(w is not None and w != g for w, g in zip(r["input_shape"], image_shape)):
-            failed[m["name"]] = (f"takes images of {_shape(r['input_shape'])} (H x W x C); the fingerprint images are "
-                                 f"{_shape(image_shape)}")
+            failed[m["name"]] = (f"takes images of {_shape(r['input_shape'])} (H x W x C), refused images of "
+                                 f"{_shape(image_shape)} (the fingerprint's)")
     shapes = Counter(tuple(r["input_shape"]) for r in results if r.get("n_latents") == n)
     return n, list(shapes.most_common(1)[0][0]) if shapes else [None, None, None], failed
 
