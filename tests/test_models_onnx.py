@@ -231,3 +231,12 @@ def test_discovery_of_onnx_models_and_posterior_files(tmp_path):
     (tmp_path / "post" / "a.toml").write_text('[model]\nseed = 4\n')
     (entry,) = find_models(tmp_path / "post", kind="posteriors")
     assert (entry.name, entry.seed, entry.source) == ("a", 4, "posteriors")
+
+
+def test_importing_the_package_does_not_import_onnxruntime():
+    import subprocess
+    import sys
+
+    code = "import sys, repspace.models, repspace.pipeline; print('onnxruntime' in sys.modules, 'onnx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]  # only loading an ONNX model imports them (an optional extra)
