@@ -20,7 +20,8 @@ as ``distributed``, which it re-exports).
    ``repspace._quiet``'s ``import_tensorflow`` (the quiet import, which alone may name it outside
    models); ``tensorflow_datasets`` (or ``import_tfds``) only ``repspace.data.tfds_loader``, the reader of
    datasets prepared by it. The analyses (``repspace.measures``, ``repspace.fusion``), kernels, data,
-   store, pipeline and plots call into models for what needs TensorFlow.
+   store, pipeline and plots call into models for what needs TensorFlow. Likewise only ``repspace.models.*``
+   imports ``onnx`` or ``onnxruntime`` (the ONNX encoders).
 8. No import cycles among repspace modules, function-level imports included. Importing a package is
    an edge to its ``__init__``; importing ``a.b.c`` adds no edge to ``a.b``; edges from
    ``repspace/__init__.py`` into ``repspace`` are skipped. ``if TYPE_CHECKING:`` imports are left
@@ -152,6 +153,11 @@ def rule_tensorflow(graph, sources):
     return sorted(bad)
 
 
+def rule_onnx(graph, sources):
+    return sorted((m, name) for m, names in graph.items() if layer(m) != "models"
+                  for name in names if name in {"onnx", "onnxruntime"})
+
+
 def rule_no_cycles(graph, sources):
     """Every edge m -> n inside a cycle (n reaches m back), self-imports included; no TYPE_CHECKING edges."""
     runtime = import_graph(sources, type_checking=False)
@@ -171,7 +177,7 @@ def rule_no_cycles(graph, sources):
 
 
 RULES = {f.__name__: f for f in (rule_kernels, rule_store, rule_data_models, rule_plots,
-                                 rule_pipeline, rule_distributed, rule_tensorflow, rule_no_cycles)}
+                                 rule_pipeline, rule_distributed, rule_tensorflow, rule_onnx, rule_no_cycles)}
 
 
 def violations(sources: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
@@ -220,6 +226,10 @@ def test_tensorflow_only_in_models():
     _assert_clean("rule_tensorflow", "only repspace.models uses tensorflow (tensorflow_datasets: data.tfds_loader)")
 
 
+def test_onnxruntime_only_in_models():
+    _assert_clean("rule_onnx", "only repspace.models imports onnx or onnxruntime")
+
+
 def test_no_import_cycles():
     _assert_clean("rule_no_cycles", "import cycles among repspace modules (the edges inside each cycle)")
 
@@ -244,6 +254,7 @@ def test_checker_finds_planted_violations():
         "repspace.measures": _in_function("import tensorflow.keras"),
         "repspace.data.dsprites": _in_function("from .. import _quiet\n    return _quiet.import_tfds()"),
         "repspace.store.channels": "\nimport tensorflow_datasets as tfds\n",
+        "repspace.pipeline.stages.encode": _in_function("import onnxruntime as ort"),
         # Under TYPE_CHECKING: an import for rules 1-7, but no edge for the cycle check.
         "repspace.kernels._array": "\nif TYPE_CHECKING:\n    from . import montecarlo\n",
     }
@@ -257,6 +268,7 @@ def test_checker_finds_planted_violations():
         "rule_tensorflow": {("repspace.fusion", "import_tensorflow"), ("repspace.measures", "tensorflow"),
                             ("repspace.data.dsprites", "import_tfds"), ("repspace.plots.structure", "tensorflow"),
                             ("repspace.store.channels", "tensorflow_datasets")},
+        "rule_onnx": {("repspace.pipeline.stages.encode", "onnxruntime")},
         "rule_no_cycles": {("repspace.kernels.distances", "repspace.kernels"),
                            ("repspace.kernels", "repspace.kernels.distances"),
                            ("repspace.store.core", "repspace.pipeline.driver"),

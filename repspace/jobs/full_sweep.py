@@ -15,6 +15,7 @@ from ..data.catalog import DATASETS
 from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config
 from ..pipeline.config import DEFAULT_CONFIG
 from ..pipeline.repair import drop_models
+from ..pipeline.stages.models import MODEL_SOURCES
 from ._run import add_execution_args, execution, run_and_report, without_figures
 
 
@@ -37,10 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-images", type=int, help=f"number of fingerprint images N (offline default: {d.n_images})")
     g.add_argument("--seed", type=int, help=f"seed that draws the fingerprint set (offline default: {d.seed})")
     g = p.add_argument_group("models")
-    g.add_argument("--models-source", choices=("trained", "directory", "zoo"),
-                   help="trained: train the [models.train] grid on first use; directory: every model in --models-dir; "
-                        "zoo: download --models numbers into --models-dir")
-    g.add_argument("--models-dir", help=f"folder of model folders <n>/model/tfhub (offline default: {d.models.dir})")
+    g.add_argument("--models-source", choices=MODEL_SOURCES,
+                   help="trained: train the [models.train] grid on first use; directory: every model in --models-dir "
+                        "(TensorFlow or ONNX); zoo: download --models numbers into --models-dir; posteriors: every "
+                        "posterior file (.npz, .zarr) in --models-dir")
+    g.add_argument("--models-dir", help=f"folder of the models, e.g. <n>/model/tfhub or <name>.onnx (offline "
+                                        f"default: {d.models.dir})")
     g.add_argument("--models", nargs="+", help="model numbers or ranges, e.g. 0-49 300-349")
     g.add_argument("--base-url", help="zoo mirror to download from")
     g.add_argument("--train-steps", type=int, help="training steps per model (source = trained)")

@@ -11,6 +11,9 @@ Sources
   exports).
 - Keras models (``.keras`` or ``.h5`` files) whose outputs are ``[mean, logvar]`` or a dict
   with those keys.
+- ONNX models (``<name>.onnx``, or a folder holding ``encoder.onnx``), run with onnxruntime,
+  read as :class:`~repspace.models.onnx_encoders.EncoderOptions` says (outputs, scale,
+  layout, value range, decoder, a fixed variance): see :mod:`repspace.models.onnx_encoders`.
 
 The :class:`Encoder` guards TensorFlow against input it mishandles: a 3-D image batch (which
 aborts the process inside TF) gets its channel axis, float64 or integer input is cast to
@@ -27,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from repspace.models.onnx_encoders import EncoderOptions, encoder_options, load_onnx
+from repspace.models.sidecar import read_sidecar
 from repspace.models.zoo import ModelInfo, read_model_info
 
 __all__ = ["Encoder", "load_encoder"]
@@ -50,9 +55,11 @@ class Encoder:
     info : ModelInfo or None
         What the model is (from its train.gin or the zoo index), when known.
     kind : str
-        ``"hub"`` (TF1 Hub-format module), ``"saved_model"`` or ``"keras"``.
+        ``"hub"`` (TF1 Hub-format module), ``"saved_model"``, ``"keras"`` or ``"onnx"``.
     batch_size : int
-        Images per call into TensorFlow.
+        Images per call into the model.
+    fixed_logvar : float64 array (n_latents,) or None
+        The constant log-variance of an encoder that gives means only (None: the model gives it).
     """
 
     def __init__(
@@ -67,6 +74,9 @@ class Encoder:
         info: ModelInfo | None = None,
         batch_size: int = 256,
         signatures: tuple[str, ...] = (),
+        fixed_logvar: np.ndarray | None = None,
+        decoder_logits: bool = True,
+        no_decoder: str | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -79,6 +89,10 @@ class Encoder:
         self.info = info
         self.batch_size = int(batch_size)
         self.signatures = signatures
+        self.fixed_logvar = fixed_logvar
+        self._decoder_logits = decoder_logits
+        self.no_decoder = no_decoder or (f"model {path} has no 'decoder' signature (it has: "
+                                         f"{', '.join(signatures) or 'none'}); it can encode but not decode")
 
     def __repr__(self) -> str:
         return (f"Encoder({str(self.path)!r}, kind={self.kind!r}, input_shape={self.input_shape}, "
@@ -135,14 +149,11 @@ class Encoder:
     def decode(self, latents: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
         """Images decoded from ``latents`` (n, n_latents): float32 (n, H, W, C) in [0, 1].
 
-        The sigmoid of the decoder's logits. Raises ValueError when the model has no
-        ``decoder`` signature.
+        The sigmoid of the decoder's logits (or its images, for a decoder that gives them). Raises
+        ValueError, saying why (:attr:`no_decoder`), when the model has no decoder.
         """
         if self._decode is None:
-            raise ValueError(
-                f"model {self.path} has no 'decoder' signature (it has: {', '.join(self.signatures) or 'none'}); "
-                "it can encode but not decode"
-            )
+            raise ValueError(self.no_decoder)
         z = np.asarray(latents, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.n_latents:
             raise ValueError(f"model {self.path} decodes (n, {self.n_latents}) latents, refused shape {z.shape}")
@@ -151,6 +162,8 @@ class Encoder:
         if not out:
             return np.empty((0, *[d or 0 for d in self.input_shape]), np.float32)
         logits = np.concatenate(out).astype(np.float32)
+        if not self._decoder_logits:
+            return logits
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
@@ -250,20 +263,40 @@ def _from_keras(path: Path):
     return "keras", encode, None, input_shape, n_latents, tuple(out_names)
 
 
-def load_encoder(path: str | Path, *, batch_size: int = 256, info: ModelInfo | None = None) -> Encoder:
-    """Load an encoder from a model directory, a SavedModel or a Keras file.
+def _is_onnx(path: Path) -> bool:
+    return path.suffix == ".onnx" or (path.is_dir() and (path / "encoder.onnx").is_file())
+
+
+def info_from_coordinates(coords: dict, source: str) -> ModelInfo | None:
+    """A ModelInfo from sidecar or folder-layout coordinates (None when they give none)."""
+    if not coords:
+        return None
+    return ModelInfo(number=None, dataset=coords.get("dataset", ""), family=coords.get("family", ""),
+                     hyperparameter_name=coords.get("hyperparameter", ""),
+                     hyperparameter_value=float(coords.get("hyperparameter_value", float("nan"))),
+                     seed=int(coords.get("seed", -1)), source=coords.get("source", source))
+
+
+def load_encoder(path: str | Path, *, batch_size: int = 256, info: ModelInfo | None = None,
+                 options: EncoderOptions | dict | None = None) -> Encoder:
+    """Load an encoder from a model directory, a SavedModel, a Keras file or an ONNX model.
 
     Parameters
     ----------
     path : path
         One of: a model directory ``<n>/`` holding ``model/tfhub`` (a zoo download or a model
         trained here), a SavedModel directory (TF1 Hub-format or TF2) with a
-        ``gaussian_encoder`` signature, or a ``.keras``/``.h5`` file.
+        ``gaussian_encoder`` signature, a ``.keras``/``.h5`` file, or an ONNX model (a
+        ``.onnx`` file or a folder holding ``encoder.onnx``).
     batch_size : int
-        Images per call into TensorFlow.
+        Images per call into the model.
     info : ModelInfo, optional
         What the model is; by default read from ``<n>/model/results/gin/train.gin`` or the
-        zoo index of ``n`` (see :func:`repspace.models.zoo.read_model_info`).
+        zoo index of ``n`` (see :func:`repspace.models.zoo.read_model_info`), or from an ONNX
+        model's sidecar.
+    options : EncoderOptions or mapping, optional
+        How to read an ONNX model (the run's ``[models.encoder]`` table); the model's sidecar
+        ``[encoder]`` table overrides it key by key.
 
     Returns
     -------
@@ -272,6 +305,17 @@ def load_encoder(path: str | Path, *, batch_size: int = 256, info: ModelInfo | N
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
+    if _is_onnx(path):
+        coords, own = read_sidecar(path)
+        opts = encoder_options(options, own, where=f"model {path}")
+        kind, encode, decode, input_shape, n_latents, names, fixed = load_onnx(path, opts)
+        beside = "decoder.onnx beside encoder.onnx" if path.is_dir() else f"{path.stem}_decoder.onnx beside it"
+        why = None if decode is not None else (
+            f"model {path} has no decoder (give one as {beside}, or name it with decoder in [models.encoder] "
+            "or its sidecar)")
+        return Encoder(path, kind, encode, input_shape, n_latents, decode_fn=decode,
+                       info=info or info_from_coordinates(coords, "onnx"), batch_size=batch_size, signatures=names,
+                       fixed_logvar=fixed, decoder_logits=opts.decoder_output == "logits", no_decoder=why)
     target, model_dir = _resolve(path)
     from .._quiet import import_tensorflow
 
@@ -284,7 +328,7 @@ def load_encoder(path: str | Path, *, batch_size: int = 256, info: ModelInfo | N
     elif target.suffix in (".keras", ".h5"):
         kind, encode, decode, input_shape, n_latents, names = _from_keras(target)
     else:
-        raise ValueError(f"{path}: not a SavedModel directory or a .keras/.h5 file")
+        raise ValueError(f"{path}: not a SavedModel directory, a .keras/.h5 file or an ONNX model")
     if info is None and model_dir is not None:
         info = read_model_info(model_dir)
     return Encoder(

@@ -25,7 +25,8 @@ model          (model,) coordinate     str      with the model coordinates of
 
 attrs: ``images_id`` (what identifies the images: for ``embeddings`` the fingerprint set's
 :func:`~repspace.store.fingerprint.fingerprint_id`), ``images`` (JSON of it),
-``failed_models`` ({name: reason}), ``complete``.
+``failed_models`` ({name: reason}), ``fixed_logvar`` ({name: [log-variance per channel]} of the
+models whose variance is a configured constant, as an InfoGAN's), ``complete``.
 """
 
 from __future__ import annotations

@@ -5,12 +5,17 @@ whole dataset (``encode_dataset``), in the one layout of :mod:`repspace.store.em
 which renders the block once and encodes it with every model still missing there. Each task
 records per model and image block whether it was encoded (1) or failed (-1, with the reason):
 that status is the stage's marker, so a rerun encodes what is missing or failed, and models
-added to the run only their own. A model whose posteriors are NaN, or that cannot be loaded,
-is named and left out; the rest of the run goes on.
+added to the run only their own. A model whose posteriors are NaN, that cannot be loaded, or that
+takes images of another shape than the fingerprint's, is named and left out; the rest of the run
+goes on. A posterior file (``models.source = "posteriors"``) is read, not encoded: its rows for
+the block's images, after checking that it was made on the run's images. The group's attr
+``fixed_logvar`` ({name: [log-variance per channel]}) records the models whose variance is a
+configured constant rather than an output of the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -21,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ...data import load_dataset, sample_indices
-from ...models import load_encoder
+from ...models import is_posterior_file, load_encoder, open_posteriors
 from ...store import StoreError, block_ranges, identity_hash, open_group, verify
 from ...store import embeddings as schema
 from ...store import models as models_schema
@@ -38,6 +43,17 @@ class FailedModelsWarning(UserWarning):
     """Some models could not be encoded; the run goes on without them."""
 
 
+def _posteriors(path: str, options: dict[str, Any] | None, images, emb, start: int, stop: int, batch_size: int):
+    """(mu, logvar) (image, channel) of one model on images start:stop, and its fixed log-variance or None."""
+    if is_posterior_file(path):
+        source = open_posteriors(path)
+        images_attr = json.loads(emb.attrs.get("images", "{}"))
+        index = np.asarray(emb["dataset_index"][start:stop])
+        return (*source.posteriors(str(emb.attrs.get("images_id")), images_attr, index), None)
+    enc = load_encoder(path, options=options)
+    return (*enc(images(), batch_size=batch_size), enc.fixed_logvar)
+
+
 def encode_task(
     store_path: str,
     group: str,
@@ -47,23 +63,33 @@ def encode_task(
     stop: int,
     dataset: dict[str, Any] | None,
     batch_size: int,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Encode images start:stop (the fingerprint images when ``dataset`` is None) with each model of ``rows``.
+    """Encode images start:stop (the fingerprint images when ``dataset`` is None) with each model of ``rows``
+    (a posterior file's rows are read, not encoded).
 
-    rows : (model index, name, path). Returns {"failed": {name: reason}, "seconds": float}.
+    rows : (model index, name, path); options : the run's encoder options (``[models.encoder]``).
+    Returns {"failed": {name: reason}, "fixed_logvar": {name: [per channel]}, "seconds": float}.
     """
     t0 = time.perf_counter()
     emb = open_group(store_path, group, mode="r+")
-    if dataset is None:
-        images = np.asarray(open_group(store_path, "fingerprint")["images"][start:stop], dtype=np.float32)
-    else:
-        ds = load_dataset(dataset["name"], data_dir=dataset["data_dir"], image_size=dataset["image_size"])
-        images = np.asarray(ds.images(np.asarray(emb["dataset_index"][start:stop])), dtype=np.float32)
+    loaded: list[np.ndarray] = []
+
+    def images() -> np.ndarray:  # read or rendered once, and only for a model that encodes them
+        if not loaded:
+            if dataset is None:
+                loaded.append(np.asarray(open_group(store_path, "fingerprint")["images"][start:stop], np.float32))
+            else:
+                ds = load_dataset(dataset["name"], data_dir=dataset["data_dir"], image_size=dataset["image_size"])
+                loaded.append(np.asarray(ds.images(np.asarray(emb["dataset_index"][start:stop])), dtype=np.float32))
+        return loaded[0]
+
     n_channels = int(emb["mu"].shape[1])
     failed: dict[str, str] = {}
+    fixed: dict[str, list[float]] = {}
     for i, name, path in rows:
         try:
-            mu, logvar = load_encoder(path)(images, batch_size=batch_size)
+            mu, logvar, fixed_logvar = _posteriors(path, options, images, emb, start, stop, batch_size)
         except Exception as err:  # one model that cannot encode does not stop the others
             failed[name] = f"{type(err).__name__}: {err}"
             emb["encoded"][i, image_block] = -1
@@ -83,27 +109,36 @@ def encode_task(
         emb["mu"][i, :, start:stop] = mu
         emb["logvar"][i, :, start:stop] = logvar
         emb["encoded"][i, image_block] = schema.content_stamp(mu, logvar)
-    return {"failed": failed, "seconds": time.perf_counter() - t0}
+        if fixed_logvar is not None:
+            fixed[name] = [float(v) for v in fixed_logvar]
+    return {"failed": failed, "fixed_logvar": fixed, "seconds": time.perf_counter() - t0}
 
 
-def probe_task(path: str) -> dict[str, Any]:
+def probe_task(path: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """What one model is: its channels and input shape, or why it cannot be read (runs on a worker)."""
     try:
-        enc = load_encoder(path)
+        enc = open_posteriors(path) if is_posterior_file(path) else load_encoder(path, options=options)
         return {"n_latents": int(enc.n_latents), "input_shape": [None if s is None else int(s) for s in enc.input_shape]}
     except Exception as err:  # a model that cannot be read is named and left out
         return {"error": f"{type(err).__name__}: {err}"}
 
 
-def agree(ctx: StageContext, models: list[dict[str, Any]]) -> tuple[int, list, dict[str, str]]:
+def _shape(shape) -> str:
+    return "x".join("?" if s is None else str(s) for s in shape)
+
+
+def agree(ctx: StageContext, models: list[dict[str, Any]], image_shape: tuple[int, ...] | None = None
+          ) -> tuple[int, list, dict[str, str]]:
     """The channel count of the run (the configuration's, else the one most models give) and its models'
-    input shape; and {name: reason} of the models that give another count or cannot be read."""
+    input shape; and {name: reason} of the models that give another count, cannot be read, or take images
+    of another shape than ``image_shape`` (H, W, C) when given."""
     paths = [m["path"] for m in models]
+    options = dataclasses.asdict(ctx.config.models.encoder)
     if ctx.client is not None:
-        results = ctx.client.gather(ctx.client.map(probe_task, paths, pure=False, key=[
+        results = ctx.client.gather(ctx.client.map(probe_task, paths, options=options, pure=False, key=[
             f"probe-{i}-{os.urandom(4).hex()}" for i in range(len(paths))]))
     else:
-        results = [probe_task(p) for p in paths]
+        results = [probe_task(p, options) for p in paths]
     counts = Counter(r["n_latents"] for r in results if "n_latents" in r)
     if not counts:
         raise RuntimeError(f"none of the {len(models)} models can be read: " + "; ".join(
@@ -123,6 +158,9 @@ def agree(ctx: StageContext, models: list[dict[str, Any]]) -> tuple[int, list, d
         elif r["n_latents"] != n:
             source = "the configuration's n_channels" if ctx.config.n_channels else f"{counts[n]} of {len(models)} models"
             failed[m["name"]] = f"gives {r['n_latents']} channels; the run's models give {n} ({source})"
+        elif image_shape is not None and any(w is not None and w != g for w, g in zip(r["input_shape"], image_shape)):
+            failed[m["name"]] = (f"takes images of {_shape(r['input_shape'])} (H x W x C), refused images of "
+                                 f"{_shape(image_shape)} (the fingerprint's)")
     shapes = Counter(tuple(r["input_shape"]) for r in results if r.get("n_latents") == n)
     return n, list(shapes.most_common(1)[0][0]) if shapes else [None, None, None], failed
 
@@ -178,14 +216,15 @@ def plan_encode(ctx: StageContext) -> Plan:
     index, attrs, images_id = schema.fingerprint_images(ctx.root)
     n_channels, failed = None, {}
     if "mu" not in ctx.group:  # a new group: the channels the models agree on
-        n_channels, _, failed = agree(ctx, models)
+        image_shape = tuple(int(d) for d in ctx.root["fingerprint"]["images"].shape[1:])
+        n_channels, _, failed = agree(ctx, models, image_shape)
     lay = schema.layout(ctx.group, models, n_channels=n_channels, dataset_index=index,
                         images=attrs, images_id=images_id, models_per_chunk=c.models_per_encode_task,
                         images_per_chunk=index.size)
     _leave_out(ctx, lay, failed)
     _reencode_damaged(ctx, lay)
     ranges = block_ranges(lay.n_models, lay.models_per_chunk)
-    blocks = _blocks(lay, ranges, (None, 256), failed)
+    blocks = _blocks(lay, ranges, (None, 256, dataclasses.asdict(c.models.encoder)), failed)
     return Plan(blocks=blocks, state=(lay, failed),
                 note=f"{lay.n_models} models x {lay.n_channels} channels x {lay.n_images} images")
 
@@ -209,7 +248,8 @@ def plan_encode_dataset(ctx: StageContext) -> Plan:
     _leave_out(ctx, lay, failed)
     _reencode_damaged(ctx, lay)
     dataset = {"name": c.dataset, "data_dir": c.data_dir, "image_size": image_size}
-    blocks = _blocks(lay, [(0, lay.n_models)], (dataset, opts.batch_size), failed)
+    encoder = dataclasses.asdict(c.models.encoder)
+    blocks = _blocks(lay, [(0, lay.n_models)], (dataset, opts.batch_size, encoder), failed)
     return Plan(blocks=blocks, state=(lay, failed),
                 note=f"{lay.n_models} models x {lay.n_images} images of {c.dataset}")
 
@@ -226,6 +266,10 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     status = lay.status()
     failed = {n: new.get(n, recorded.get(n, "failed")) for i, n in enumerate(lay.names) if (status[i] < 0).any()}
     ctx.group.attrs["failed_models"] = json.dumps(failed, sort_keys=True)
+    fixed = json.loads(ctx.group.attrs.get("fixed_logvar", "{}"))
+    for r in results.values():
+        fixed.update(r.get("fixed_logvar", {}))
+    ctx.group.attrs["fixed_logvar"] = json.dumps(fixed, sort_keys=True)
     if new:
         warnings.warn("models left out of the run: " + "; ".join(f"{k}: {v}" for k, v in new.items()),
                       FailedModelsWarning, stacklevel=2)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..._checks import check_types
-from ...models import TrainConfig, ModelEntry, download_models, find_models, parse_model_numbers, train_ensemble
+from ...models import (EncoderOptions, TrainConfig, ModelEntry, download_models, find_models, parse_model_numbers,
+                       train_ensemble)
 from ...store import models as schema
 from ..stage import Plan, Stage, StageContext
 
@@ -23,7 +24,7 @@ def locate(ctx: StageContext) -> list[ModelEntry]:
     try:
         numbers = parse_model_numbers(",".join(mc.numbers)) if mc.numbers else None
     except ValueError:
-        if mc.source != "directory":
+        if mc.source not in ("directory", "posteriors"):
             raise
         numbers = None  # folder names that are not numbers
     if mc.source == "trained":
@@ -39,9 +40,10 @@ def locate(ctx: StageContext) -> list[ModelEntry]:
         if not got:
             raise FileNotFoundError(f"none of the {len(numbers)} zoo models could be downloaded into {mc.dir}")
         return find_models(mc.dir, got)
+    kind = "posteriors" if mc.source == "posteriors" else "encoders"
     if mc.numbers and numbers is None:
-        return find_models(mc.dir, list(mc.numbers))
-    return find_models(mc.dir, numbers)
+        return find_models(mc.dir, list(mc.numbers), kind=kind)
+    return find_models(mc.dir, numbers, kind=kind)
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
@@ -56,7 +58,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     return f"{ctx.config.models.source}: {ctx.config.models.dir}; {len(entries)} models ({len(records) - before} new)"
 
 
-MODEL_SOURCES = ("trained", "directory", "zoo")
+MODEL_SOURCES = ("trained", "directory", "zoo", "posteriors")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +68,16 @@ class ModelsConfig:
     Attributes
     ----------
     source : "trained" (train ``train`` into ``dir`` on first use), "directory" (every
-        model folder in ``dir``), or "zoo" (download ``numbers`` into ``dir``).
-    dir : folder of model folders ``<n>/model/tfhub``.
+        model in ``dir``: zoo-layout folders, SavedModels, .keras files, ONNX models), "zoo"
+        (download ``numbers`` into ``dir``), or "posteriors" (every posterior file in ``dir``,
+        see :mod:`repspace.models.posterior_files`).
+    dir : folder of the models (``key=value`` folders in it are searched too).
     numbers : model numbers or ranges such as "0-49" (zoo; trained: a selection of the grid);
-        for a directory: folder names (numbers or ranges of numbered folders).
+        for a directory: model names (numbers or ranges of numbered folders).
     base_url : zoo mirror (None: the public bucket).
     train : TrainConfig fields for source = "trained".
+    encoder : how to read ONNX encoders (the ``[models.encoder]`` table; a model's sidecar
+        overrides it key by key): outputs, scale, layout, value range, decoder, fixed variance.
     """
 
     source: str = "trained"
@@ -79,6 +85,7 @@ class ModelsConfig:
     numbers: tuple[str, ...] = ()
     base_url: str | None = None
     train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    encoder: EncoderOptions = dataclasses.field(default_factory=EncoderOptions)
 
     def __post_init__(self) -> None:
         check_types(self, "")

@@ -1,18 +1,20 @@
 """The traversals stage: for every cluster of the structure, its most central channel swept over its
 range and decoded by its model's own decoder; stored (group ``traversals``) for the figures.
 
-One task per cluster and measure; a model without a decoder gives NaN images and
-``decoded = False``. The group is replaced whole.
+One task per cluster and measure; a model without a decoder (an ONNX encoder given none, a posterior
+file) gives NaN images, ``decoded = False`` and the reason in ``note``, which the stage's report
+line repeats. The group is replaced whole.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from ...kernels import CLUSTER_MEASURES
-from ...models import load_encoder
+from ...models import is_posterior_file, load_encoder
 from ...store import open_dataset, open_group, write_dataset
 from ...store import embeddings as emb_schema
 from ...store import traversals as schema
@@ -38,16 +40,20 @@ def traversal_latents(mu: np.ndarray, channel: int, n_steps: int = N_STEPS) -> t
     return latents, values
 
 
-def task(store_path: str, model_index: int, channel: int, n_steps: int) -> dict[str, Any]:
+def task(store_path: str, model_index: int, channel: int, n_steps: int,
+         options: dict[str, Any] | None = None) -> dict[str, Any]:
     emb = open_group(store_path, emb_schema.FINGERPRINT)
     mu = np.asarray(emb["mu"][model_index])
     latents, values = traversal_latents(mu, channel, n_steps)
     try:
-        enc = load_encoder(str(emb["path"][model_index]))
+        path = str(emb["path"][model_index])
+        if not path or is_posterior_file(path):
+            return {"values": values, "images": None, "why": "posteriors from a file: no model to decode with"}
+        enc = load_encoder(path, options=options)
     except Exception as err:  # a model that cannot be loaded gets no traversal; the figure says so
         return {"values": values, "images": None, "why": f"{type(err).__name__}: {err}"}
     if not enc.has_decoder:
-        return {"values": values, "images": None, "why": "no decoder"}
+        return {"values": values, "images": None, "why": enc.no_decoder}
     return {"values": values, "images": np.asarray(enc.decode(latents), np.float32), "why": ""}
 
 
@@ -59,8 +65,8 @@ def plan(ctx: StageContext) -> Plan:
         for k in np.flatnonzero(sizes > 0):
             unit = int(st["cluster_central_unit"].values[m, k])
             model, channel = int(st["model_index"].values[unit]), int(st["channel"].values[unit])
-            blocks.append(Block(name=f"{measure}-cluster{k}", marker=None, args=(model, channel, N_STEPS),
-                                extent=(m, int(k))))
+            blocks.append(Block(name=f"{measure}-cluster{k}", marker=None, extent=(m, int(k)),
+                                args=(model, channel, N_STEPS, dataclasses.asdict(ctx.config.models.encoder))))
     return Plan(blocks=blocks, state=st)
 
 
@@ -91,7 +97,9 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                                 "step": np.arange(N_STEPS)},
                         attrs={"structure_run_id": str(st.attrs.get("run_id", ""))})
     write_dataset(ctx.store_path, schema.GROUP, ds)
-    return f"{int(decoded.sum())} of {len(plan.blocks)} cluster traversals decoded"
+    why = sorted({str(n) for n in note[~decoded & (model != "")]})
+    reasons = f" (not decoded: {'; '.join(why[:3])}{' ...' if len(why) > 3 else ''})" if why else ""
+    return f"{int(decoded.sum())} of {len(plan.blocks)} cluster traversals decoded{reasons}"
 
 
 STAGE = Stage(name="traversals", writes=schema.GROUP, needs=("structure", "embeddings"), plan=plan, task=task,
