@@ -162,6 +162,13 @@ def _add_cka_cross(part: Any, xp: Any, row_sums: list[Any], same: bool) -> None:
     part.cross = part.cross + xp.matmul(xp.permute_dims(ra, (1, 0)), rb)
 
 
+def unit_blocks(n_a: int, n_b: int, ub: int, same: bool) -> list[tuple[int, int, int, int]]:
+    """(p0, p1, q0, q1) of every block of ``ub`` x ``ub`` units, rows of blocks first; with one set (``same``)
+    only the blocks on or above the block diagonal (the rest is their mirror)."""
+    return [(p0, min(n_a, p0 + ub), q0, min(n_b, q0 + ub))
+            for p0 in range(0, n_a, ub) for q0 in range(p0 if same else 0, n_b, ub)]
+
+
 def _second_set(a: RowSource, b: RowSource | None) -> tuple[RowSource, bool, int]:
     """The second set of units (``a`` again when None), whether it is ``a`` itself, and the images both cover."""
     if b is None:

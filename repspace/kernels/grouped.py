@@ -16,7 +16,7 @@ import numpy as np
 
 from . import fused
 from .allpairs import (BlockOptions, PairwiseInformation, _PRODUCT_BYTES_FOR_ROWS, _add_cka_cross, _add_cka_rows,
-                       _cka_from_sums, _run_blocks, _second_set, nmi_vi)
+                       _cka_from_sums, _run_blocks, _second_set, nmi_vi, unit_blocks)
 from .jackknife import ImageGroups, Reduction, grouped_log_sums, jackknife_se, rows_per_log
 from .jackknife import compiled as jackknife_compiled
 from .rows import RowSource, grouped_rows_and_sums, reordered
@@ -97,21 +97,16 @@ def _add_rows_grouped(part: _GroupedPartial, a: RowSource, b: RowSource, same: b
     if part.compiled:
         _grouped_products_compiled(part, xa, xb, same, n_a, n_b, rows, dtype, ub, groups, row_groups, spans, per)
         return
-    for p0 in range(0, n_a, ub):
-        p1 = min(n_a, p0 + ub)
-        left = xa[:, p0:p1, :]
-        for q0 in range(p0 if same else 0, n_b, ub):
-            q1 = min(n_b, q0 + ub)
-            right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
-            products = xp.stack([xp.matmul(left[:, :, c0:c1], right[:, c0:c1, :]) for c0, c1 in spans], axis=0)
-            acc, rep, sub = grouped_log_sums(xp, products, row_groups, groups, part.acc[p0:p1, q0:q1],
-                                             part.rep[:, p0:p1, q0:q1], part.sub[:, p0:p1, q0:q1])
-            part.acc[p0:p1, q0:q1], part.rep[:, p0:p1, q0:q1] = acc, rep
-            if groups.subsets:
-                part.sub[:, p0:p1, q0:q1] = sub
-            if part.cka:
-                part.frob[p0:p1, q0:q1] = part.frob[p0:p1, q0:q1] + xp.sum(products, axis=(0, 1), dtype=xp.float64)
-
+    for p0, p1, q0, q1 in unit_blocks(n_a, n_b, ub, same):
+        left, right = xa[:, p0:p1, :], xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
+        products = xp.stack([xp.matmul(left[:, :, c0:c1], right[:, c0:c1, :]) for c0, c1 in spans], axis=0)
+        acc, rep, sub = grouped_log_sums(xp, products, row_groups, groups, part.acc[p0:p1, q0:q1],
+                                         part.rep[:, p0:p1, q0:q1], part.sub[:, p0:p1, q0:q1])
+        part.acc[p0:p1, q0:q1], part.rep[:, p0:p1, q0:q1] = acc, rep
+        if groups.subsets:
+            part.sub[:, p0:p1, q0:q1] = sub
+        if part.cka:
+            part.frob[p0:p1, q0:q1] = part.frob[p0:p1, q0:q1] + xp.sum(products, axis=(0, 1), dtype=xp.float64)
 
 def _grouped_products_compiled(part: _GroupedPartial, xa: np.ndarray, xb: np.ndarray, same: bool, n_a: int, n_b: int,
                                rows: int, dtype: Any, ub: int, groups: ImageGroups, row_groups: np.ndarray,

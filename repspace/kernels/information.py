@@ -22,7 +22,7 @@ import numpy as np
 
 from . import fused
 from .allpairs import (CKA_CANCELLATION, BlockOptions, PairwiseInformation, _add_cka_cross, _add_cka_rows,
-                       _cka_from_sums, _run_blocks, _second_set, nmi_vi)
+                       _cka_from_sums, _run_blocks, _second_set, nmi_vi, unit_blocks)
 from .grouped import pairwise_with_errors
 from .jackknife import jackknife_groups, jackknife_se
 from .rows import LabelRows, MatrixRows, PosteriorRows, RowSource, label_coefficients, rows_and_sums
@@ -120,24 +120,19 @@ def _add_rows(
             _add_cka_rows(part, xp, k, xp.astype(rs, xp.float64), xp.sum(twice, axis=0, dtype=xp.float64), row_sums)
     if part.cka:
         _add_cka_cross(part, xp, row_sums, same)
-    n_a, n_b = a.n_units, b.n_units
-    for p0 in range(0, n_a, ub):
-        p1 = min(n_a, p0 + ub)
+    for p0, p1, q0, q1 in unit_blocks(a.n_units, b.n_units, ub, same):
         left = xa[:, p0:p1, :]
-        for q0 in range(p0 if same else 0, n_b, ub):
-            q1 = min(n_b, q0 + ub)
-            right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
-            if xp is np:  # into buffers reused from block to block: no fresh pages to fault in every time
-                products = np.matmul(left, right, out=part.scratch.get("products", (r1 - r0, p1 - p0, q1 - q0), dtype))
-                if part.cka:
-                    part.frob[p0:p1, q0:q1] += np.sum(products, axis=0, dtype=np.float64)
-                _sum_log2_mean(np, products, n, part.acc[p0:p1, q0:q1], part.scratch)
-                continue
-            products = xp.matmul(left, right)
-            part.acc[p0:p1, q0:q1] = part.acc[p0:p1, q0:q1] + _sum_log2_mean(xp, products, n)
+        right = xp.permute_dims(xb[:, q0:q1, :], (0, 2, 1))
+        if xp is np:  # into buffers reused from block to block: no fresh pages to fault in every time
+            products = np.matmul(left, right, out=part.scratch.get("products", (r1 - r0, p1 - p0, q1 - q0), dtype))
             if part.cka:
-                part.frob[p0:p1, q0:q1] = part.frob[p0:p1, q0:q1] + xp.sum(products, axis=0, dtype=xp.float64)
-
+                part.frob[p0:p1, q0:q1] += np.sum(products, axis=0, dtype=np.float64)
+            _sum_log2_mean(np, products, n, part.acc[p0:p1, q0:q1], part.scratch)
+            continue
+        products = xp.matmul(left, right)
+        part.acc[p0:p1, q0:q1] = part.acc[p0:p1, q0:q1] + _sum_log2_mean(xp, products, n)
+        if part.cka:
+            part.frob[p0:p1, q0:q1] = part.frob[p0:p1, q0:q1] + xp.sum(products, axis=0, dtype=xp.float64)
 
 def pairwise_information(
     a: RowSource, b: RowSource | None = None, *, options: BlockOptions | None = None, progress: Any = None,
