@@ -85,8 +85,8 @@ def plan(ctx: StageContext) -> Plan:
     chosen = chosen[:o.max_members]
     lay = emb_schema.Layout(ctx.root[emb_schema.FINGERPRINT])
     status = lay.status()
-    options = {"dim": o.dim, "similarity": o.similarity, "steps": o.steps, "learning_rate": o.learning_rate,
-               "init_std": o.init_std, "dtype": o.dtype, "seed": ctx.config.seed, "record_every": max(1, o.steps // 100)}
+    options = {f.name: getattr(o, f.name) for f in dataclasses.fields(FuseOptions)} | {
+        "seed": ctx.config.seed, "record_every": max(1, o.steps // 100)}
     extent = (chosen, [status[m].tolist() for m, _ in chosen], options)
     names = [f"{lay.names[m]}/{c}" for m, c in chosen]
     state = dict(chosen=chosen, names=names, how=how, left_out=[f"{lay.names[m]}/{c}" for m, c in left_out],
