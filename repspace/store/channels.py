@@ -28,7 +28,7 @@ import zarr
 from .core import require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "VARIABLES", "ERRORS", "layout", "write_block", "informative"]
+__all__ = ["GROUP", "VARIABLES", "ERRORS", "MAX_BLOCK_CHUNKS", "layout", "write_block", "block_chunks", "informative"]
 
 GROUP = "channels"
 _VARS = {
@@ -43,6 +43,8 @@ ERRORS = {f"{name}_se": (units, f"standard error of {name}: a delete-a-group jac
           for name, (units, _) in _VARS.items()}
 VARIABLES = (*_VARS, *ERRORS)
 """Every variable a block writes, in the order verify records their chunks (the errors last, when present)."""
+MAX_BLOCK_CHUNKS = 8
+"""Chunks a block can write (the room verify keeps for each block's record)."""
 
 
 def layout(group: zarr.Group, models: Sequence[dict], n_channels: int, factors: Sequence[str], block: int,
@@ -69,6 +71,14 @@ def write_block(group: zarr.Group, start: int, stop: int, values: dict[str, np.n
     for name in VARIABLES:
         if name in values:
             group[name][start:stop] = values[name]
+
+
+def block_chunks(marker: str, key: tuple[int, ...], present: Any = None) -> list[tuple[str, tuple[int, ...]]]:
+    """(array, chunk coordinates) of every chunk block ``key`` (marker ``done``) writes, of the arrays in
+    ``present`` when given (the standard errors are there only in runs that asked for them)."""
+    (b,) = key
+    return [(name, (b, 0, 0) if "_factor" in name else (b, 0)) for name in VARIABLES
+            if present is None or name in present]
 
 
 def informative(channels: Any, info_threshold: float) -> np.ndarray:

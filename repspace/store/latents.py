@@ -37,12 +37,22 @@ import zarr
 from .core import StoreError, require_array, write_coordinate, write_whole
 from .models import MODEL_COORDS
 
-__all__ = ["GROUP", "TERMS", "layout", "write_summary"]
+__all__ = ["GROUP", "TERMS", "MAX_BLOCK_CHUNKS", "layout", "block_chunks", "write_summary"]
 
 GROUP = "latents"
 TERMS = ("information_a", "information_b", "information_twice_a", "information_twice_b", "joint_information")
 """The five estimates of a pair, in the order of :func:`repspace.kernels.mc_compare`'s streams."""
 BITS = "bits"
+MAX_BLOCK_CHUNKS = 2
+"""Chunks a block can write (the room verify keeps for each block's record)."""
+_MARKED = {"information_done": ("information", "information_se"),
+           "twice_done": ("information_twice", "information_twice_se"),
+           "estimate_done": ("estimate", "estimate_se")}
+
+
+def block_chunks(marker: str, key: tuple[int, ...], present: Any = None) -> list[tuple[str, tuple[int, ...]]]:
+    """(array, chunk coordinates) of the chunks block ``key`` of ``marker`` writes (one element per chunk)."""
+    return [(name, tuple(key)) for name in _MARKED[marker]]
 
 
 def layout(group: zarr.Group, models: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> None:

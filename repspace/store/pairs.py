@@ -29,7 +29,7 @@ import zarr
 from .core import StoreError, require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "PAIR_MEASURES", "ERRORS", "SUBSETS", "CHECKED", "layout", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
+__all__ = ["GROUP", "PAIR_MEASURES", "ERRORS", "SUBSETS", "CHECKED", "MAX_BLOCK_CHUNKS", "layout", "block_chunks", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
 
 GROUP = "pairs"
 PAIR_MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
@@ -41,6 +41,8 @@ SUBSETS = {"nmi_subset": ("1", "nmi on a nested random subset of the fingerprint
            "vi_subset": ("bits", "vi on a nested random subset of the fingerprint images")}
 CHECKED = ("nmi", "vi", *ERRORS, *SUBSETS)
 """What verify records of each block, in this order (the errors when present; cka_bc is not checked)."""
+MAX_BLOCK_CHUNKS = 16
+"""Chunks a block can write (the room verify keeps for each block's record)."""
 DEFAULT = ("nmi", "vi")
 DIMS = ("model_a", "channel_a", "model_b", "channel_b")
 
@@ -91,6 +93,18 @@ def write_block(group: zarr.Group, range_a: tuple[int, int], range_b: tuple[int,
         group[name][a0:a1, :, b0:b1, :] = values[name]
         if range_a != range_b:
             group[name][b0:b1, :, a0:a1, :] = values[name].transpose(2, 3, 0, 1)
+
+
+def block_chunks(marker: str, key: tuple[int, ...], present: zarr.Group | None = None
+                 ) -> list[tuple[str, tuple[int, ...]]]:
+    """(array, chunk coordinates) of every chunk block ``key`` (marker ``done``) writes, its transpose's too,
+    of the arrays in ``present`` when given (the errors and subsets are there only in runs that asked for them)."""
+    a, b = key
+    coords = [(a, 0, b, 0)] + ([(b, 0, a, 0)] if a != b else [])
+    n_sub = int(present["nmi_subset"].shape[0]) if present is not None and "nmi_subset" in present else 0
+    return [(name, (*((s,) if name in SUBSETS else ()), *c))
+            for name in CHECKED if present is None or name in present
+            for s in (range(n_sub) if name in SUBSETS else (None,)) for c in coords]
 
 
 def check_covers(group: zarr.Group, info_threshold: float, reader: str) -> None:

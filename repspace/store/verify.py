@@ -18,13 +18,16 @@ import numpy as np
 import zarr
 
 from . import channels as channels_schema
+from . import latents as latents_schema
 from . import pairs as pairs_schema
 from .core import open_group, open_run, require_array
 
 __all__ = ["Damage", "discard", "discard_chunk", "require_sizes", "block_chunks", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
            "record_embedding_chunks", "damaged_embeddings", "undecodable", "find_damage", "MARKED_GROUPS"]
 
-MARKED_GROUPS = ("channels", "pairs", "latents")
+_SCHEMAS = {schema.GROUP: schema for schema in (channels_schema, pairs_schema, latents_schema)}
+MARKED_GROUPS = tuple(_SCHEMAS)
+"""The groups whose blocks are marked done; each schema module says which chunks a block writes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,25 +49,11 @@ class Damage:
 
 def block_chunks(group: str, marker: str, key: tuple[int, ...], present: Container[str] | None = None
                  ) -> list[tuple[str, tuple[int, ...]]]:
-    """(array, chunk coordinates) of every chunk the block ``key`` of ``group`` writes (of the arrays in
-    ``present``, the zarr group itself, when given: the standard errors and subsets are there only in runs that
-    asked for them)."""
-    if group == "channels":
-        (b,) = key
-        return [(name, (b, 0, 0) if "_factor" in name else (b, 0)) for name in channels_schema.VARIABLES
-                if present is None or name in present]
-    if group == "pairs":
-        a, b = key
-        coords = [(a, 0, b, 0)] + ([(b, 0, a, 0)] if a != b else [])
-        n_sub = int(present["nmi_subset"].shape[0]) if present is not None and "nmi_subset" in present else 0
-        return [(name, (*((s,) if name in pairs_schema.SUBSETS else ()), *c))
-                for name in pairs_schema.CHECKED if present is None or name in present
-                for s in (range(n_sub) if name in pairs_schema.SUBSETS else (None,)) for c in coords]
-    if group == "latents":
-        names = {"information_done": ("information", "information_se"),
-                 "twice_done": ("information_twice", "information_twice_se")}.get(marker, ("estimate", "estimate_se"))
-        return [(name, tuple(key)) for name in names]
-    raise ValueError(f"group {group!r} has no blockwise markers")
+    """(array, chunk coordinates) of every chunk the block ``key`` of ``group`` writes, as the group's schema
+    module says (of the arrays in ``present``, the zarr group itself, when given)."""
+    if group not in _SCHEMAS:
+        raise ValueError(f"group {group!r} has no blockwise markers")
+    return _SCHEMAS[group].block_chunks(marker, key, present)
 
 
 def chunk_path(store_path: str | Path, group: str, array: str, coords: Sequence[int],
@@ -90,13 +79,10 @@ def chunks_bytes(store_path: str | Path, group: str, chunks: Sequence[tuple[str,
     return sum(_size(chunk_path(store_path, group, a, c)) for a, c in chunks)
 
 
-_MAX_CHUNKS = {"channels": 8, "pairs": 16, "latents": 2}
-
-
 def require_sizes(group: zarr.Group, marker: str) -> zarr.Array:
     """``<marker>_bytes``, created or grown with its marker (-1: nothing recorded)."""
     done = group[marker]
-    n = group[f"{marker}_bytes"].shape[-1] if f"{marker}_bytes" in group else _MAX_CHUNKS[group.path]  # a store's own
+    n = group[f"{marker}_bytes"].shape[-1] if f"{marker}_bytes" in group else _SCHEMAS[group.path].MAX_BLOCK_CHUNKS  # a store's own
     return require_array(group, f"{marker}_bytes", shape=(*done.shape, n), chunks=(*done.chunks, n), dtype="int64",
                          dims=(*done.metadata.dimension_names, "block_chunk"), fill_value=-1,
                          attrs={"description": "bytes on disk of each chunk the block wrote, when it was marked "
