@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .._quiet import set_verbose
 from ..fusion import SIMILARITIES
@@ -25,7 +24,7 @@ from ._run import add_execution_args, execution, run_and_report, without_figures
 
 DEFAULT_CONFIG = job_defaults("fusion_so2.toml")
 PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner.steps": 3000,
-         "learner.batch_size": 2048, "fusion_steps": 20000}
+         "learner.batch_size": 2048, "fusion.steps": 20000}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "paper: 3000)")
     g.add_argument("--learner-batch-size", type=int, help=f"points per training step (default: "
                                                           f"{o.learner.batch_size}; the paper: 2048)")
-    g.add_argument("--fusion-steps", type=int, help=f"gradient steps per fusion (default: {o.fusion_steps}; the paper: "
+    g.add_argument("--fusion-steps", type=int, help=f"gradient steps per fusion (default: {o.fusion.steps}; the paper: "
                                                     "20000)")
-    g.add_argument("--fusion-learning-rate", type=float, help=f"(default: {o.fusion_learning_rate})")
+    g.add_argument("--fusion-learning-rate", type=float, help=f"(default: {o.fusion.learning_rate})")
     add_execution_args(p, d, threads=False, figures=True)
     return p
 
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     so2 = {"n_points": args.n_points, "sizes": tuple(args.sizes) if args.sizes else None, "repeats": args.repeats,
            "similarities": tuple(args.similarities) if args.similarities else None, "learners": args.learners,
            "learner": {"steps": args.learner_steps, "batch_size": args.learner_batch_size},
-           "fusion_steps": args.fusion_steps, "fusion_learning_rate": args.fusion_learning_rate}
+           "fusion": {"steps": args.fusion_steps, "learning_rate": args.fusion_learning_rate}}
     try:
         config = load_config(args.config or DEFAULT_CONFIG, run_dir=args.run_dir, seed=args.seed,
                              **execution(args), so2=so2)
@@ -72,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = without_figures(config, args.no_figures)
     o = config.so2
-    used = {k: getattr(o.learner, k.partition(".")[2]) if k.startswith("learner.") else getattr(o, k) for k in PAPER}
+    used = {k: getattr(getattr(o, k.partition(".")[0]), k.partition(".")[2]) if "." in k else getattr(o, k)
+            for k in PAPER}
     lighter = [f"{k} {list(used[k]) if isinstance(used[k], tuple) else used[k]} (the paper: "
                f"{list(v) if isinstance(v, tuple) else v})" for k, v in PAPER.items() if used[k] != v]
     if lighter:

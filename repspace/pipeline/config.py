@@ -20,7 +20,7 @@ from typing import Any
 from .._checks import check_types
 from ..data.catalog import DATASETS
 from ..models import TrainConfig
-from .options import build, check_keys, table_classes
+from .options import as_table, build, check_keys, table_classes
 from .stages import STAGE_NAMES, SWEEP_STAGES, stage_names
 
 __all__ = ["RunConfig", "load_config", "job_defaults", "DEFAULT_CONFIG", "SWEEP_STAGES", "STAGE_NAMES"]
@@ -157,7 +157,7 @@ class RunConfig:
         d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in _core_fields()}
         for name, value in self.options.items():
             if tables is True or name in tables:
-                d[name] = dataclasses.asdict(value)
+                d[name] = as_table(value)
         if "models" in d:
             d["models"]["train"] = dict(self.models.train)
             if d["models"]["dir"]:

@@ -42,6 +42,8 @@ def recorded_config(root, store_path: Path, group: str | None = None) -> RunConf
 
 _RENAMED = {"latents": {"n_images": "n_dataset_images"}}
 _NESTED = {"measures": ("classifier", "classifier_"), "so2": ("learner", "learner_")}
+_SO2_FUSION = {"dim": "dim", "fusion_steps": "steps", "fusion_learning_rate": "learning_rate", "init_std": "init_std",
+               "dtype": "dtype"}
 
 
 def _upgrade(d: dict) -> dict:
@@ -54,6 +56,11 @@ def _upgrade(d: dict) -> dict:
         for old, new in renamed.items():
             if isinstance(d.get(table), dict) and old in d[table]:
                 d[table][new] = d[table].pop(old)
+    so2 = d.get("so2")
+    if isinstance(so2, dict):  # the circle's fusion options, flat in [so2] before its [so2.fusion] sub-table
+        moved = {new: so2.pop(old) for old, new in _SO2_FUSION.items() if old in so2}
+        if moved:
+            so2["fusion"] = {**moved, **so2.get("fusion", {})}
     for table, (sub, prefix) in _NESTED.items():  # flat keys of a domain's options, before its sub-table
         t = d.get(table)
         if isinstance(t, dict):

@@ -16,7 +16,6 @@ unchanged, so retraining learners refuses only the fusions that use them.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from ..._checks import check_types
 from ...data.circle import circle_points, torn_learners
-from ...fusion import SIMILARITIES, fuse
+from ...fusion import SIMILARITIES, FuseOptions, fuse
 from ...kernels import continuity
 from ...models.circle_vae import CircleVAEOptions
 from ...store import open_group, require_complete, set_complete
@@ -49,9 +48,10 @@ class SO2Options:
     learner : the weak learners, the ``[so2.learner]`` table (:class:`repspace.models.circle_vae.CircleVAEOptions`:
         hidden, steps, batch_size, beta, learning_rate; its defaults are the paper's: 256-256, 3,000 steps
         of 2,048, beta 0.03, 1e-3).
-    dim : dimensions of the fused space (the paper: 2).
-    fusion_steps, fusion_learning_rate, init_std, dtype : the fusion's gradient ascent (the paper:
-        20,000 steps at 3, N(0, 0.05^2) initial means, float32).
+    fusion : the fusions, the ``[so2.fusion]`` table (:class:`repspace.fusion.FuseOptions`: dim, steps,
+        learning_rate, init_std, dtype; its defaults are the paper's: 2 dimensions, 20,000 steps at 3,
+        N(0, 0.05^2) initial means, float32). It has no ``similarity``: the fusions maximise each of
+        ``similarities``.
     """
 
     n_points: int = 100
@@ -60,11 +60,7 @@ class SO2Options:
     similarities: tuple[str, ...] = ("information", "vi", "nmi")
     learners: str = "trained"
     learner: CircleVAEOptions = dataclasses.field(default_factory=CircleVAEOptions)
-    dim: int = 2
-    fusion_steps: int = 6000
-    fusion_learning_rate: float = 3.0
-    init_std: float = 0.05
-    dtype: str = "float32"
+    fusion: FuseOptions = dataclasses.field(default_factory=FuseOptions, metadata={"without": ("similarity",)})
 
     def __post_init__(self) -> None:
         check_types(self, "")
@@ -72,6 +68,11 @@ class SO2Options:
         object.__setattr__(self, "similarities", tuple(self.similarities))
         if isinstance(self.learner, Mapping):
             object.__setattr__(self, "learner", CircleVAEOptions(**self.learner))
+        if isinstance(self.fusion, Mapping):
+            object.__setattr__(self, "fusion", FuseOptions(**self.fusion))
+        if self.fusion.similarity != FuseOptions.similarity:
+            raise ValueError(f"fusion.similarity is not read here ({self.fusion.similarity!r}): the fusions "
+                             f"maximise each of similarities")
         if not self.sizes or self.sizes[0] < 1:
             raise ValueError(f"sizes must be positive ensemble sizes, got {list(self.sizes)}")
         bad = [s for s in self.similarities if s not in SIMILARITIES]
@@ -79,15 +80,11 @@ class SO2Options:
             raise ValueError(f"similarities must be some of {SIMILARITIES}, got {list(self.similarities)}")
         if self.learners not in ("trained", "torn"):
             raise ValueError(f"learners must be 'trained' or 'torn', got {self.learners!r}")
-        for name in ("n_points", "repeats", "dim", "fusion_steps"):
+        for name in ("n_points", "repeats"):
             if getattr(self, name) < (3 if name == "n_points" else 1):
                 raise ValueError(f"{name} is too small: {getattr(self, name)}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if not (math.isfinite(self.fusion_learning_rate) and self.fusion_learning_rate > 0):
-            raise ValueError(f"fusion_learning_rate must be a positive number, got {self.fusion_learning_rate}")
-        if not (math.isfinite(self.init_std) and self.init_std >= 0):
-            raise ValueError(f"init_std must be 0 or more, got {self.init_std}")
+        if self.fusion.steps < 1:
+            raise ValueError(f"fusion.steps must be positive, got {self.fusion.steps}")
 
     @property
     def n_learners(self) -> int:
@@ -175,9 +172,10 @@ def plan_fusion(ctx: StageContext) -> Plan:
                            f"{tuple(learners['mu'].shape)}: run the stage so2_learners with these settings first")
     stamps = np.asarray(learners["done"][:]).tolist()
     theta, _ = circle_points(o.n_points)
-    schema.layout_fusion(ctx.group, theta, o.similarities, o.sizes, o.repeats, o.dim)
-    options = {"dim": o.dim, "steps": o.fusion_steps, "learning_rate": o.fusion_learning_rate,
-               "init_std": o.init_std, "dtype": o.dtype, "record_every": max(1, o.fusion_steps // 20)}
+    f = o.fusion
+    schema.layout_fusion(ctx.group, theta, o.similarities, o.sizes, o.repeats, f.dim)
+    options = {field.name: getattr(f, field.name) for field in dataclasses.fields(FuseOptions)
+               if field.name != "similarity"} | {"record_every": max(1, f.steps // 20)}
     blocks = []
     for si, similarity in enumerate(o.similarities):
         for zi, size in enumerate(o.sizes):
@@ -188,13 +186,13 @@ def plan_fusion(ctx: StageContext) -> Plan:
                     name=f"fusion-{similarity}-{size}-{r}", key=(si, zi, r),
                     extent=(similarity, size, r, [stamps[m] for m in members], opts),
                     args=((si, zi, r), similarity, members, opts, ctx.config.threads_per_worker),
-                    cost=1.0 + o.fusion_steps * o.n_points ** 2 * (1 + size) * FUSION_STEP_S / 4))
+                    cost=1.0 + f.steps * o.n_points ** 2 * (1 + size) * FUSION_STEP_S / 4))
     blocks.sort(key=lambda b: -b.cost)  # the longest first, so that no worker is left with one at the end
     ctx.log(f"so2_fusion: {len(blocks)} fusions ({len(o.similarities)} similarities x {len(o.sizes)} sizes x "
-            f"{o.repeats} repeats), {o.fusion_steps} steps each")
+            f"{o.repeats} repeats), {f.steps} steps each")
     grid = (len(o.similarities), len(o.sizes), o.repeats)
     return Plan(blocks=blocks, markers={"done": (grid, ("similarity", "size", "repeat"))},
-                note=f"{len(blocks)} fusions of {o.fusion_steps} steps")
+                note=f"{len(blocks)} fusions of {f.steps} steps")
 
 
 def finalize_fusion(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
