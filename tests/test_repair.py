@@ -175,3 +175,21 @@ def test_configurations_recorded_before_wave_2_rerun_as_they_were(tmp_path):
     assert (config.pair_channels, config.latents.scheme) == ("all", "pairs")
     assert config.measures.classifier.steps == 123 and config.so2.learner == RunConfig().so2.learner
     assert config.errors.groups == 0  # written before standard errors: repaired as it was written
+
+
+@pytest.mark.parametrize("group, marker, key", [("channels", "done", (3,)), ("pairs", "done", (1, 4)),
+                                                ("pairs", "done", (2, 2)), ("latents", "information_done", (5,)),
+                                                ("latents", "twice_done", (2,)), ("latents", "estimate_done", (1, 3, 4))])
+def test_every_chunk_a_block_writes_leads_back_to_its_block(group, marker, key):
+    """verify's chunks of a block and repair's block of a chunk come from one schema module and agree (the
+    pairs' nested subsets too: their chunks carry the subset first)."""
+    from repspace.store import verify
+
+    present = {name: np.zeros(2) for name in store.pairs.CHECKED} if group == "pairs" else None  # two subsets
+    chunks = verify.block_chunks(group, marker, key, present)
+    assert chunks and len(chunks) <= verify._SCHEMAS[group].MAX_BLOCK_CHUNKS
+    if group == "pairs":
+        assert {a for a, _ in chunks} == set(store.pairs.CHECKED)
+    for array, coords in chunks:
+        assert verify.chunk_block(group, array, coords) == (marker, key), (array, coords)
+    assert verify.chunk_block(group, "model", (0,)) is None and verify.chunk_block("structure", "nmi", (0,)) is None

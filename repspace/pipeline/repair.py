@@ -70,26 +70,6 @@ def _upgrade(d: dict) -> dict:
     return d
 
 
-_DATA = {"channels": store.channels.VARIABLES, "pairs": store.pairs.CHECKED,
-         "latents": ("information", "information_se", "information_twice", "information_twice_se", "estimate",
-                     "estimate_se")}
-
-
-def _block_key(group: str, array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
-    """The (marker, key) of the block that writes ``chunk`` of a data array (None for coordinates, markers and
-    arrays finalize derives: rerunning the stage rewrites those)."""
-    if array not in _DATA.get(group, ()):
-        return None
-    if group == "channels":
-        return "done", (chunk[0],)
-    if group == "pairs":
-        a, b = chunk[0], chunk[2]
-        return "done", (min(a, b), max(a, b))
-    if array.startswith("information_twice"):
-        return "twice_done", tuple(chunk)
-    return ("information_done" if array.startswith("information") else "estimate_done"), tuple(chunk)
-
-
 def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Client | None" = None,
            log: Callable[[str], None] = _log) -> RunReport | None:
     """Mark what ``damage`` covers as not done and rerun the stages that write it, then those that read it."""
@@ -109,7 +89,7 @@ def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Clie
         for d in damage:
             group = store.open_group(store_path, d.group, mode="r+")
             if d.group in verify.MARKED_GROUPS:
-                block = (d.marker, d.key) if d.marker else _block_key(d.group, d.array, d.chunk)
+                block = (d.marker, d.key) if d.marker else verify.chunk_block(d.group, d.array, d.chunk)
                 if block is not None:
                     group[block[0]][block[1]] = 0
             elif d.group in ("embeddings", "dataset_embeddings") and d.array in ("mu", "logvar"):

@@ -28,7 +28,7 @@ import zarr
 from .core import require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "VARIABLES", "ERRORS", "MAX_BLOCK_CHUNKS", "layout", "write_block", "block_chunks", "informative"]
+__all__ = ["GROUP", "VARIABLES", "ERRORS", "MAX_BLOCK_CHUNKS", "layout", "write_block", "block_chunks", "chunk_block", "informative"]
 
 GROUP = "channels"
 _VARS = {
@@ -79,6 +79,11 @@ def block_chunks(marker: str, key: tuple[int, ...], present: Any = None) -> list
     (b,) = key
     return [(name, (b, 0, 0) if "_factor" in name else (b, 0)) for name in VARIABLES
             if present is None or name in present]
+
+
+def chunk_block(array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
+    """The (marker, key) of the block that writes ``chunk`` of ``array`` (None: not a block's array)."""
+    return ("done", (chunk[0],)) if array in VARIABLES else None
 
 
 def informative(channels: Any, info_threshold: float) -> np.ndarray:

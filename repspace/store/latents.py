@@ -37,7 +37,7 @@ import zarr
 from .core import StoreError, require_array, write_coordinate, write_whole
 from .models import MODEL_COORDS
 
-__all__ = ["GROUP", "TERMS", "MAX_BLOCK_CHUNKS", "layout", "block_chunks", "write_summary"]
+__all__ = ["GROUP", "TERMS", "MAX_BLOCK_CHUNKS", "layout", "block_chunks", "chunk_block", "write_summary"]
 
 GROUP = "latents"
 TERMS = ("information_a", "information_b", "information_twice_a", "information_twice_b", "joint_information")
@@ -53,6 +53,12 @@ _MARKED = {"information_done": ("information", "information_se"),
 def block_chunks(marker: str, key: tuple[int, ...], present: Any = None) -> list[tuple[str, tuple[int, ...]]]:
     """(array, chunk coordinates) of the chunks block ``key`` of ``marker`` writes (one element per chunk)."""
     return [(name, tuple(key)) for name in _MARKED[marker]]
+
+
+def chunk_block(array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
+    """The (marker, key) of the block that writes ``chunk`` of ``array`` (None: not a block's array)."""
+    marker = next((m for m, names in _MARKED.items() if array in names), None)
+    return (marker, tuple(chunk)) if marker is not None else None
 
 
 def layout(group: zarr.Group, models: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> None:

@@ -29,7 +29,7 @@ import zarr
 from .core import StoreError, require_array, write_coordinate
 from .models import write_model_coords
 
-__all__ = ["GROUP", "PAIR_MEASURES", "ERRORS", "SUBSETS", "CHECKED", "MAX_BLOCK_CHUNKS", "layout", "block_chunks", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
+__all__ = ["GROUP", "PAIR_MEASURES", "ERRORS", "SUBSETS", "CHECKED", "MAX_BLOCK_CHUNKS", "layout", "block_chunks", "chunk_block", "write_block", "kept_submatrix", "kept_rows", "check_covers"]
 
 GROUP = "pairs"
 PAIR_MEASURES = {"nmi": ("1", "normalized mutual information between channels"),
@@ -105,6 +105,15 @@ def block_chunks(marker: str, key: tuple[int, ...], present: zarr.Group | None =
     return [(name, (*((s,) if name in SUBSETS else ()), *c))
             for name in CHECKED if present is None or name in present
             for s in (range(n_sub) if name in SUBSETS else (None,)) for c in coords]
+
+
+def chunk_block(array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
+    """The (marker, key) of the block that writes ``chunk`` of ``array`` (a block writes (a, b) and its
+    transpose; None: not a checked array, e.g. cka_bc)."""
+    if array not in CHECKED:
+        return None
+    a, b = chunk[1:4:2] if array in SUBSETS else chunk[0:3:2]
+    return "done", (min(a, b), max(a, b))
 
 
 def check_covers(group: zarr.Group, info_threshold: float, reader: str) -> None:

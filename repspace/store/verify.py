@@ -22,7 +22,7 @@ from . import latents as latents_schema
 from . import pairs as pairs_schema
 from .core import open_group, open_run, require_array
 
-__all__ = ["Damage", "discard", "discard_chunk", "require_sizes", "block_chunks", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
+__all__ = ["Damage", "discard", "discard_chunk", "require_sizes", "block_chunks", "chunk_block", "chunk_path", "chunks_bytes", "record_block", "damaged_blocks",
            "record_embedding_chunks", "damaged_embeddings", "undecodable", "find_damage", "MARKED_GROUPS"]
 
 _SCHEMAS = {schema.GROUP: schema for schema in (channels_schema, pairs_schema, latents_schema)}
@@ -54,6 +54,12 @@ def block_chunks(group: str, marker: str, key: tuple[int, ...], present: Contain
     if group not in _SCHEMAS:
         raise ValueError(f"group {group!r} has no blockwise markers")
     return _SCHEMAS[group].block_chunks(marker, key, present)
+
+
+def chunk_block(group: str, array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
+    """The (marker, key) of the block of ``group`` that writes ``chunk`` of ``array``, as the group's schema
+    module says (None for a group without markers, coordinates, markers and arrays finalize derives)."""
+    return _SCHEMAS[group].chunk_block(array, tuple(chunk)) if group in _SCHEMAS else None
 
 
 def chunk_path(store_path: str | Path, group: str, array: str, coords: Sequence[int],
