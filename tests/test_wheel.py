@@ -34,6 +34,8 @@ def installed(tmp_path_factory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     for job in (ROOT / "jobs").glob("*.toml"):  # every job default the checkout has, and no other copy
         assert f"repspace/jobs/defaults/{job.name}" in names, f"{job.name} is not in the wheel"
+    for weights in (ROOT / "repspace" / "models" / "shipped").glob("*.npz"):  # the offline default's models
+        assert f"repspace/models/shipped/{weights.name}" in names, f"{weights.name} is not in the wheel"
     target = out / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q",
                               "--disable-pip-version-check", "--target", str(target), str(wheel)],
@@ -55,6 +57,11 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed, tmp_path
     module, default = done.stdout.split()
     assert Path(module).is_relative_to(installed) and Path(default).is_relative_to(installed)
     assert Path(default).is_file()
+    found = run_there(installed, tmp_path, "-c", "from repspace.models.training import TrainConfig, model_grid; "
+                      "from repspace.models.trainer import _model_config; from repspace.models.shipped import "
+                      "shipped_model; c = TrainConfig.offline_default(); "
+                      "print(shipped_model(_model_config(c, model_grid(c)[9]))['record']['model']['seed'])")
+    assert found.returncode == 0 and found.stdout.split() == ["9"], found.stderr[-2000:]  # from the wheel's file
 
 
 def test_the_default_runs_its_first_stage_from_an_empty_folder(installed, tmp_path):

@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
     p.add_argument("--pool-size", type=int)
     p.add_argument("--workers", type=int, help="trainings at once on the local cluster")
     p.add_argument("--threads", type=int, help="TensorFlow threads per training")
+    p.add_argument("--no-shipped", action="store_true", help="train every model, also those whose recipe ships "
+                   "with the package (the offline default's ten models are written from shipped weights)")
     a = p.parse_args(argv)
     set_verbose(a.verbose)  # inherited by local worker processes
 
@@ -74,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
                  "learning_rate", "steps", "pool_size", "workers", "threads"):
         if getattr(a, name) is not None:
             fields[name] = getattr(a, name)
+    if a.no_shipped:
+        fields["shipped"] = False
     if a.families:
         fields["families"] = a.families
     if a.values:

@@ -92,6 +92,10 @@ class TrainConfig:
         saves the per-call overhead, which dominates for the small MLP.
     annealed_gamma, annealed_steps
         annealed_vae's gamma and the steps over which its capacity rises (default: steps).
+    shipped : bool
+        Write a model from the weights shipped with the package where its recipe is a shipped one
+        (:mod:`repspace.models.shipped`: the offline default's ten models) instead of training it;
+        False trains every model.
     """
 
     dataset: str = "dsprites_procedural"
@@ -118,6 +122,7 @@ class TrainConfig:
     steps_per_call: int = 50
     annealed_gamma: float = 1000.0
     annealed_steps: int | None = None
+    shipped: bool = True
 
     def __post_init__(self):
         check_types(self, "")

@@ -76,6 +76,9 @@ def _check_existing(model_dir: Path, config: TrainConfig, spec: ModelSpec) -> di
     return json.loads((_results_dir(model_dir) / "json" / "train_results.json").read_text())
 
 
+_LOSSES = ("loss", "reconstruction_loss", "kl_loss", "regularizer")
+
+
 # --- TensorFlow parts ---------------------------------------------------------------
 
 
@@ -164,11 +167,17 @@ def train_model(
     if final.exists():
         raise FileExistsError(f"{final} exists but holds no finished model; move it away first")
     dest.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    if config.shipped and dataset is None:
+        from .shipped import shipped_model
+
+        shipped = shipped_model(_model_config(config, spec))
+        if shipped is not None:
+            return _write_shipped(shipped, spec, config, dest, start)
     if dataset is None:
         dataset = _load_dataset(config)
     image_shape = tuple(int(s) for s in dataset.image_shape)
     label = spec.label()
-    start = time.time()
 
     tf = _configure_tf(config, spec.seed)
     rng = np.random.default_rng([spec.seed, spec.number, 0x5EED])
@@ -207,7 +216,7 @@ def train_model(
             out = out.write(i, train_step(xs[i], eps[i], first_step + tf.cast(i, tf.int64)))
         return out.stack()
 
-    names = ("loss", "reconstruction_loss", "kl_loss", "regularizer")
+    names = _LOSSES
     rows: list[dict[str, float]] = []
     acc = np.zeros(4)
     acc_n = 0
@@ -240,13 +249,36 @@ def train_model(
     if not np.isfinite(rows[-1]["loss"]):
         raise FloatingPointError(f"{label}: loss is {rows[-1]['loss']} after {config.steps} steps")
 
+    results = {
+        **{k: rows[-1][k] for k in _LOSSES},
+        "elbo": rows[-1]["reconstruction_loss"] + rows[-1]["kl_loss"],
+        "steps": config.steps,
+        "train_seconds": train_seconds,
+        "steps_per_second": config.steps / train_seconds,
+    }
+    saved = _save_model(tf, encoder, decoder, image_shape, spec, config, dest, rows, results,
+                        getattr(dataset, "name", config.dataset), start)
+    if saved.skipped:
+        return saved
+    if config.progress_every:
+        _log(f"{label}: done in {results['elapsed_seconds']:.1f} s, recon {results['reconstruction_loss']:.2f}, "
+             f"kl {results['kl_loss']:.2f} -> {final}")
+    return TrainedModel(final, spec, results, skipped=False)
+
+
+def _save_model(tf: Any, encoder: Any, decoder: Any, image_shape: tuple[int, ...], spec: ModelSpec,
+                config: TrainConfig, dest: Path, rows: list[dict[str, float]], results: dict[str, Any],
+                dataset_name: str, start: float, record: dict[str, Any] | None = None) -> TrainedModel:
+    """Write a model into ``dest/.<n>.tmp-<id>`` (SavedModel, gin, loss curve, records) and rename it to
+    ``dest/<n>`` once everything is there; ``record``: a shipped model's training record, kept as it was."""
+    final = dest / str(spec.number)
     tmp = dest / f".{spec.number}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         _export_saved_model(tf, encoder, decoder, image_shape, config.n_latents, tmp / "model" / "tfhub")
         res = _results_dir(tmp)
         (res / "json").mkdir(parents=True)
         (res / "gin").mkdir()
-        info = spec.info(getattr(dataset, "name", config.dataset))
+        info = spec.info(dataset_name)
         extra = {
             "model.batch_size": config.batch_size, "model.num_latent": config.n_latents,
             "model.training_steps": config.steps, "AdamOptimizer.learning_rate": config.learning_rate,
@@ -254,19 +286,11 @@ def train_model(
         }
         (res / "gin" / "train.gin").write_text(format_train_gin(info, extra))
         with open(res / "loss_curve.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["step", *names])
+            writer = csv.DictWriter(f, fieldnames=["step", *_LOSSES])
             writer.writeheader()
             writer.writerows(rows)
-        _write_curve_png(rows, res / "loss_curve.png", label)
-        results = {
-            **{k: rows[-1][k] for k in names},
-            "elbo": rows[-1]["reconstruction_loss"] + rows[-1]["kl_loss"],
-            "steps": config.steps,
-            "train_seconds": train_seconds,
-            "elapsed_seconds": time.time() - start,
-            "steps_per_second": config.steps / train_seconds,
-        }
-        run = {
+        _write_curve_png(rows, res / "loss_curve.png", spec.label())
+        run = record or {
             "run_id": uuid.uuid4().hex,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "info": info.as_dict(),
@@ -276,6 +300,7 @@ def train_model(
             "tensorflow": tf.__version__,
         }
         (res / "json" / "train_config.json").write_text(json.dumps(run, indent=2))
+        results["elapsed_seconds"] = time.time() - start
         (res / "json" / "train_results.json").write_text(json.dumps(results, indent=2))
         try:
             os.replace(tmp, final)
@@ -286,7 +311,23 @@ def train_model(
             return TrainedModel(final, spec, _check_existing(final, config, spec), skipped=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if config.progress_every:
-        _log(f"{label}: done in {results['elapsed_seconds']:.1f} s, recon {results['reconstruction_loss']:.2f}, "
-             f"kl {results['kl_loss']:.2f} -> {final}")
     return TrainedModel(final, spec, results, skipped=False)
+
+
+def _write_shipped(shipped: dict[str, Any], spec: ModelSpec, config: TrainConfig, dest: Path,
+                   start: float) -> TrainedModel:
+    """The model of ``spec`` from weights shipped with the package (:mod:`repspace.models.shipped`), written
+    as a trained one is; its results are those recorded when it was trained, and say where it came from."""
+    record = shipped["record"]
+    tf = _configure_tf(config, spec.seed)
+    image_shape = tuple(int(s) for s in record["image_shape"])
+    encoder, decoder = build_encoder(config, image_shape), build_decoder(config, image_shape)
+    encoder.set_weights(shipped["encoder"])
+    decoder.set_weights(shipped["decoder"])
+    rows = [{k: float(v) if k != "step" else int(v) for k, v in row.items()}
+            for row in csv.DictReader(record["curve"].splitlines())]
+    results = {**record["results"], "shipped": shipped["file"], "weights": "float16, as shipped"}
+    run = {k: record[k] for k in ("info", "model", "config", "image_shape", "tensorflow", "created")}
+    run["run_id"] = uuid.uuid4().hex
+    return _save_model(tf, encoder, decoder, image_shape, spec, config, dest, rows, results,
+                       record["info"]["dataset"], start, record=run)

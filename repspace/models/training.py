@@ -136,7 +136,8 @@ def train_ensemble(
                     _log(f"[{k}/{len(todo)}] {spec.label()}: FAILED {failed[spec.number]}{eta}")
                     continue
                 r = fut.result().results
-                _log(f"[{k}/{len(todo)}] {spec.label()}: recon {r['reconstruction_loss']:.2f} "
+                how = "the shipped weights, trained to " if r.get("shipped") else ""
+                _log(f"[{k}/{len(todo)}] {spec.label()}: {how}recon {r['reconstruction_loss']:.2f} "
                      f"kl {r['kl_loss']:.2f} ({r.get('elapsed_seconds', 0):.0f} s){eta}")
             if failed:
                 lines = "; ".join(f"model {n}: {why}" for n, why in sorted(failed.items()))

@@ -6,6 +6,7 @@ Writes the run's model list (group ``models``); models already listed keep their
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 
 from pathlib import Path
@@ -55,7 +56,19 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
     if kept:
         ctx.log(f"the store holds {len(kept)} models that this configuration does not list "
                 f"({', '.join(kept[:10])}{' ...' if len(kept) > 10 else ''}); they are kept")
-    return f"{ctx.config.models.source}: {ctx.config.models.dir}; {len(entries)} models ({len(records) - before} new)"
+    shipped = sum(_shipped(e.path) for e in entries) if ctx.config.models.source == "trained" else 0
+    also = f"; {shipped} written from the weights shipped for this recipe" if shipped else ""
+    return (f"{ctx.config.models.source}: {ctx.config.models.dir}; {len(entries)} models "
+            f"({len(records) - before} new{also})")
+
+
+def _shipped(path: str) -> bool:
+    """Whether the model at ``path`` was written from shipped weights (:mod:`repspace.models.shipped`)."""
+    results = Path(path) / "model" / "results" / "json" / "train_results.json"
+    try:
+        return bool(json.loads(results.read_text()).get("shipped"))
+    except (OSError, ValueError):
+        return False
 
 
 MODEL_SOURCES = ("trained", "directory", "zoo", "posteriors")
