@@ -35,8 +35,8 @@ class CircleVAEOptions:
     learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         check_types(self, "")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

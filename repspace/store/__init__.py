@@ -33,6 +33,7 @@ from .core import (
     open_dataset,
     open_group,
     open_run,
+    real_array,
     record_provenance,
     replace_group,
     require_array,
