@@ -47,14 +47,8 @@ def _is_simple(value: Any, a: Any, *, element: bool = False) -> bool:
 def _name(a: Any) -> str:
     if a is type(None):
         return "None"
-    if a is float:
-        return "a number"
-    if a is int:
-        return "an integer"
-    if a is str:
-        return "a string"
-    if a is bool:
-        return "true or false"
+    if a in _SIMPLE:
+        return a.__name__
     origin = typing.get_origin(a)
     if origin is tuple:
         return "a list"

@@ -60,6 +60,7 @@ __all__ = [
     "open_dataset",
     "open_group",
     "open_run",
+    "real_array",
     "record_provenance",
     "replace_group",
     "require_array",
