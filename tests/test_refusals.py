@@ -82,7 +82,8 @@ def test_a_number_that_is_not_finite_is_refused_naming_the_key_and_file(tmp_path
     with pytest.raises(ValueError) as err:
         load_config(path)
     msg = str(err.value)
-    assert msg.startswith(f"{path}: ") and f"{key} must be a finite number, got {value}" in msg, msg
+    problem = "must be at least 0 bits" if key == "info_threshold" else "must be a finite number"
+    assert msg.startswith(f"{path}: ") and f"{key} {problem}, got {value}" in msg, msg
     if table is not None:
         assert f"[{table}] {key}" in msg
 

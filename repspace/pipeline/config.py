@@ -116,7 +116,11 @@ class RunConfig:
         raise AttributeError(f"{type(self).__name__} has no field or table {name!r}")
 
     def _check(self) -> None:
+        if isinstance(self.info_threshold, float) and not 0 <= self.info_threshold < float("inf"):  # NaN too
+            raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         check_types(self, "")
+        if self.info_threshold < 0:
+            raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         stages = tuple(self.stages)
         names = stage_names()
         unknown = [s for s in stages if s not in names]
@@ -127,8 +131,6 @@ class RunConfig:
                      "threads_per_worker"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.info_threshold < float("inf"):  # NaN and infinity are refused too
-            raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         object.__setattr__(self, "pair_measures", tuple(self.pair_measures))
         bad = [m for m in self.pair_measures if m not in ("nmi", "vi", "cka_bc")]
         if bad or not {"nmi", "vi"} <= set(self.pair_measures):
