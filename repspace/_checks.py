@@ -3,8 +3,9 @@
 Every options class calls :func:`check_types` first in its ``__post_init__``, before it normalises
 anything: a value of the wrong shape (a string where a list is expected, a number where a table
 is) or a number that is not finite is refused there, naming the key, instead of being coerced
-(``"20"`` read as the sizes 2 and 0, ``5`` as seeds it cannot iterate). Messages start with the
-key, so that a loader can tell which key was refused (:func:`refused_key`).
+(``"20"`` read as the sizes 2 and 0, ``5`` as seeds it cannot iterate). :func:`check_finite` refuses
+NaN and infinite numbers after the class's own checks. Messages start with the key, so that a
+loader can tell which key was refused (:func:`refused_key`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import types
 import typing
 from typing import Any
 
-__all__ = ["check_types", "check_value", "refused_key"]
+__all__ = ["check_finite", "check_types", "check_value", "refused_key"]
 
 _SIMPLE = (int, float, str, bool, type(None))
 
@@ -80,8 +81,6 @@ def check_value(key: str, value: Any, hint: Any) -> None:
     if all(a in _SIMPLE for a in args):
         if not any(_is_simple(value, a) for a in args):
             raise ValueError(f"{key} must be {' or '.join(_name(a) for a in args)}, got {_shown(value)}")
-        if _nonfinite(value):
-            raise ValueError(f"{key} must be a finite number, got {value}")
         return
     errors = []
     for a in args:  # a union of shapes: the first that fits
@@ -135,6 +134,17 @@ def check_types(obj: Any, where: str) -> None:
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         check_value(f"{where}{f.name}", getattr(obj, f.name), hints[f.name])
+
+
+def check_finite(obj: Any, where: str = "") -> None:
+    """Refuse a number field of ``obj`` (and of its sub-tables) that is NaN or infinite, naming the key. Run after
+    the class's own checks, so that a refusal it words for a key keeps its words."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_finite(value, f"{where}{f.name}.")
+        elif _nonfinite(value):
+            raise ValueError(f"{where}{f.name} must be a finite number, got {value}")
 
 
 def refused_key(text: str, names: collections.abc.Iterable[str]) -> str | None:

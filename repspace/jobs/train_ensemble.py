@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from repspace._checks import refused_key
+from repspace._checks import check_finite, refused_key
 from repspace._quiet import set_verbose
 from repspace.cluster import connect
 from repspace.data.catalog import DATASETS
@@ -104,6 +104,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
         fields["hyperparameters"] = {}  # the zoo's six values for each named family
     try:
         config = TrainConfig.offline_default(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items()})
+        check_finite(config)
     except (ValueError, TypeError) as err:
         key = refused_key(str(err), known)
         flag = FLAGS.get(key, f"--{key}".replace("_", "-")) if key else None

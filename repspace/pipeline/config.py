@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .._checks import check_types
+from .._checks import check_finite, check_types
 from ..data.catalog import DATASETS
 from ..models import TrainConfig
 from .checks import Origins, check_tables
@@ -119,6 +119,7 @@ class RunConfig:
         if isinstance(self.info_threshold, float) and not 0 <= self.info_threshold < float("inf"):  # NaN too
             raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         check_types(self, "")
+        check_finite(self)
         if self.info_threshold < 0:
             raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         stages = tuple(self.stages)
@@ -225,7 +226,7 @@ def load_config(
             found["models"]["train"] = {**dict(found["models"].get("train", {})), **train_overrides}
         if "train" in found["models"]:
             try:
-                TrainConfig.offline_default(**found["models"]["train"])  # bad training options fail now
+                check_finite(TrainConfig.offline_default(**found["models"]["train"]))  # bad training options fail now
             except (ValueError, TypeError) as err:
                 raise ValueError(f"[models.train] {err}") from None
         options = {name: build(cls, found[name], name) for name, cls in tables.items()}

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._checks import check_finite
 from .registry import STAGES
 
 __all__ = ["build", "check_keys", "table_classes"]
@@ -59,7 +60,9 @@ def build(cls: type, values: Mapping[str, Any], where: str) -> Any:
         if sub is not None and isinstance(value, Mapping):
             kwargs[name] = build(sub, value, f"{where}.{name}")
     try:
-        return cls(**kwargs)
+        options = cls(**kwargs)
+        check_finite(options)
+        return options
     except (ValueError, TypeError) as err:
         text = str(err)
         raise ValueError(text if text.startswith("[") else f"[{where}] {text}") from None
