@@ -163,6 +163,14 @@ class FingerprintConfig:
     image_size: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name, low in (("n", 1), ("seed", 0), ("image_size", 1)):
+            value = getattr(self, name)
+            if value is None and name == "image_size":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
+
 
 def build_fingerprint(config: FingerprintConfig) -> xr.Dataset:
     """Load the dataset, draw the fingerprint set and write it to ``config.store``.

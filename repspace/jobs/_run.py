@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ..pipeline import RunConfig, run
 
-__all__ = ["add_execution_args", "execution", "run_and_report", "without_figures"]
+__all__ = ["EXECUTION_FLAGS", "add_execution_args", "execution", "run_and_report", "without_figures"]
 
 
 def add_execution_args(parser: argparse.ArgumentParser, defaults: RunConfig, *, threads: bool = True,
@@ -44,6 +44,11 @@ def execution(args: argparse.Namespace) -> dict:
     if hasattr(args, "gpu"):
         out["gpu"] = True if args.gpu else None
     return out
+
+
+EXECUTION_FLAGS = {"scheduler_address": "--scheduler-address", "n_workers": "--workers",
+                   "threads_per_worker": "--threads-per-worker", "dashboard": "--no-dashboard", "gpu": "--gpu"}
+"""The flag of each configuration key :func:`execution` sets (what a refused value's error names)."""
 
 
 def without_figures(config: RunConfig, skip: bool) -> RunConfig:

@@ -25,7 +25,7 @@ from .._quiet import set_verbose
 from ..data.catalog import DATASETS
 from ..pipeline import RunConfig, load_config, run
 from ..pipeline.config import job_defaults
-from ._run import add_execution_args, execution
+from ._run import EXECUTION_FLAGS, add_execution_args, execution
 
 
 DEFAULT_CONFIG = job_defaults("compare_latents.toml")
@@ -38,6 +38,15 @@ def _n_images(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of images or 'all', got {text!r}") from None
+
+
+FLAGS = {**EXECUTION_FLAGS, "run_dir": "--run-dir", "store_path": "--store", "dataset": "--dataset",
+         "data_dir": "--data-dir", "seed": "--seed", "image_size": "--image-size", "models.dir": "--models-dir",
+         "models.numbers": "--model", "latents.n_dataset_images": "--n-dataset-images",
+         "latents.n_samples": "--n-samples", "latents.sample_block": "--sample-block",
+         "latents.image_block": "--image-block", "latents.images_per_encode_task": "--images-per-encode-task",
+         "latents.batch_size": "--batch-size", "latents.dtype": "--float32", "latents.scheme": "--per-pair-estimates"}
+"""The flag of each configuration key (what a refused value's error names)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
@@ -83,7 +92,8 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
     config = load_config(
         a.config or DEFAULT_CONFIG, run_dir=str(a.run_dir if a.run_dir is not None else a.store.parent),
         store_path=None if a.store is None else str(a.store), dataset=a.dataset,
-        data_dir=None if a.data_dir is None else str(a.data_dir), seed=a.seed, **execution(a),
+        data_dir=None if a.data_dir is None else str(a.data_dir), seed=a.seed, image_size=a.image_size,
+        **execution(a), flags=FLAGS,
         models={"source": "directory", "dir": str(a.models_dir or ""), "numbers": tuple(a.model) or None},
         latents={"n_dataset_images": a.n_dataset_images if a.n_dataset_images != "all" else None,
                  "n_samples": a.n_samples, "sample_block": a.sample_block, "image_block": a.image_block,
@@ -97,6 +107,7 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
     latents = config.latents
     if a.n_dataset_images == "all":
         latents = dataclasses.replace(latents, n_dataset_images=None)
+    # the image size is the flag's, or the first model's input (None), whatever the file says
     return config.replace(image_size=a.image_size, stages=tuple(stages), latents=latents)
 
 

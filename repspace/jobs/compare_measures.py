@@ -19,7 +19,7 @@ from .._quiet import set_verbose
 from ..measures import MEASURES
 from ..pipeline import load_config
 from ..pipeline.config import job_defaults
-from ._run import add_execution_args, execution, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, add_execution_args, execution, run_and_report, without_figures
 from ..store.spaces import SOURCES
 
 DEFAULT_CONFIG = job_defaults("compare_measures.toml")
@@ -70,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+FLAGS = {**EXECUTION_FLAGS, "run_dir": "--run-dir", "store_path": "--store", "seed": "--seed",
+         "info_threshold": "--info-threshold", "measures.source": "--spaces", "measures.n_items": "--n-items",
+         "measures.max_spaces": "--max-spaces", "measures.measures": "--measures",
+         "measures.mc_samples": "--mc-samples", "measures.shape_alpha": "--shape-alpha",
+         "measures.shape_restarts": "--shape-restarts", "measures.debiased": "--debiased",
+         "measures.classifier.steps": "--classifier-steps", "measures.classifier.batch_size": "--classifier-batch-size",
+         "measures.classifier.learning_rate": "--classifier-learning-rate",
+         "measures.classifier.eval_samples": "--classifier-eval-samples"}
+"""The flag of each configuration key (what a refused value's error names)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_verbose(args.verbose)
@@ -94,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             args.config or DEFAULT_CONFIG,
             run_dir=str(store.parent) if store is not None else args.run_dir,
             store_path=str(store) if store is not None else None, seed=args.seed,
-            info_threshold=args.info_threshold, measures=measures, **execution(args))
+            info_threshold=args.info_threshold, measures=measures, **execution(args), flags=FLAGS)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -46,14 +46,26 @@ def parse_args(argv: Sequence[str] | None = None) -> FingerprintConfig:
         help="loader option, e.g. source=hdf5 or transform_seed=1 (VALUE read as JSON when it parses)",
     )
     a = p.parse_args(argv)
-    return FingerprintConfig(
-        dataset=a.dataset, n=a.n, seed=a.seed, store=a.store, data_dir=a.data_dir,
-        image_size=a.image_size, options=dict(a.option),
-    )
+    try:
+        return FingerprintConfig(
+            dataset=a.dataset, n=a.n, seed=a.seed, store=a.store, data_dir=a.data_dir,
+            image_size=a.image_size, options=dict(a.option),
+        )
+    except ValueError as err:
+        key = str(err).split()[0]
+        raise ValueError(f"{FLAGS.get(key, key)} (a command-line flag): {err}") from None
+
+
+FLAGS = {"n": "-n", "seed": "--seed", "image_size": "--image-size"}
+"""The flag of each FingerprintConfig field the command line sets (what a refused value's error names)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_args(argv)
+    try:
+        config = parse_args(argv)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         fp = build_fingerprint(config)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as err:

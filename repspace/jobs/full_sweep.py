@@ -16,7 +16,7 @@ from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config
 from ..pipeline.config import DEFAULT_CONFIG
 from ..pipeline.repair import drop_models
 from ..pipeline.stages.models import MODEL_SOURCES
-from ._run import add_execution_args, execution, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, add_execution_args, execution, run_and_report, without_figures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+FLAGS = {**EXECUTION_FLAGS, "run_dir": "--run-dir", "dataset": "--dataset", "data_dir": "--data-dir",
+         "image_size": "--image-size", "n_images": "--n-images", "seed": "--seed",
+         "models_per_encode_task": "--models-per-encode-task", "pair_block_units": "--pair-block-units",
+         "pair_channels": "--all-pairs", "pair_measures": "--pair-measures", "info_threshold": "--info-threshold",
+         "min_samples": "--min-samples", "stages": "--stages", "errors.groups": "--error-groups",
+         "models.source": "--models-source", "models.dir": "--models-dir", "models.numbers": "--models",
+         "models.base_url": "--base-url", "models.train.steps": "--train-steps", "models.train.seeds": "--train-seeds"}
+"""The flag of each configuration key (what a refused value's error names)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_verbose(args.verbose)
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             errors={"groups": args.error_groups},
             models={"source": args.models_source, "dir": args.models_dir,
                     "numbers": tuple(args.models) if args.models else None, "base_url": args.base_url},
-            train_overrides=train or None,
+            train_overrides=train or None, flags=FLAGS,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -20,7 +20,7 @@ from .._quiet import set_verbose
 from ..fusion import SIMILARITIES
 from ..pipeline import load_config
 from ..pipeline.config import job_defaults
-from ._run import add_execution_args, execution, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, add_execution_args, execution, run_and_report, without_figures
 
 DEFAULT_CONFIG = job_defaults("fusion_so2.toml")
 PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner.steps": 3000,
@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+FLAGS = {**EXECUTION_FLAGS, "run_dir": "--run-dir", "seed": "--seed", "so2.n_points": "--n-points",
+         "so2.sizes": "--sizes", "so2.repeats": "--repeats", "so2.similarities": "--similarities",
+         "so2.learners": "--learners", "so2.learner.steps": "--learner-steps",
+         "so2.learner.batch_size": "--learner-batch-size", "so2.fusion_steps": "--fusion-steps",
+         "so2.fusion_learning_rate": "--fusion-learning-rate"}
+"""The flag of each configuration key (what a refused value's error names)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_verbose(args.verbose)
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
            "fusion": {"steps": args.fusion_steps, "learning_rate": args.fusion_learning_rate}}
     try:
         config = load_config(args.config or DEFAULT_CONFIG, run_dir=args.run_dir, seed=args.seed,
-                             **execution(args), so2=so2)
+                             **execution(args), so2=so2, flags=FLAGS)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

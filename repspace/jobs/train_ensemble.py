@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
+from repspace._checks import check_finite, refused_key
 from repspace._quiet import set_verbose
 from repspace.cluster import connect
 from repspace.data.catalog import DATASETS
@@ -71,29 +73,62 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
     a = p.parse_args(argv)
     set_verbose(a.verbose)  # inherited by local worker processes
 
-    fields = json.loads(a.config.read_text()) if a.config else {}
+    source = str(a.config) if a.config else "the offline default"
+    try:
+        fields = json.loads(a.config.read_text()) if a.config else {}
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"--config {a.config}: cannot be read as JSON ({err})") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"{a.config}: must hold one object of TrainConfig fields, got {type(fields).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"{a.config}: unknown keys {unknown}; known: {sorted(known)}")
+    given = {}
     for name in ("dataset", "data_dir", "image_size", "architecture", "n_latents", "batch_size",
                  "learning_rate", "steps", "pool_size", "workers", "threads"):
         if getattr(a, name) is not None:
-            fields[name] = getattr(a, name)
+            given[name] = getattr(a, name)
     if a.no_shipped:
-        fields["shipped"] = False
+        given["shipped"] = False
     if a.families:
-        fields["families"] = a.families
+        given["families"] = a.families
     if a.values:
-        fields["hyperparameters"] = {**fields.get("hyperparameters", {}), **dict(a.values)}
-    if a.seeds:
-        fields["seeds"] = tuple(parse_model_numbers(a.seeds))
-    if a.mlp_hidden:
-        fields["mlp_hidden"] = tuple(int(h) for h in a.mlp_hidden.split(","))
+        given["hyperparameters"] = {**fields.get("hyperparameters", {}), **dict(a.values)}
+    try:
+        if a.seeds:
+            given["seeds"] = tuple(parse_model_numbers(a.seeds))
+        if a.mlp_hidden:
+            given["mlp_hidden"] = tuple(int(h) for h in a.mlp_hidden.split(","))
+    except ValueError as err:
+        flag = "--seeds" if "seeds" not in given else "--mlp-hidden"
+        raise ValueError(f"{flag} (a command-line flag): {err}") from None
+    fields.update(given)
     if "families" in fields and "hyperparameters" not in fields:
         fields["hyperparameters"] = {}  # the zoo's six values for each named family
-    config = TrainConfig.offline_default(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items()})
+    try:
+        config = TrainConfig.offline_default(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items()})
+        check_finite(config)
+    except (ValueError, TypeError) as err:
+        key = refused_key(str(err), known)
+        flag = FLAGS.get(key, f"--{key}".replace("_", "-")) if key else None
+        where = f"{flag} (a command-line flag, over {source})" if key in given else source
+        raise ValueError(f"{where}: {err}") from None
     return config, a.dest, a.scheduler
 
 
+FLAGS = {"n_latents": "--latents", "learning_rate": "--lr", "hyperparameters": "--values", "data_dir": "--data-dir",
+         "image_size": "--image-size", "batch_size": "--batch-size", "pool_size": "--pool-size",
+         "mlp_hidden": "--mlp-hidden"}
+"""The flags whose names are not the TrainConfig field's (what a refused value's error names)."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    config, dest, address = parse_args(argv)
+    try:
+        config, dest, address = parse_args(argv)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     with connect(scheduler_address=address, log=print) if address else contextlib.nullcontext(None) as client:
         paths = train_ensemble(config, dest, client=client)
     print(f"{len(paths)} models in {dest}")

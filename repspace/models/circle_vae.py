@@ -35,16 +35,17 @@ class CircleVAEOptions:
     learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         check_types(self, "")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden must be one or more positive widths, got {list(self.hidden)}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)) or self.beta < 0:
-            raise ValueError(f"learning_rate must be positive and beta >= 0, got {self.learning_rate}, "
-                             f"{self.beta}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if not (self.beta >= 0 and math.isfinite(self.beta)):
+            raise ValueError(f"beta must be 0 or more, got {self.beta}")
 
 
 def train_circle_vae(theta: np.ndarray, options: CircleVAEOptions = CircleVAEOptions(), *, seed: int = 0,

@@ -47,8 +47,8 @@ class ClassifierOptions:
     eval_samples: int = 1_000
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         check_types(self, "")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         for name in ("steps", "batch_size", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..store import fingerprint as fp_schema
-from ..store import identity_hash, open_run
+from ..store import identity_hash, open_run, real_array
 from .sidecar import read_sidecar
 
 __all__ = ["PosteriorFile", "is_posterior_file", "open_posteriors", "write_posterior_file", "fingerprint_identity"]
@@ -75,6 +75,11 @@ class PosteriorFile:
             raise ValueError(f"posterior file {path} lacks {', '.join(missing + ['images_id'] * ('images_id' not in meta))}"
                              " (see repspace.models.write_posterior_file)")
         mean, logvar, index = (self._arrays[k] for k in ("mean", "logvar", "dataset_index"))
+        for name, arr in (("mean", mean), ("logvar", logvar), ("dataset_index", index)):
+            kinds = "iu" if name == "dataset_index" else "fiu"
+            if np.dtype(arr.dtype).kind not in kinds:
+                raise ValueError(f"posterior file {path}: {name} has dtype {arr.dtype}; it must hold "
+                                 f"{'integers' if name == 'dataset_index' else 'real numbers (float or integer)'}")
         if len(mean.shape) != 2 or tuple(mean.shape) != tuple(logvar.shape):
             raise ValueError(f"posterior file {path}: mean has shape {tuple(mean.shape)} and logvar "
                              f"{tuple(logvar.shape)}; both must be (image, channel)")
@@ -163,9 +168,13 @@ def write_posterior_file(path: str | Path, mean: Any, logvar: Any, *, store: str
         dataset_index, images_id, images = fingerprint_identity(store)
     if dataset_index is None or not images:
         raise ValueError("give store (the fingerprint set's run store), or dataset_index and images")
-    index = np.asarray(dataset_index, np.int64)
+    index = np.asarray(dataset_index)
+    if index.dtype.kind not in "iu":
+        raise ValueError(f"posterior file {path}: dataset_index has dtype {index.dtype}; it must hold integers")
+    index = index.astype(np.int64)
     images_id = images_id or identity_hash(dict(images), index)
-    mean, logvar = np.asarray(mean, np.float32), np.asarray(logvar, np.float32)
+    where = f"posterior file {path}"
+    mean, logvar = real_array(mean, "mean", where), real_array(logvar, "logvar", where)
     if mean.ndim != 2 or mean.shape != logvar.shape or index.shape != (mean.shape[0],):
         raise ValueError(f"mean {mean.shape}, logvar {logvar.shape} and dataset_index {index.shape} must be "
                          "(image, channel), (image, channel) and (image,)")

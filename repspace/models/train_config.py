@@ -7,7 +7,6 @@ Nothing here imports TensorFlow; :mod:`repspace.models.training` trains the grid
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -126,21 +125,34 @@ class TrainConfig:
 
     def __post_init__(self):
         check_types(self, "")
-        for fam in self.families:
+        for fam in (*self.families, *self.hyperparameters):
             if fam not in TRAINABLE_FAMILIES:
                 raise ValueError(
-                    f"cannot train family {fam!r}; trainable: {', '.join(TRAINABLE_FAMILIES)}"
+                    f"{'families' if fam in self.families else 'hyperparameters'}: cannot train family {fam!r}; "
+                    f"trainable: {', '.join(TRAINABLE_FAMILIES)}"
                     + (" (factor_vae models come from the zoo)" if fam == "factor_vae" else "")
                 )
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        for name in ("n_latents", "batch_size", "steps", "log_every", "threads"):
+        for name in ("n_latents", "batch_size", "steps", "log_every", "threads", "workers", "steps_per_call"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.seeds:
-            raise ValueError("no seeds")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+        for name in ("pool_size", "progress_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        for name in ("image_size", "annealed_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, or left out; got {getattr(self, name)}")
+        if not self.seeds or min(self.seeds) < 0:
+            raise ValueError(f"seeds must be one or more seeds, each 0 or more; got {list(self.seeds)}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must not repeat, got {list(self.seeds)}")
+        if not self.mlp_hidden or min(self.mlp_hidden) < 1:
+            raise ValueError(f"mlp_hidden must be one or more positive widths, got {list(self.mlp_hidden)}")
+        if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if self.annealed_gamma < 0:
+            raise ValueError(f"annealed_gamma must be 0 or more, got {self.annealed_gamma}")
         object.__setattr__(self, "families", tuple(self.families))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         object.__setattr__(self, "mlp_hidden", tuple(int(h) for h in self.mlp_hidden))

@@ -17,9 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .._checks import check_types
+from .._checks import check_finite, check_types
 from ..data.catalog import DATASETS
 from ..models import TrainConfig
+from .checks import Origins, check_tables
 from .options import as_table, build, check_keys, table_classes
 from .stages import STAGE_NAMES, SWEEP_STAGES, stage_names
 
@@ -115,28 +116,33 @@ class RunConfig:
         raise AttributeError(f"{type(self).__name__} has no field or table {name!r}")
 
     def _check(self) -> None:
+        if isinstance(self.info_threshold, float) and not 0 <= self.info_threshold < float("inf"):  # NaN too
+            raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         check_types(self, "")
+        check_finite(self)
+        if self.info_threshold < 0:
+            raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         stages = tuple(self.stages)
         names = stage_names()
         unknown = [s for s in stages if s not in names]
         if unknown:
-            raise ValueError(f"unknown stages {unknown}; stages are {list(names)}")
+            raise ValueError(f"stages: unknown stages {unknown}; stages are {list(names)}")
         object.__setattr__(self, "stages", tuple(s for s in names if s in stages))
         for name in ("n_images", "models_per_encode_task", "pair_block_units", "row_block_bytes", "n_workers",
                      "threads_per_worker"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.info_threshold < float("inf"):  # NaN and infinity are refused too
-            raise ValueError(f"info_threshold must be at least 0 bits, got {self.info_threshold}")
         object.__setattr__(self, "pair_measures", tuple(self.pair_measures))
         bad = [m for m in self.pair_measures if m not in ("nmi", "vi", "cka_bc")]
         if bad or not {"nmi", "vi"} <= set(self.pair_measures):
             raise ValueError(f"pair_measures must hold nmi and vi, and may add cka_bc; got {list(self.pair_measures)}")
         if self.pair_channels not in ("informative", "all"):
             raise ValueError(f"pair_channels must be 'informative' or 'all', got {self.pair_channels!r}")
-        if self.n_channels is not None and self.n_channels < 1:
-            raise ValueError(f"n_channels must be positive, or left out for what the models agree on; got "
-                             f"{self.n_channels}")
+        for name in ("n_channels", "image_size"):  # None: what the models agree on, the dataset's own
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, or left out; got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
         if self.min_samples is not None and self.min_samples < 2:
             raise ValueError(f"min_samples must be at least 2 (OPTICS), or left out for min(20, half the models); "
                              f"got {self.min_samples}")
@@ -180,14 +186,17 @@ def _core_names() -> set[str]:
 
 
 def load_config(
-    path: str | Path | None = None, *, train_overrides: Mapping[str, Any] | None = None, **overrides: Any
+    path: str | Path | None = None, *, train_overrides: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None, **overrides: Any
 ) -> RunConfig:
     """Read a run TOML file (the offline default when None), then apply ``overrides``.
 
     ``overrides`` are RunConfig fields, or partial mappings merged into a table of the file (``models``,
     ``latents``, ``measures``, ...; a sub-table such as ``measures.classifier`` as a nested mapping), and
     ``train_overrides`` into its ``[models.train]`` table. None values are ignored, so CLI flags that were
-    not given change nothing. Errors name the key as the file writes it.
+    not given change nothing. Every option is checked here, before any work. A refused value's error names
+    the key as the file writes it and the file, or, for an override, its flag (``flags``: the flag of each
+    dotted key, e.g. {"so2.learner.steps": "--learner-steps"}) and the file it overrides.
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
     if not path.is_file():
@@ -198,10 +207,13 @@ def load_config(
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path}: not valid TOML ({err})") from None
     tables = table_classes()
+    origins = Origins(path, flags)
     try:
         check_keys(raw, _core_names(), "the file's top level", extra=tables)
+        check_tables(raw, tables)
         found = {name: dict(raw.pop(name, {})) for name in tables}
         for key, value in overrides.items():
+            origins.override(key, value)
             if value is None:
                 continue
             if key in tables:
@@ -210,16 +222,17 @@ def load_config(
                 raw[key] = value
         check_keys(raw, _core_names(), "overrides", extra=tables)
         if train_overrides:
+            origins.override("models.train", train_overrides)
             found["models"]["train"] = {**dict(found["models"].get("train", {})), **train_overrides}
         if "train" in found["models"]:
             try:
-                TrainConfig.offline_default(**found["models"]["train"])  # bad training options fail now
+                check_finite(TrainConfig.offline_default(**found["models"]["train"]))  # bad training options fail now
             except (ValueError, TypeError) as err:
                 raise ValueError(f"[models.train] {err}") from None
         options = {name: build(cls, found[name], name) for name, cls in tables.items()}
         return RunConfig(**raw, options=options)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ValueError(origins.explain(str(err), _core_names() | set(tables))) from None
 
 
 def _merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:

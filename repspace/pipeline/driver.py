@@ -23,6 +23,7 @@ from .. import store
 from ..store import verify
 from ..cluster import connect
 from .config import RunConfig
+from .checks import check_store
 from .stage import Block, Plan, Stage, StageContext
 from .sync import completed
 
@@ -298,6 +299,7 @@ def run_stages(
         Run the tasks here; otherwise one is made from the config (and closed at the end)
         when any stage needs it.
     """
+    check_store(config)  # options the store holds otherwise: refused before anything is written
     run_id = uuid.uuid4().hex[:12]
     store_path = config.store
     store_path.parent.mkdir(parents=True, exist_ok=True)

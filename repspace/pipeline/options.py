@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._checks import check_finite
 from .registry import STAGES
 
 __all__ = ["build", "check_keys", "table_classes", "as_table"]
@@ -67,7 +68,9 @@ def build(cls: type, values: Mapping[str, Any], where: str, without: Iterable[st
         if sub is not None and isinstance(value, Mapping):
             kwargs[name] = build(sub, value, f"{where}.{name}", _left_out(fields[name]))
     try:
-        return cls(**kwargs)
+        options = cls(**kwargs)
+        check_finite(options)
+        return options
     except (ValueError, TypeError) as err:
         text = str(err)
         raise ValueError(text if text.startswith("[") else f"[{where}] {text}") from None

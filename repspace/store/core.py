@@ -52,7 +52,19 @@ __all__ = [
     "write_dataset",
     "open_dataset",
     "identity_hash",
+    "real_array",
 ]
+
+def real_array(value: Any, name: str, where: str) -> np.ndarray:
+    """``value`` as a float32 array, refused unless it holds real numbers (float, integer): a complex, bool,
+    string or object array would lose its imaginary part or be read as numbers it is not. ValueError naming
+    ``where``, the array ``name`` and its dtype."""
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{where}: {name} has dtype {arr.dtype}; posteriors must be real numbers (float or "
+                         "integer), not complex, bool, strings or objects")
+    return np.asarray(arr, np.float32)
+
 
 FORMAT = "repspace-run"
 FORMAT_VERSION = 2

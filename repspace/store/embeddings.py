@@ -42,7 +42,7 @@ import numpy as np
 import zarr
 
 from . import fingerprint as fp_schema
-from .core import StoreError, block_ranges, open_run, require_array, set_complete, write_coordinate
+from .core import StoreError, block_ranges, open_run, real_array, require_array, set_complete, write_coordinate
 from .lock import run_lock
 from .verify import record_embedding_chunks
 from .models import MODEL_COORDS, merge_models, read_models, write_model_coords
@@ -181,7 +181,7 @@ def write_posteriors(
 
     Everything is checked before the store is touched; a refused call changes nothing.
     """
-    mu, logvar = np.asarray(mu, np.float32), np.asarray(logvar, np.float32)
+    mu, logvar = real_array(mu, "mu", "write_posteriors"), real_array(logvar, "logvar", "write_posteriors")
     if mu.ndim != 3 or mu.shape != logvar.shape:
         raise ValueError(f"mu and logvar must share a shape (model, channel, image), got {mu.shape} and {logvar.shape}")
     if len(models) != mu.shape[0]:

@@ -160,6 +160,10 @@ class FusionOptions(FuseOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "channels", tuple(str(c) for c in self.channels))
+        twice = sorted({c for c in self.channels if self.channels.count(c) > 1})
+        if twice:
+            raise ValueError(f"channels must name each channel once; {', '.join(map(repr, twice))} is listed more "
+                             "than once")
         if self.members not in ("informative", "cluster", "list"):
             raise ValueError(f"members must be 'informative', 'cluster' or 'list', got {self.members!r}")
         if self.members == "list" and not self.channels:

@@ -95,7 +95,7 @@ class ModelsConfig:
 
     source: str = "trained"
     dir: str = "data/models/offline"
-    numbers: tuple[str, ...] = ()
+    numbers: tuple[str | int, ...] = ()
     base_url: str | None = None
     train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     encoder: EncoderOptions = dataclasses.field(default_factory=EncoderOptions)

@@ -64,7 +64,13 @@ class SO2Options:
 
     def __post_init__(self) -> None:
         check_types(self, "")
-        object.__setattr__(self, "sizes", tuple(sorted({int(k) for k in self.sizes})))
+        for name in ("sizes", "similarities"):
+            values = list(getattr(self, name))
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(f"{name} must list each value once; {', '.join(map(repr, twice))} is listed more "
+                                 "than once")
+        object.__setattr__(self, "sizes", tuple(sorted(int(k) for k in self.sizes)))
         object.__setattr__(self, "similarities", tuple(self.similarities))
         if isinstance(self.learner, Mapping):
             object.__setattr__(self, "learner", CircleVAEOptions(**self.learner))
