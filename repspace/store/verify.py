@@ -32,6 +32,7 @@ __all__ = ["Damage", "discard", "discard_chunk", "require_sizes", "block_chunks"
 _SCHEMAS = {schema.GROUP: schema for schema in (channels_schema, pairs_schema, latents_schema)}
 MARKED_GROUPS = tuple(_SCHEMAS)
 """The groups whose blocks are marked done; each schema module says which chunks a block writes."""
+_MARKERS = ("done", "information_done", "twice_done", "estimate_done")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +127,7 @@ def damaged_blocks(store_path: str | Path, name: str,
     group = open_group(store_path, name)
     out = []
     arrays: dict[str, zarr.Array] = {}
-    for marker in [m for m in ("done", "information_done", "twice_done", "estimate_done") if m in group]:
+    for marker in [m for m in _MARKERS if m in group]:
         if f"{marker}_bytes" not in group:
             continue
         crc_name = f"{marker}{checksums.SUFFIX}"
@@ -272,8 +273,7 @@ def size_only(store_path: str | Path) -> dict[str, int]:
     for name in [n for n in (*MARKED_GROUPS, "embeddings", "dataset_embeddings") if n in root]:
         group = open_group(store_path, name)
         records = [("chunk_bytes", "chunk_crc32", None)] if name not in MARKED_GROUPS else \
-            [(f"{m}_bytes", f"{m}{checksums.SUFFIX}", m) for m in ("done", "information_done", "twice_done",
-                                                                   "estimate_done") if m in group]
+            [(f"{m}_bytes", f"{m}{checksums.SUFFIX}", m) for m in _MARKERS if m in group]
         for sizes_name, crc_name, marker in [r for r in records if r[0] in group]:
             try:
                 sizes = np.asarray(group[sizes_name][:])
