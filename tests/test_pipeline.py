@@ -19,6 +19,7 @@ from repspace.models import ModelEntry
 from repspace.pipeline import RunConfig, load_config, run
 from repspace.pipeline.config import DEFAULT_CONFIG
 from repspace.store import write_posteriors
+from repspace.store.verify import record_block
 
 pytestmark = pytest.mark.distributed
 
@@ -381,6 +382,8 @@ def test_the_structure_refuses_channels_that_changed_after_the_pairs(tmp_path, c
     name = str(root["channels"]["model"][model])
     info[model, channel] = 1.0  # as if the channels had been recomputed on other posteriors after the pairs
     information[:] = info
+    channels = root["channels"]  # recorded as the channels stage records a block it finished
+    record_block(config.store, channels, "done", (model // int(channels.attrs["models_per_block"]),))
     with pytest.raises(store.StoreError, match=rf"pairs stage left out 1 of the \d+ channels the structure keeps "
                                                rf"\(model {name} channel {channel}\).*rerun the pairs stage"):
         run(config.replace(stages=("structure",)), client=client)

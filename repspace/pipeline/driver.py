@@ -176,7 +176,8 @@ def run_tasks(
 
 
 def _check_input(stage: str, store_path: Path, need: str) -> None:
-    """Refuse an input group whose finished chunks are missing or damaged (cheap: their sizes), naming each."""
+    """Refuse an input group whose finished chunks are missing or damaged (cheap: their sizes, then their
+    checksums), naming each."""
     if need in verify.MARKED_GROUPS:
         damage = verify.damaged_blocks(store_path, need)
     elif need in ("embeddings", "dataset_embeddings"):
