@@ -4,7 +4,9 @@ The file's text names the holder (pid, host, run id, start time) for the message
 gets when it is refused. The kernel releases the lock when its process ends, however it ends, so
 a killed run never leaves a store stuck; the next run says that it takes over. Within one process
 the lock is re-entrant (a run's stages and the writes they make share it). ``flock`` works on local
-disks; on a network file system it depends on the mount.
+disks; on a network file system it depends on the mount. The lock file lies beside the store's
+real path (symbolic links and relative paths resolved), so every way of reaching one store reaches
+one lock.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ class StoreLocked(RuntimeError):
 
 
 def lock_path(store_path: str | Path) -> Path:
-    store_path = Path(store_path)
-    return store_path.with_name(store_path.name + ".lock")
+    """The lock file of a store: beside its real path, however the store is reached (a symbolic link to it or to
+    a folder above it, a relative path)."""
+    real = Path(os.path.realpath(store_path))
+    return real.with_name(real.name + ".lock")
 
 
 def holder(store_path: str | Path) -> dict | None:
@@ -54,7 +58,7 @@ def run_lock(store_path: str | Path, run_id: str, *, log: Callable[[str], None] 
     emptied when the run ends.
     """
     path = lock_path(store_path)
-    key = str(path.resolve())
+    key = str(path)
     if _HELD.get(key):
         _HELD[key] += 1
         try:
