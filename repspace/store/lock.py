@@ -12,6 +12,7 @@ one lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -20,13 +21,17 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["StoreLocked", "run_lock", "lock_path", "holder"]
+__all__ = ["StoreLocked", "StoreReadOnly", "run_lock", "lock_path", "holder"]
 
 _HELD: dict[str, int] = {}
 
 
 class StoreLocked(RuntimeError):
     """Another run holds the store."""
+
+
+class StoreReadOnly(RuntimeError):
+    """The store cannot be written (a read-only file system or folder): no run can take its lock."""
 
 
 def lock_path(store_path: str | Path) -> Path:
@@ -66,8 +71,15 @@ def run_lock(store_path: str | Path, run_id: str, *, log: Callable[[str], None] 
         finally:
             _HELD[key] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as err:
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise StoreReadOnly(f"{store_path} is read-only ({err.strerror}: {err.filename}): a run writes its store; "
+                            "copy the run folder somewhere writable to rerun it (python -m repspace.jobs.verify checks "
+                            "a read-only store)") from None
     try:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
