@@ -49,3 +49,76 @@ def test_every_path_to_one_store_meets_one_lock(tmp_path, monkeypatch):
     assert store.lock_path(tmp_path / "alias.zarr") == store.lock_path(config.store) == \
         store.lock_path("alias_run/store.zarr")
 
+
+
+def read_only_shell(folder, script: str) -> str:
+    """Run ``script`` (sh) with ``folder`` read-only and return its output: as root (where permissions do not
+    stop writes) inside a private mount namespace holding a read-only bind mount of it, otherwise with the
+    folder's write permissions taken away for the duration."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)}
+    if os.geteuid() == 0:
+        probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {folder} {folder} && mount -o "
+                                f"remount,ro,bind {folder} && ! touch {folder}/probe 2>/dev/null"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            pytest.skip("running as root without a private mount namespace (unshare -m): no way to make a folder "
+                        f"read-only here ({probe.stderr.strip()[:100]})")
+        wrapped = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && {{\n{script}\n}}"
+        return subprocess.run(["unshare", "-m", "sh", "-c", wrapped], capture_output=True, text=True, env=env,
+                              timeout=600).stdout
+    paths = [folder, *folder.rglob("*")]
+    modes = {p: p.stat().st_mode for p in paths if not p.is_symlink()}
+    try:
+        for p in modes:
+            p.chmod(modes[p] & ~0o222)
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=600).stdout
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def outputs(text: str) -> dict[str, tuple[int, str]]:
+    """{name: (exit status, output)} of a script made of :func:`step` s."""
+    out = {}
+    for part in text.split("=== ")[1:]:
+        name, _, rest = part.partition("\n")
+        body, _, code = rest.rpartition("rc=")
+        out[name] = (int(code.split()[0]), body)
+    return out
+
+
+def step(name: str, *argv: str) -> str:
+    args = " ".join(f"'{a}'" for a in argv)
+    return f"echo '=== {name}'; {sys.executable} -m {args} 2>&1; echo rc=$?"
+
+
+def test_a_read_only_store_is_verified_and_every_write_is_refused_in_one_line(tmp_path, client):
+    config = prepared(tmp_path, 3)
+    run(config, client=client, log=lambda m: None)
+    chunk = [p for p in (config.store / "pairs" / "nmi" / "c").rglob("*") if p.is_file()][0]
+    chunk.write_bytes(chunk.read_bytes()[:-7])  # damaged while the store was still writable
+    before = {p: p.read_bytes() for p in config.store.rglob("*") if p.is_file()}
+    run_dir, n = config.run_dir, str(config.n_images)
+    sweep = ("repspace.jobs.full_sweep", "--n-images", n, "--no-dashboard", "--scheduler-address",
+             client.scheduler.address, "--error-groups", "0", "--stages", "channels", "pairs")
+    text = read_only_shell(tmp_path, "\n".join([
+        step("verify", "repspace.jobs.verify", run_dir, "--quick"),
+        step("repair", "repspace.jobs.verify", run_dir, "--repair", "--quick"),
+        step("rerun", *sweep, "--run-dir", run_dir),
+        step("new", *sweep, "--run-dir", str(tmp_path / "new")),
+        step("measures", "repspace.jobs.compare_measures", "--store", str(config.store), "--n-items", "8",
+             "--no-dashboard", "--scheduler-address", client.scheduler.address),
+    ]))
+    got = outputs(text)
+    assert set(got) == {"verify", "repair", "rerun", "new", "measures"}, text
+    code, out = got["verify"]  # checked without the lock, which a read-only store cannot take
+    assert code == 1 and "damaged: pairs/nmi chunk" in out and "when its block was finished" in out, out
+    for name in ("repair", "rerun", "measures"):
+        code, out = got[name]
+        assert code != 0 and "Traceback" not in out, (name, out)
+        assert f"error: {config.store} is read-only (Read-only file system" in out or \
+            f"error: {config.store} is read-only (Permission denied" in out, (name, out)
+    code, out = got["new"]
+    assert code == 1 and "Traceback" not in out and f"{tmp_path / 'new'} cannot be written" in out, out
+    assert out.rstrip().splitlines()[-1] == "status: error (see the line above)"
+    assert {p: p.read_bytes() for p in config.store.rglob("*") if p.is_file()} == before  # nothing was changed
