@@ -122,3 +122,37 @@ def test_a_read_only_store_is_verified_and_every_write_is_refused_in_one_line(tm
     assert code == 1 and "Traceback" not in out and f"{tmp_path / 'new'} cannot be written" in out, out
     assert out.rstrip().splitlines()[-1] == "status: error (see the line above)"
     assert {p: p.read_bytes() for p in config.store.rglob("*") if p.is_file()} == before  # nothing was changed
+
+
+def test_a_full_disk_names_the_group_and_the_rerun_keeps_finished_blocks(tmp_path, threads_client, monkeypatch,
+                                                                         capsys):
+    import errno
+
+    from repspace.jobs import full_sweep
+    from repspace.store import pairs as pairs_schema
+
+    config = prepared(tmp_path, 3)
+    write_block = pairs_schema.write_block
+
+    def full(group, range_a, range_b, values):  # the disk fills as the blocks off the diagonal are written
+        if range_a != range_b:
+            raise OSError(errno.ENOSPC, "No space left on device", str(config.store / "pairs" / "nmi"))
+        write_block(group, range_a, range_b, values)
+
+    monkeypatch.setattr(pairs_schema, "write_block", full)
+    argv = ["--run-dir", config.run_dir, "--n-images", str(config.n_images), "--pair-block-units", "3",
+            "--error-groups", "0", "--scheduler-address", threads_client.scheduler.address, "--stages", "channels",
+            "pairs"]
+    assert full_sweep.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and out.rstrip().splitlines()[-1] == "status: error (see the line above)"
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"error: no space left on device writing group 'pairs' of {config.store}: its arrays "
+                           "take up to "), line
+    assert " uncompressed (" in line and " on disk now), " in line and " free: " in line
+    assert line.endswith("free space and rerun: finished blocks are kept"), line
+    monkeypatch.setattr(pairs_schema, "write_block", write_block)  # space freed
+    again = run(config.replace(stages=("channels", "pairs"), pair_block_units=3,
+                               errors={"groups": 0}), client=threads_client, log=lambda m: None)
+    assert (again.stage("pairs").computed, again.stage("pairs").skipped) == (3, 3)  # the diagonal blocks were kept
+    assert again.stage("channels").computed == 0

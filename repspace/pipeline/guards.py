@@ -39,7 +39,11 @@ _UNREADABLE_WORDS = ("decompress", "decod", "codec", "corrupt", "truncat", "byte
 
 
 class DiskFull(OSError):
-    """The disk filled while a stage wrote its group; the finished blocks are kept."""
+    """The disk filled while a stage wrote its group; the finished blocks are kept (``errno``: ENOSPC)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOSPC
 
 
 def _size(n: float) -> str:
@@ -78,9 +82,9 @@ def _disk_full(stage: "Stage", store_path: Path, figure_dir: Path) -> DiskFull:
     else:
         full, written = _group_bytes(store_path, stage.writes)
         what = f"group {stage.writes!r} of {store_path}"
-        need = f"; the group needs up to {_size(full)} uncompressed ({_size(written)} written so far)"
-    return DiskFull(errno.ENOSPC, f"no space left on device writing {what}{need}, {_size(free)} free: free space and "
-                                  "rerun: finished blocks are kept")
+        need = f": its arrays take up to {_size(full)} uncompressed ({_size(written)} on disk now)"
+    return DiskFull(f"no space left on device writing {what}{need}, {_size(free)} free: free space and rerun: "
+                    "finished blocks are kept")
 
 
 def _read_only(store_path: Path, err: OSError) -> StoreReadOnly:
