@@ -156,3 +156,33 @@ def test_a_full_disk_names_the_group_and_the_rerun_keeps_finished_blocks(tmp_pat
                                errors={"groups": 0}), client=threads_client, log=lambda m: None)
     assert (again.stage("pairs").computed, again.stage("pairs").skipped) == (3, 3)  # the diagonal blocks were kept
     assert again.stage("channels").computed == 0
+
+
+def test_a_chunk_damaged_in_place_is_named_with_the_repair_to_run(tmp_path, client):
+    config = prepared(tmp_path, 3)
+    run(config, client=client, log=lambda m: None)
+    chunk = config.store / "pairs" / "nmi" / "c" / "0" / "0" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[:4] = bytes(4)  # the zstd header, overwritten in place: the size is unchanged, so no size check sees it
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(store.StoreError) as caught:
+        run(config.replace(stages=("structure",)), client=client, log=lambda m: None)
+    said = str(caught.value)
+    assert said.startswith("'structure' cannot read the store: pairs/nmi chunk (0, 0, 0, 0) "), said
+    assert "cannot be read (RuntimeError: Zstd decompression error" in said
+    assert said.endswith(f"run python -m repspace.jobs.verify {config.store.parent} --repair"), said
+
+
+@pytest.mark.parametrize("damage,named", [
+    ("embeddings/model/c/0", "embeddings/model chunk (0,)"),  # a coordinate: no size was recorded for it
+    ("embeddings/mu/zarr.json", "{store}/embeddings/mu/zarr.json cannot be read (JSONDecodeError"),
+])
+def test_a_truncated_file_is_named(tmp_path, client, damage, named):
+    config = prepared(tmp_path, 3)
+    path = config.store / damage
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(store.StoreError) as caught:
+        run(config.replace(stages=("channels",)), client=client, log=lambda m: None)
+    said = str(caught.value)
+    assert said.startswith("'channels' cannot read the store: ") and named.format(store=config.store) in said, said
+    assert said.endswith("--repair"), said
