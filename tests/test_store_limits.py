@@ -186,3 +186,20 @@ def test_a_truncated_file_is_named(tmp_path, client, damage, named):
     said = str(caught.value)
     assert said.startswith("'channels' cannot read the store: ") and named.format(store=config.store) in said, said
     assert said.endswith("--repair"), said
+
+
+@pytest.mark.tf
+def test_a_model_whose_variables_file_is_truncated_is_named(tmp_path):
+    pytest.importorskip("tensorflow")
+    from repspace.models import load_encoder
+
+    from .test_models_encoders import linear_weights, write_tf2_saved_model
+
+    model = tmp_path / "m"
+    write_tf2_saved_model(model, linear_weights())
+    data = next((model / "variables").glob("variables.data-*"))
+    data.write_bytes(data.read_bytes()[:8])
+    with pytest.raises(ValueError) as caught:
+        load_encoder(model)
+    said = str(caught.value)
+    assert said.startswith(f"model {model} cannot be loaded (") and str(data) in said, said
