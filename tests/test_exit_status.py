@@ -11,7 +11,6 @@ import pytest
 
 from repspace.data import FingerprintConfig, build_fingerprint
 from repspace.jobs import compare_latents, compare_measures, full_sweep, fusion_so2
-from repspace.jobs._run import EXIT_STATUSES
 from repspace.models import write_posterior_file
 
 from .test_pipeline import N_IMAGES, synthetic_posteriors
@@ -48,6 +47,8 @@ def last_line(out: str) -> str:
 
 def test_the_table_is_in_the_readme():
     from pathlib import Path
+
+    from repspace.jobs._run import EXIT_STATUSES
 
     text = (Path(__file__).parents[1] / "README.md").read_text()
     section = text[text.index("## Exit statuses"):]
