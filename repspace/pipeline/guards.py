@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from .driver import RunReport
     from .stage import Stage
 
-__all__ = ["DiskFull", "StoreReadOnly", "translated", "nothing_written", "models_left_out", "READ_ONLY_ERRNOS"]
+__all__ = ["DROPPED", "DiskFull", "StoreReadOnly", "translated", "nothing_written", "models_left_out", "READ_ONLY_ERRNOS"]
 
+DROPPED = "dropped from the run"
+"""The reason recorded for a model taken out on request (``--drop-models``): not a model left out."""
 READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 _UNREADABLE_WORDS = ("decompress", "decod", "codec", "corrupt", "truncat", "bytes than requested", "buffer")
 
@@ -176,9 +178,12 @@ def nothing_written(report: "RunReport", config: "RunConfig") -> list[str]:
 
 
 def models_left_out(report: "RunReport") -> tuple[int, int]:
-    """(models left out, models of the run) over its embeddings groups."""
+    """(models left out, models of the run) over its embeddings groups; models dropped on request count in
+    neither."""
     names: set[str] = set()
     for group in ("embeddings", "dataset_embeddings"):
         if (Path(report.store) / group / "zarr.json").exists():
             names.update(str(m) for m in store.open_group(report.store, group)["model"][:])
-    return len(report.failed_models), len(names | set(report.failed_models))
+    dropped = {m for m, why in report.failed_models.items() if why == DROPPED}
+    left = set(report.failed_models) - dropped
+    return len(left), len((names | left) - dropped)
