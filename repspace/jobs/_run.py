@@ -1,4 +1,5 @@
-"""What the run-store CLIs share once their configuration is parsed: run it, report it."""
+"""What the run-store CLIs share once their configuration is parsed: run it, report it, and exit with a status
+that says how it went (:data:`EXIT_STATUSES`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,21 @@ import warnings
 from collections.abc import Callable
 
 from ..pipeline import RunConfig, run
+from ..pipeline.guards import READ_ONLY_ERRNOS, DiskFull, StoreReadOnly, models_left_out, nothing_written
 
-__all__ = ["EXECUTION_FLAGS", "add_execution_args", "execution", "run_and_report", "without_figures"]
+__all__ = ["EXECUTION_FLAGS", "EXIT_STATUSES", "add_execution_args", "execution", "finish", "refused", "run_and_report",
+           "without_figures"]
+
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_MODELS_LEFT_OUT, EXIT_NOTHING_WRITTEN = 0, 1, 2, 3, 4
+EXIT_STATUSES = {
+    EXIT_OK: "everything done",
+    EXIT_ERROR: "an error (one line on stderr), or no usable model",
+    EXIT_REFUSED: "the configuration or flags were refused before any work",
+    EXIT_MODELS_LEFT_OUT: "finished, but some models were left out (how many, and where they are named)",
+    EXIT_NOTHING_WRITTEN: "a stage wrote nothing it should have",
+}
+"""The exit statuses of every job that runs stages (README.md, "Exit statuses"); the last line a job prints is
+``status: ...``."""
 
 
 def add_execution_args(parser: argparse.ArgumentParser, defaults: RunConfig, *, threads: bool = True,
@@ -56,10 +70,24 @@ def without_figures(config: RunConfig, skip: bool) -> RunConfig:
     return config.replace(stages=tuple(s for s in config.stages if s != "figures")) if skip else config
 
 
-def run_and_report(config: RunConfig, prepare: Callable[[], object] | None = None) -> int:
-    """Run ``config`` (after ``prepare``, when given) and print its summary; an error is one line on stderr.
+def refused(err: BaseException | str) -> int:
+    """A configuration or flags refused before any work: its one-line error, the status line; returns 2."""
+    print(f"error: {err}", file=sys.stderr)
+    return finish(EXIT_REFUSED, "configuration refused")
 
-    Returns the exit status: 0, or 1 after an error or when no model could be used.
+
+def finish(code: int, what: str) -> int:
+    """Print the final status line, ``status: <what>`` (one line a job array can test), and return ``code``."""
+    print(f"status: {what}", flush=True)
+    return code
+
+
+def run_and_report(config: RunConfig, prepare: Callable[[], object] | None = None) -> int:
+    """Run ``config`` (after ``prepare``, when given), print its summary and one final ``status:`` line; an error
+    is one line on stderr.
+
+    Returns the exit status (:data:`EXIT_STATUSES`): 0 everything done; 1 an error, or no usable model; 3 finished
+    with models left out; 4 a stage wrote nothing it should have.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -67,12 +95,30 @@ def run_and_report(config: RunConfig, prepare: Callable[[], object] | None = Non
             if prepare is not None:
                 prepare()
             result = run(config)
-        except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+        except OSError as err:  # a full disk (DiskFull names the group), a folder that cannot be written
+            if err.errno in READ_ONLY_ERRNOS and not isinstance(err, DiskFull):
+                err = StoreReadOnly(f"{err.filename} cannot be written ({err.strerror}): the run folder is "
+                                    "read-only; choose a writable --run-dir")
+            print(f"error: {err}" if isinstance(err, (DiskFull, StoreReadOnly)) or err.filename is not None
+                  else f"error: {type(err).__name__}: {err}", file=sys.stderr)
+            return finish(EXIT_ERROR, "error (see the line above)")
+        except (ValueError, RuntimeError) as err:  # StoreError, StoreLocked, StoreReadOnly, TaskFailed among them
             print(f"error: {err}", file=sys.stderr)
-            return 1
+            return finish(EXIT_ERROR, "error (see the line above)")
     print(result.summary())
     why = result.unusable()
     if why is not None:
         print(f"error: {why}", file=sys.stderr)
-        return 1
-    return 0
+        return finish(EXIT_ERROR, "no usable model")
+    empty = nothing_written(result, config)
+    left, total = models_left_out(result)
+    also = f"; {left} of {total} models left out" if left else ""
+    where = result.report if result.report is not None else f"{result.store} (embeddings attrs failed_models)"
+    if empty:
+        for line in empty:
+            print(f"error: {line}", file=sys.stderr)
+        return finish(EXIT_NOTHING_WRITTEN, f"{len(empty)} stage(s) wrote nothing: "
+                                            f"{', '.join(e.partition(':')[0] for e in empty)}{also}")
+    if left:
+        return finish(EXIT_MODELS_LEFT_OUT, f"{left} of {total} models left out (named above; report: {where})")
+    return finish(EXIT_OK, "ok")

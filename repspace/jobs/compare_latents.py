@@ -23,9 +23,9 @@ from pathlib import Path
 
 from .._quiet import set_verbose
 from ..data.catalog import DATASETS
-from ..pipeline import RunConfig, load_config, run
+from ..pipeline import RunConfig, load_config
 from ..pipeline.config import job_defaults
-from ._run import EXECUTION_FLAGS, add_execution_args, execution
+from ._run import EXECUTION_FLAGS, add_execution_args, execution, refused, run_and_report
 
 
 DEFAULT_CONFIG = job_defaults("compare_latents.toml")
@@ -115,16 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_args(argv)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        result = run(config)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:  # StoreError is a ValueError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(result.summary())
-    return 0
-
+        return refused(err)
+    return run_and_report(config)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ from .._quiet import set_verbose
 from ..measures import MEASURES
 from ..pipeline import load_config
 from ..pipeline.config import job_defaults
-from ._run import EXECUTION_FLAGS, add_execution_args, execution, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, add_execution_args, execution, refused, run_and_report, without_figures
 from ..store.spaces import SOURCES
 
 DEFAULT_CONFIG = job_defaults("compare_measures.toml")
@@ -86,13 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     set_verbose(args.verbose)
     source = args.spaces or ("latents" if args.store else None)
     if args.store and source == "synthetic":
-        print("error: --store compares a run's spaces (--spaces latents or channels); leave it out for the "
-              "synthetic spaces", file=sys.stderr)
-        return 2
+        return refused("--store compares a run's spaces (--spaces latents or channels); leave it out for the "
+                       "synthetic spaces")
     store = Path(args.store) if args.store else None
     if store is not None and not (store / "zarr.json").is_file():
-        print(f"error: no run store at {store} (expected RUN/store.zarr of a finished sweep)", file=sys.stderr)
-        return 2
+        return refused(f"no run store at {store} (expected RUN/store.zarr of a finished sweep)")
     measures = {"source": source, "n_items": args.n_items, "max_spaces": args.max_spaces,
                 "measures": tuple(dict.fromkeys(args.measures)) if args.measures else None,
                 "mc_samples": args.mc_samples, "shape_alpha": args.shape_alpha, "shape_restarts": args.shape_restarts,
@@ -107,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             store_path=str(store) if store is not None else None, seed=args.seed,
             info_threshold=args.info_threshold, measures=measures, **execution(args), flags=FLAGS)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return refused(err)
     config = without_figures(config, args.no_figures)
     return run_and_report(config)
 

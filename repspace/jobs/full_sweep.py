@@ -16,7 +16,7 @@ from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config
 from ..pipeline.config import DEFAULT_CONFIG
 from ..pipeline.repair import drop_models
 from ..pipeline.stages.models import MODEL_SOURCES
-from ._run import EXECUTION_FLAGS, add_execution_args, execution, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, add_execution_args, execution, refused, run_and_report, without_figures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             train_overrides=train or None, flags=FLAGS,
         )
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return refused(err)
     config = without_figures(config, args.no_figures)
     return run_and_report(config, (lambda: drop_models(config.store, args.drop_models)) if args.drop_models else None)
 

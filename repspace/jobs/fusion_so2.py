@@ -20,7 +20,7 @@ from .._quiet import set_verbose
 from ..fusion import SIMILARITIES
 from ..pipeline import load_config
 from ..pipeline.config import job_defaults
-from ._run import EXECUTION_FLAGS, add_execution_args, execution, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, add_execution_args, execution, refused, run_and_report, without_figures
 
 DEFAULT_CONFIG = job_defaults("fusion_so2.toml")
 PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner.steps": 3000,
@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config or DEFAULT_CONFIG, run_dir=args.run_dir, seed=args.seed,
                              **execution(args), so2=so2, flags=FLAGS)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return refused(err)
     config = without_figures(config, args.no_figures)
     o = config.so2
     used = {k: getattr(getattr(o, k.partition(".")[0]), k.partition(".")[2]) if "." in k else getattr(o, k)

@@ -6,18 +6,20 @@ Blocks recorded before checksums were kept (a store written by an earlier versio
 their size only, and the output says how many. Names each damaged array, chunk and the
 models it covers. With --repair, marks exactly those blocks as not done and reruns the stages
 that write them (with the run's own configuration), then the structure, traversals and figures.
-Exit status: 0 when the store is intact (or was repaired), 1 when damage remains.
+A read-only store (an archive) is checked without taking its lock; --repair needs write access.
+Exit status: 0 when the store is intact (or was repaired), 1 when damage remains, 2 after an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from repspace._quiet import set_verbose
 from repspace.pipeline.repair import repair
-from repspace.store import StoreError, StoreLocked, run_lock
+from repspace.store import StoreError, StoreLocked, StoreReadOnly, run_lock
 from repspace.store.verify import find_damage, size_only
 
 
@@ -32,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     set_verbose(a.verbose)
     store_path = a.run / "store.zarr" if (a.run / "store.zarr").is_dir() else a.run
     try:
-        with run_lock(store_path, "verify"):  # no run changes the store while it is checked
+        with contextlib.ExitStack() as held:
+            with contextlib.suppress(StoreReadOnly):  # a read-only store is checked without it: no run can write it
+                held.enter_context(run_lock(store_path, "verify"))  # no run changes the store while it is checked
             damage = find_damage(store_path, deep=not a.quick)
             unchecked = size_only(store_path)
         for d in damage:
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         result = repair(store_path, damage)
         with run_lock(store_path, "verify"):
             left = find_damage(store_path, deep=not a.quick)
-    except (StoreError, StoreLocked, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
+    except (StoreError, StoreLocked, StoreReadOnly, FileNotFoundError, FileExistsError, RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result is not None:

@@ -193,7 +193,11 @@ def _load_saved_model(path: Path, tf) -> tuple[object, str]:
 
 
 def _from_saved_model(path: Path, tf):
-    obj, kind = _load_saved_model(path, tf)
+    try:
+        obj, kind = _load_saved_model(path, tf)
+    except Exception as err:  # a damaged or incomplete file: name the model's files, not only TensorFlow's words
+        files = ", ".join(str(f) for f in sorted(path.rglob("*")) if f.is_file() and f.suffix != ".txt")
+        raise ValueError(f"model {path} cannot be loaded ({type(err).__name__}: {err}); its files: {files}") from None
     sigs = dict(obj.signatures)
     names = tuple(sorted(sigs))
     if "gaussian_encoder" not in sigs:
@@ -241,7 +245,10 @@ def _to_numpy(t) -> np.ndarray:
 def _from_keras(path: Path):
     import keras
 
-    model = keras.models.load_model(str(path), compile=False)
+    try:
+        model = keras.models.load_model(str(path), compile=False)
+    except Exception as err:  # a damaged or incomplete file: named
+        raise ValueError(f"model {path} cannot be loaded ({type(err).__name__}: {err})") from None
     input_shape = _shape3(model.input_shape)
     out_names = list(getattr(model, "output_names", None) or [])
     outputs = model.outputs

@@ -24,6 +24,7 @@ from ..store import verify
 from ..cluster import connect
 from .config import RunConfig
 from .checks import check_store
+from .guards import translated
 from .stage import Block, Plan, Stage, StageContext
 from .sync import completed
 
@@ -34,7 +35,11 @@ __all__ = ["RunReport", "StageReport", "TaskFailed", "run_stages", "run_tasks"]
 
 
 class TaskFailed(RuntimeError):
-    """One or more tasks of a stage failed; finished blocks are kept in the store."""
+    """One or more tasks of a stage failed; finished blocks are kept in the store. ``errors``: {task: its error}."""
+
+    def __init__(self, message: str, errors: dict[str, BaseException] | None = None) -> None:
+        super().__init__(message)
+        self.errors = dict(errors or {})
 
 
 @dataclasses.dataclass
@@ -171,7 +176,7 @@ def run_tasks(
     if errors:
         listed = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in list(errors.items())[:5])
         raise TaskFailed(f"{len(errors)} of {total} {label} tasks failed ({listed}); finished blocks are kept, "
-                         "rerun to retry")
+                         "rerun to retry", errors)
     return results
 
 
@@ -323,10 +328,11 @@ def _run_locked(stages: Sequence[Stage], config: RunConfig, client: "Client | No
         if config.gpu and cl is not None and any(s.task is not None for s in stages):
             _check_gpu(cl)
         for stage in stages:
-            group = root.require_group(stage.writes) if stage.writes is not None else None
-            ctx = StageContext(config=config, store_path=store_path, root=root, group=group, client=cl,
-                               run_id=run_id, log=log)
-            report.stages.append(_run_stage(stage, ctx))
+            with translated(stage, config):  # a full disk, a read-only store, an unreadable chunk: one line
+                group = root.require_group(stage.writes) if stage.writes is not None else None
+                ctx = StageContext(config=config, store_path=store_path, root=root, group=group, client=cl,
+                                   run_id=run_id, log=log)
+                report.stages.append(_run_stage(stage, ctx))
     for name in ("embeddings", "dataset_embeddings"):
         if name in root:
             report.failed_models.update(json.loads(root[name].attrs.get("failed_models", "{}")))

@@ -14,6 +14,7 @@ from .. import store
 from ..store import verify
 from .config import RunConfig
 from .driver import RunReport, _log
+from .guards import DROPPED
 from .stages import STAGES
 from .sweep import run
 
@@ -139,7 +140,7 @@ def drop_models(store_path: str | Path, names: list[str], *, log: Callable[[str]
             for i in rows:
                 group["encoded"][i, :] = emb_schema.DROPPED
             failed = json.loads(group.attrs.get("failed_models", "{}"))
-            failed.update({models[i]: "dropped from the run" for i in rows})
+            failed.update({models[i]: DROPPED for i in rows})
             group.attrs["failed_models"] = json.dumps(failed, sort_keys=True)
             log(f"{name}: dropped {', '.join(models[i] for i in rows)}")
             if name == "embeddings":

@@ -46,7 +46,7 @@ from .core import (
     write_whole,
 )
 from .embeddings import write_posteriors
-from .lock import StoreLocked, lock_path, run_lock
+from .lock import StoreLocked, StoreReadOnly, lock_path, run_lock
 
 __all__ = [
     "FORMAT",
@@ -73,6 +73,7 @@ __all__ = [
     "write_whole",
     "write_posteriors",
     "StoreLocked",
+    "StoreReadOnly",
     "lock_path",
     "run_lock",
 ]

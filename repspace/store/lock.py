@@ -4,12 +4,15 @@ The file's text names the holder (pid, host, run id, start time) for the message
 gets when it is refused. The kernel releases the lock when its process ends, however it ends, so
 a killed run never leaves a store stuck; the next run says that it takes over. Within one process
 the lock is re-entrant (a run's stages and the writes they make share it). ``flock`` works on local
-disks; on a network file system it depends on the mount.
+disks; on a network file system it depends on the mount. The lock file lies beside the store's
+real path (symbolic links and relative paths resolved), so every way of reaching one store reaches
+one lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["StoreLocked", "run_lock", "lock_path", "holder"]
+__all__ = ["StoreLocked", "StoreReadOnly", "run_lock", "lock_path", "holder"]
 
 _HELD: dict[str, int] = {}
 
@@ -27,9 +30,15 @@ class StoreLocked(RuntimeError):
     """Another run holds the store."""
 
 
+class StoreReadOnly(RuntimeError):
+    """The store cannot be written (a read-only file system or folder): no run can take its lock."""
+
+
 def lock_path(store_path: str | Path) -> Path:
-    store_path = Path(store_path)
-    return store_path.with_name(store_path.name + ".lock")
+    """The lock file of a store: beside its real path, however the store is reached (a symbolic link to it or to
+    a folder above it, a relative path)."""
+    real = Path(os.path.realpath(store_path))
+    return real.with_name(real.name + ".lock")
 
 
 def holder(store_path: str | Path) -> dict | None:
@@ -54,7 +63,7 @@ def run_lock(store_path: str | Path, run_id: str, *, log: Callable[[str], None] 
     emptied when the run ends.
     """
     path = lock_path(store_path)
-    key = str(path.resolve())
+    key = str(path)
     if _HELD.get(key):
         _HELD[key] += 1
         try:
@@ -62,8 +71,15 @@ def run_lock(store_path: str | Path, run_id: str, *, log: Callable[[str], None] 
         finally:
             _HELD[key] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as err:
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise StoreReadOnly(f"{store_path} is read-only ({err.strerror}: {err.filename}): a run writes its store; "
+                            "copy the run folder somewhere writable to rerun it (python -m repspace.jobs.verify checks "
+                            "a read-only store)") from None
     try:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
