@@ -36,12 +36,10 @@ def no_work(monkeypatch):
         raise AssertionError("the job started work although its options are refused")
 
     import repspace.jobs._run as run_module
-    import repspace.jobs.compare_latents as latents_job
     import repspace.jobs.fingerprint as fingerprint_job
     import repspace.jobs.train_ensemble as train_job
 
     monkeypatch.setattr(run_module, "run", refuse)
-    monkeypatch.setattr(latents_job, "run", refuse)
     monkeypatch.setattr(train_job, "train_ensemble", refuse)
     monkeypatch.setattr(fingerprint_job, "build_fingerprint", refuse)
 

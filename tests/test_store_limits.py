@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -165,6 +166,12 @@ def test_a_chunk_damaged_in_place_is_named_with_the_repair_to_run(tmp_path, clie
     data = bytearray(chunk.read_bytes())
     data[:4] = bytes(4)  # the zstd header, overwritten in place: the size is unchanged, so no size check sees it
     chunk.write_bytes(bytes(data))
+    with pytest.raises(store.StoreError) as caught:  # its block's checksum finds it before anything decodes it
+        run(config.replace(stages=("structure",)), client=client, log=lambda m: None)
+    said = str(caught.value)
+    assert "pairs/nmi chunk (0, 0, 0, 0) (models 0, 1): content changed: checksum" in said, said
+    assert said.endswith(f"python -m repspace.jobs.verify {config.store.parent} --repair"), said
+    shutil.rmtree(config.store / "pairs" / "done_crc32")  # as a store written before checksums: sizes only
     with pytest.raises(store.StoreError) as caught:
         run(config.replace(stages=("structure",)), client=client, log=lambda m: None)
     said = str(caught.value)

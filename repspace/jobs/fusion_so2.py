@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 FLAGS = {**EXECUTION_FLAGS, "run_dir": "--run-dir", "seed": "--seed", "so2.n_points": "--n-points",
          "so2.sizes": "--sizes", "so2.repeats": "--repeats", "so2.similarities": "--similarities",
          "so2.learners": "--learners", "so2.learner.steps": "--learner-steps",
-         "so2.learner.batch_size": "--learner-batch-size", "so2.fusion_steps": "--fusion-steps",
-         "so2.fusion_learning_rate": "--fusion-learning-rate"}
+         "so2.learner.batch_size": "--learner-batch-size", "so2.fusion.steps": "--fusion-steps",
+         "so2.fusion.learning_rate": "--fusion-learning-rate"}
 """The flag of each configuration key (what a refused value's error names)."""
 
 
