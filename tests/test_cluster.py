@@ -55,3 +55,15 @@ def test_tasks_start_in_the_order_given():
         names = [f"t{k}" for k in (5, 1, 9, 0, 3, 7, 2, 8, 4, 6)]
         started = run_tasks(client, "order", [(n, _started, ()) for n in names], stream=io.StringIO())
     assert sorted(names, key=started.get) == names
+
+
+def test_the_time_left_counts_the_work_left_not_the_tasks():
+    """The costliest blocks start first: after the first of ten tasks that held half the work, half is left."""
+    import time
+
+    from repspace.pipeline.driver import _bar
+
+    start = time.perf_counter() - 60.0
+    assert _bar("pairs", 1, 10, start, share=0.5).endswith("about 60 s left")
+    assert _bar("pairs", 1, 10, start).endswith("about 9.0 min left")  # by tasks, where no costs are known
+    assert "left" not in _bar("pairs", 10, 10, start, share=1.0)

@@ -119,12 +119,14 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 6000 else f"{seconds / 3600:.1f} h"
 
 
-def _bar(label: str, done: int, total: int, start: float, width: int = 30) -> str:
-    """One progress line: tasks done of total, time so far, and what is left at the rate so far."""
+def _bar(label: str, done: int, total: int, start: float, width: int = 30, share: float | None = None) -> str:
+    """One progress line: tasks done of total, time so far, and what is left at the rate so far (``share``: the
+    part of the work done, by the blocks' estimated costs; else the part of the tasks)."""
     frac = done / total if total else 1.0
     filled = int(round(frac * width))
     elapsed = time.perf_counter() - start
-    left = f", about {_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
+    share = frac if share is None else share
+    left = f", about {_duration(elapsed / share * (1 - share))} left" if 0 < done < total and share > 0 else ""
     return f"{label:<14} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {_duration(elapsed)}{left}"
 
 
@@ -135,9 +137,11 @@ def run_tasks(
     *,
     on_result: Callable[[str, Any], None] | None = None,
     stream: Any = None,
+    costs: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Run ``(name, fn, args)`` calls as Dask tasks, started in the order given, showing progress;
-    ``on_result(name, result)`` is called in this process as each one finishes.
+    ``on_result(name, result)`` is called in this process as each one finishes. ``costs``: each call's estimated
+    cost, so that the time left counts the work left, not the tasks (the costliest start first).
 
     Every call runs to the end even when some fail (their finished work is kept); then
     TaskFailed names every failed call. Returns {name: result}.
@@ -155,8 +159,12 @@ def run_tasks(
     errors: dict[str, BaseException] = {}
     tty = hasattr(stream, "isatty") and stream.isatty()
     last = 0.0
+    cost_of = {name: float(c) for (name, _, _), c in zip(calls, costs)} if costs is not None else {}
+    all_cost, done_cost = sum(cost_of.values()), 0.0
     for done, fut in enumerate(completed(futures), 1):
         name = futures.pop(fut)
+        done_cost += cost_of.get(name, 0.0)
+        share = done_cost / all_cost if all_cost > 0 else None
         try:
             results[name] = fut.result()
         except Exception as err:
@@ -166,9 +174,9 @@ def run_tasks(
             on_result(name, results[name])
         now = time.perf_counter()
         if tty:
-            stream.write("\r" + _bar(label, done, total, start))
+            stream.write("\r" + _bar(label, done, total, start, share=share))
         elif now - last > 5 or done == total:
-            stream.write(_bar(label, done, total, start) + "\n")
+            stream.write(_bar(label, done, total, start, share=share) + "\n")
             last = now
         stream.flush()
     if tty:
@@ -277,6 +285,7 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
         # together instead of one running the last large block alone
         order = sorted(todo, key=lambda b: -b.cost)
         results = run_tasks(ctx.client, stage.name, [(b.name, stage.task, (str(ctx.store_path), *b.args)) for b in order],
+                            costs=[b.cost for b in order],
                             on_result=mark)
     note = stage.finalize(ctx, plan, results) if stage.finalize is not None else plan.note
     elapsed = time.perf_counter() - t0
