@@ -17,21 +17,11 @@ from repspace.store.verify import chunk_path, find_damage
 
 from .test_hardening import prepared
 from .test_repair import truncate
-from .test_sweep_e2e import config_for, write_linear_model
+from .test_sweep_e2e import config_for, model_dir  # noqa: F401  (four linear TF models the encode stage can encode again)
 
 pytestmark = pytest.mark.distributed
 
 WHOLE = ("embeddings", "channels", "pairs")
-
-
-@pytest.fixture(scope="module")
-def linear_models(tmp_path_factory):
-    """Four linear TensorFlow models (SavedModels), which the encode stage can encode again."""
-    pytest.importorskip("tensorflow")
-    d = tmp_path_factory.mktemp("models")
-    for n in range(4):
-        write_linear_model(d / str(n), n)
-    return d
 
 
 CHANGED = r"content changed: checksum [0-9a-f]{8} on disk, [0-9a-f]{8} recorded when its block was finished"
@@ -118,8 +108,8 @@ def test_a_reading_stage_and_verify_name_changed_content_and_repair_restores_it(
     assert_same(group_values(config.store), before)
 
 
-def test_changed_posteriors_are_named_refused_and_encoded_again_bit_for_bit(tmp_path, linear_models, client, capsys):
-    config = config_for(tmp_path, linear_models, stages=("fingerprint", "models", "encode", "channels", "pairs"),
+def test_changed_posteriors_are_named_refused_and_encoded_again_bit_for_bit(tmp_path, model_dir, client, capsys):
+    config = config_for(tmp_path, model_dir, stages=("fingerprint", "models", "encode", "channels", "pairs"),
                         pair_block_units=6)
     run(config, client=client)
     clean = tmp_path / "clean.zarr"

@@ -124,10 +124,7 @@ def test_nan_info_threshold_in_the_file_names_the_file(tmp_path, no_work, capsys
     ('[fusion]\nchannels = "0/1"\n', "[fusion] channels must be a list"),
 ])
 def test_a_wrong_shape_says_what_is_wrong(tmp_path, text, expected):
-    path = _toml(tmp_path, text)
-    with pytest.raises(ValueError) as err:
-        load_config(path)
-    assert str(err.value).startswith(f"{path}: ") and expected in str(err.value), str(err.value)
+    _refused_at_load(tmp_path, text, expected)
 
 
 def test_so2_sizes_as_a_string_are_refused_not_read_as_digits(tmp_path):
@@ -148,6 +145,11 @@ def test_so2_sizes_as_a_string_are_refused_not_read_as_digits(tmp_path):
     ('[models.train]\nseeds = [0, 1, 1]\n', "[models.train] seeds must not repeat"),
 ])
 def test_duplicates_are_refused_naming_them(tmp_path, text, expected):
+    _refused_at_load(tmp_path, text, expected)
+
+
+def _refused_at_load(tmp_path, text, expected):
+    """The file with ``text`` is refused before any work, the message naming the file and saying ``expected``."""
     path = _toml(tmp_path, text)
     with pytest.raises(ValueError) as err:
         load_config(path)
