@@ -67,3 +67,16 @@ def test_the_time_left_counts_the_work_left_not_the_tasks():
     assert _bar("pairs", 1, 10, start, share=0.5).endswith("about 60 s left")
     assert _bar("pairs", 1, 10, start).endswith("about 9.0 min left")  # by tasks, where no costs are known
     assert "left" not in _bar("pairs", 10, 10, start, share=1.0)
+
+
+def test_the_time_left_weighs_the_stage_estimate_against_the_first_tasks_rate():
+    """After one task per thread the rate so far counts half; the estimate the stage printed, the other half."""
+    import time
+
+    from repspace.pipeline.driver import _bar
+
+    start = time.perf_counter() - 60.0  # one tenth of the work in 60 s: 600 s at that rate; 120 s estimated
+    assert _bar("pairs", 2, 10, start, share=0.1, expected=120.0, threads=2).endswith("about 5.0 min left")
+    assert _bar("pairs", 2, 10, start, share=0.1).endswith("about 9.0 min left")  # the rate alone
+    # an estimate already passed counts as the time so far: never a negative time left
+    assert _bar("pairs", 9, 10, start, share=0.999, expected=10.0, threads=2).endswith("about 0 s left")

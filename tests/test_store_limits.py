@@ -175,7 +175,8 @@ def test_a_chunk_damaged_in_place_is_named_with_the_repair_to_run(tmp_path, clie
     with pytest.raises(store.StoreError) as caught:
         run(config.replace(stages=("structure",)), client=client, log=lambda m: None)
     said = str(caught.value)
-    assert said.startswith("'structure' cannot read the store: pairs/nmi chunk (0, 0, 0, 0) "), said
+    # read back, the chunk still names the models of both its axes (model_a and model_b)
+    assert said.startswith("'structure' cannot read the store: pairs/nmi chunk (0, 0, 0, 0) (models 0, 1): "), said
     assert "cannot be read (RuntimeError: Zstd decompression error" in said
     assert said.endswith(f"run python -m repspace.jobs.verify {config.store.parent} --repair"), said
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import json
 import sys
 import time
@@ -31,7 +32,7 @@ from .sync import completed
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["RunReport", "StageReport", "TaskFailed", "run_stages", "run_tasks"]
+__all__ = ["RunReport", "StageReport", "TaskFailed", "makespan", "run_stages", "run_tasks"]
 
 
 class TaskFailed(RuntimeError):
@@ -119,14 +120,36 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 6000 else f"{seconds / 3600:.1f} h"
 
 
-def _bar(label: str, done: int, total: int, start: float, width: int = 30, share: float | None = None) -> str:
+def makespan(costs: Sequence[float], threads: int) -> float:
+    """Time until the last of ``costs`` finishes on ``threads`` threads, each starting the costliest task left
+    when it comes free (as :func:`run_tasks` orders them): at least the mean load and the largest task.
+
+    >>> makespan([25.0] * 9, 2), makespan([60, 1, 1], 2), makespan([], 4)
+    (125.0, 60.0, 0.0)
+    """
+    free = [0.0] * max(1, min(int(threads), len(costs)))
+    for c in sorted(costs, reverse=True):
+        heapq.heappush(free, heapq.heappop(free) + float(c))
+    return max(free) if costs else 0.0
+
+
+def _bar(label: str, done: int, total: int, start: float, width: int = 30, share: float | None = None,
+         expected: float | None = None, threads: int = 1) -> str:
     """One progress line: tasks done of total, time so far, and what is left at the rate so far (``share``: the
-    part of the work done, by the blocks' estimated costs; else the part of the tasks)."""
+    part of the work done, by the blocks' estimated costs; else the part of the tasks). ``expected``: the
+    stage's estimated seconds, which the first tasks' rate (warming up, one per thread) is weighed against:
+    the rate so far counts done / (done + threads) of the total time."""
     frac = done / total if total else 1.0
     filled = int(round(frac * width))
     elapsed = time.perf_counter() - start
     share = frac if share is None else share
-    left = f", about {_duration(elapsed / share * (1 - share))} left" if 0 < done < total and share > 0 else ""
+    left = ""
+    if 0 < done < total and share > 0:
+        whole = elapsed / share
+        if expected is not None:
+            weight = done / (done + max(1, threads))
+            whole = weight * whole + (1 - weight) * max(expected, elapsed)
+        left = f", about {_duration(max(0.0, whole - elapsed))} left"
     return f"{label:<14} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {_duration(elapsed)}{left}"
 
 
@@ -138,10 +161,12 @@ def run_tasks(
     on_result: Callable[[str, Any], None] | None = None,
     stream: Any = None,
     costs: Sequence[float] | None = None,
+    expected: float | None = None,
 ) -> dict[str, Any]:
     """Run ``(name, fn, args)`` calls as Dask tasks, started in the order given, showing progress;
     ``on_result(name, result)`` is called in this process as each one finishes. ``costs``: each call's estimated
-    cost, so that the time left counts the work left, not the tasks (the costliest start first).
+    cost, so that the time left counts the work left, not the tasks (the costliest start first); ``expected``: the
+    seconds estimated for them all, weighed against the rate of the first tasks.
 
     Every call runs to the end even when some fail (their finished work is kept); then
     TaskFailed names every failed call. Returns {name: result}.
@@ -159,6 +184,7 @@ def run_tasks(
     errors: dict[str, BaseException] = {}
     tty = hasattr(stream, "isatty") and stream.isatty()
     last = 0.0
+    threads = max(1, sum(client.nthreads().values())) if expected is not None else 1
     cost_of = {name: float(c) for (name, _, _), c in zip(calls, costs)} if costs is not None else {}
     all_cost, done_cost = sum(cost_of.values()), 0.0
     for done, fut in enumerate(completed(futures), 1):
@@ -174,9 +200,9 @@ def run_tasks(
             on_result(name, results[name])
         now = time.perf_counter()
         if tty:
-            stream.write("\r" + _bar(label, done, total, start, share=share))
+            stream.write("\r" + _bar(label, done, total, start, share=share, expected=expected, threads=threads))
         elif now - last > 5 or done == total:
-            stream.write(_bar(label, done, total, start, share=share) + "\n")
+            stream.write(_bar(label, done, total, start, share=share, expected=expected, threads=threads) + "\n")
             last = now
         stream.flush()
     if tty:
@@ -272,11 +298,13 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
                 verify.record_block(ctx.store_path, group, block.marker, block.key)
             store.mark(markers[block.marker], block.key, store.stamp(block.extent))
 
-    cost = sum(b.cost for b in todo)
-    if cost > 0 and ctx.client is not None and cost / max(1, len(ctx.client.nthreads())) >= 10:
+    estimate = None
+    if ctx.client is not None and any(b.cost > 0 for b in todo):
         threads = max(1, sum(ctx.client.nthreads().values()))
-        ctx.log(f"{stage.name}: {len(todo)} of {len(plan.blocks)} blocks to compute, about {_duration(cost / threads)} "
-                f"on {threads} worker threads (estimated from the work; the progress line refines it)")
+        estimate = makespan([b.cost for b in todo], threads)
+        if estimate >= 10:
+            ctx.log(f"{stage.name}: {len(todo)} of {len(plan.blocks)} blocks to compute, about {_duration(estimate)} "
+                    f"on {threads} worker threads (estimated from the work; the progress line refines it)")
     results = {}
     if todo:
         if stage.task is None:
@@ -285,14 +313,15 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
         # together instead of one running the last large block alone
         order = sorted(todo, key=lambda b: -b.cost)
         results = run_tasks(ctx.client, stage.name, [(b.name, stage.task, (str(ctx.store_path), *b.args)) for b in order],
-                            costs=[b.cost for b in order],
+                            costs=[b.cost for b in order], expected=estimate,
                             on_result=mark)
     note = stage.finalize(ctx, plan, results) if stage.finalize is not None else plan.note
     elapsed = time.perf_counter() - t0
     if group is not None:  # a fresh handle: finalize may have replaced the group, or written attrs elsewhere
         group = store.open_group(ctx.store_path, stage.writes, mode="r+")
         store.record_provenance(group, config=ctx.config.as_dict(), run_id=ctx.run_id, elapsed_s=elapsed,
-                                stage=stage.name, computed=len(todo), skipped=len(plan.blocks) - len(todo))
+                                stage=stage.name, computed=len(todo), skipped=len(plan.blocks) - len(todo),
+                                **({} if estimate is None else {"estimated_s": round(estimate, 3)}))
         store.set_complete(group, True)
     return StageReport(stage.name, elapsed, computed=len(todo), skipped=len(plan.blocks) - len(todo), note=note)
 

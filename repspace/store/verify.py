@@ -238,23 +238,25 @@ def undecodable(store_path: str | Path, name: str) -> list[Damage]:
     """Every chunk of every array of group ``name`` read back; those that cannot be decoded."""
     group = open_group(store_path, name)
     out = []
-    try:
-        names = [str(x) for x in group["model"][:]] if "model" in group else []
-    except Exception:  # the coordinate itself is damaged: found below like any other chunk
-        names = []
+    names = {}  # {model dimension: the names along it}
+    for dim in ("model", "model_a", "model_b"):
+        try:
+            if dim in group:
+                names[dim] = [str(x) for x in group[dim][:]]
+        except Exception:  # the coordinate itself is damaged: found below like any other chunk
+            pass
     for array_name, arr in group.arrays():
         if arr.ndim == 0 or arr.size == 0:
             continue
         grid = [range(-(-s // c)) for s, c in zip(arr.shape, arr.chunks)]
+        dims = arr.metadata.dimension_names or (None,) * arr.ndim
         for coords in np.ndindex(*[len(g) for g in grid]):
             sel = tuple(slice(c * k, (c + 1) * k) for c, k in zip(coords, arr.chunks))
             try:
                 arr[sel]
-            except Exception as err:  # a codec or a truncated file: name the chunk
-                per = arr.chunks[0]
-                models = tuple(names[coords[0] * per:(coords[0] + 1) * per]) if names and \
-                    (arr.metadata.dimension_names or ("",))[0] in ("model", "model_a") else ()
-                out.append(Damage(name, array_name, tuple(coords), models,
+            except Exception as err:  # a codec or a truncated file: name the chunk, and the models it holds
+                models = [m for dim, s_ in zip(dims, sel) for m in names.get(dim, [])[s_]]
+                out.append(Damage(name, array_name, tuple(coords), tuple(dict.fromkeys(models)),
                                   f"cannot be read ({type(err).__name__}: {err})"))
     return out
 

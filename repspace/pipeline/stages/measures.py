@@ -90,9 +90,9 @@ class ComparisonOptions(MeasureOptions):
                               shape_restarts=self.shape_restarts, classifier=self.classifier)
 
 
-CLASSIFIER_FLOPS_PER_S = 1.2e11
-"""Floating-point operations per second of one classifier training in a worker (benchmarks/README.md:
-about 1.6e11 with both cores of the reference laptop); for estimates only."""
+CLASSIFIER_FLOPS_PER_S = 1.0e11
+"""Floating-point operations per second of one classifier training in a one-thread worker beside another
+(benchmarks/bench_estimates.py: 23 s for the default job's 2.0e12 on 2 cores, 2026-12-06); for estimates only."""
 SHAPE_START_S = 0.01
 """Seconds of one start of the shape distance's search, per 64 items and per parameter of O(d) (d(d-1)/2):
 about 0.02 s between two 2-D spaces of 64 items, 2.3 s between 10-D spaces of 300."""
