@@ -4,12 +4,13 @@ Each run is a command README.md quotes (its default configuration, a fresh folde
 LocalCluster of 2 workers), timed from outside. Then every stage group of its store is read for what the
 driver recorded: ``estimated_s`` (the estimate it printed, from the blocks' costs scheduled costliest first
 over the worker threads) and ``elapsed_s`` (the whole stage: planning, tasks, finalize). Printed per stage:
-both and their ratio (goal: between 0.5 and 2; stages under 10 s of work print no estimate: "-"); per run:
+both and their ratio (goal: between 0.5 and 2; a stage estimated under 10 s prints no estimate, and shows
+no ratio: "-"); per run:
 its wall time.
 
     python benchmarks/bench_estimates.py [--runs NAME ...] [--models-dir data/models/offline] [--keep DIR]
 
-Runs (in this order; the ones after full_sweep read its store):
+Runs (in this order; fusion and measures_latents add to full_sweep's run, so list full_sweep with them):
     full_sweep              python -m repspace.jobs.full_sweep (models written from the shipped weights)
     fusion                  full_sweep --stages fusion figures, on full_sweep's run
     measures_latents        compare_measures --store FULL_SWEEP/store.zarr --shape-restarts 0
@@ -38,8 +39,7 @@ RUNS = {
     "full_sweep": ["full_sweep", "--run-dir", "{folder}/full_sweep", "--models-dir", "{models}"],
     "fusion": ["full_sweep", "--run-dir", "{folder}/full_sweep", "--models-dir", "{models}",
                "--stages", "fusion", "figures"],
-    "measures_latents": ["compare_measures", "--store", "{folder}/full_sweep/store.zarr", "--shape-restarts", "0",
-                         "--run-dir", "{folder}/measures_latents"],
+    "measures_latents": ["compare_measures", "--store", "{folder}/full_sweep/store.zarr", "--shape-restarts", "0"],
     "compare_measures": ["compare_measures", "--run-dir", "{folder}/compare_measures"],
     "compare_latents": ["compare_latents", "--run-dir", "{folder}/compare_latents", "--models-dir", "{models}"],
     "compare_latents_pairs": ["compare_latents", "--run-dir", "{folder}/compare_latents_pairs", "--models-dir",
@@ -48,17 +48,19 @@ RUNS = {
     "train": ["train_ensemble", "--dest", "{folder}/train"],
 }
 """Each run's job and arguments ({folder}: the benchmark's folder; {models}: --models-dir)."""
-STORES = {"fusion": "full_sweep", "train": None}
+STORES = {"fusion": "full_sweep", "measures_latents": "full_sweep", "train": None}
 """Where a run's store is, when not in its own folder (None: it writes none)."""
 
 
 def stage_times(store: Path) -> list[tuple[str, float, float | None]]:
-    """(stage, elapsed_s, estimated_s or None) of every stage group of ``store``, in the order written."""
+    """(stage, elapsed_s, estimated_s or None) of every stage group of ``store`` that its last run wrote, in the
+    order written."""
     root = zarr.open_group(str(store), mode="r")
+    last = json.loads(root.attrs.get("last_run", "{}")).get("run_id")
     rows = []
-    for name, group in root.groups():
+    for _, group in root.groups():
         attrs = dict(group.attrs)
-        if "elapsed_s" in attrs and "stage" in attrs:
+        if "elapsed_s" in attrs and "stage" in attrs and attrs.get("run_id") == last:
             rows.append((attrs.get("written_at", ""), attrs["stage"], float(attrs["elapsed_s"]),
                          attrs.get("estimated_s")))
     return [(stage, elapsed, estimate) for _, stage, elapsed, estimate in sorted(rows)]
@@ -98,12 +100,8 @@ def main() -> None:
                 continue
             where = STORES.get(name, name)
             stages = stage_times(folder / where / "store.zarr") if where else []
-            if name == "fusion":
-                stages = [row for row in stages if row[0] == "fusion"]
-            elif name == "full_sweep":
-                stages = [row for row in stages if row[0] != "fusion"]
             for stage, elapsed, estimate in stages:
-                ratio = f"{elapsed / estimate:10.2f}" if estimate else f"{'-':>10}"
+                ratio = f"{elapsed / estimate:10.2f}" if estimate and estimate >= 10 else f"{'-':>10}"  # printed
                 est = f"{estimate:10.1f}" if estimate else f"{'-':>10}"
                 print(f"{name:<24}{stage:<16}{est}{elapsed:10.1f}{ratio}", flush=True)
             print(f"{name:<24}{'(whole run)':<16}{'':>10}{wall:10.1f}", flush=True)

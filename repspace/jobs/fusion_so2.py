@@ -4,7 +4,7 @@ Weak learners (1-D beta-VAEs, which must tear the circle somewhere) are trained 
 points of the unit circle and encoded at the fingerprint points; then, for every similarity
 (I(U;V), exp(-VI), NMI), ensemble size and repeat, one task fuses that many learners into a 2-D
 space by gradient ascent and measures how continuously it holds the circle. The default
-(jobs/fusion_so2.toml) finishes in about 10 minutes on two cores with fewer points, sizes, repeats
+(jobs/fusion_so2.toml) finishes in about 9 minutes on two cores with fewer points, sizes, repeats
 and steps than the paper (it says so as it starts); jobs/fusion_so2_paper.toml has the paper's
 settings, for a cluster. It writes runs/fusion_so2: the store (groups so2_learners and so2_fusion),
 figures/ (the fused circles; continuity against ensemble size) and report.html. Rerunning computes

@@ -23,7 +23,7 @@ from ...store import fusion as schema
 from ...store.channels import informative
 from ...store.fingerprint import open_fingerprint
 from ..stage import Block, Plan, Stage, StageContext
-from .so2 import FUSION_STEP_S
+from .so2 import fusion_cost
 
 __all__ = ["STAGE", "fusion_task", "choose_members"]
 
@@ -97,7 +97,7 @@ def plan(ctx: StageContext) -> Plan:
         ctx.log(f"fusion: {len(chosen) + len(left_out)} channels; fusing the first {o.max_members} "
                 f"(fusion.max_members)")
     ctx.log(f"fusion: {len(chosen)} channels ({how}) into {o.dim} dimensions, {o.steps} steps of {o.similarity}")
-    cost = 2.0 + o.steps * lay.n_images ** 2 * (1 + len(chosen)) * FUSION_STEP_S / 4
+    cost = 1.0 + fusion_cost(o.steps, lay.n_images, len(chosen))
     block = Block(name="fusion", marker=None, args=(chosen, options, ctx.config.threads_per_worker), cost=cost)
     return Plan(blocks=[block], state=state, note=f"{len(chosen)} channels ({how})")
 

@@ -43,10 +43,12 @@ __all__ = ["STAGE", "model_seed", "twice_seed", "pair_seed", "group_models", "es
 _MODEL_KEY, _PAIR_KEY, _TWICE_KEY = 1, 2, 3  # first spawn-key word of each random stream (0: the image subset)
 JOINT = schema.TERMS.index("joint_information")  # the one estimate a pair adds in the shared scheme
 TWICE = schema.TERMS.index("information_twice_a")  # the term a model's own I(U,U') is estimated as
-LIKELIHOOD_TERMS_PER_S = {"float64": 1.9e9, "float32": 3.8e9}
-"""Sample x posterior x (2d + 9) terms per second of one worker thread in one estimate, from
-benchmarks/bench_latents.py (benchmarks/README.md: 20,000 samples over 737,280 10-d posteriors
-in about 4 minutes in float64, under 2 in float32); for estimates only."""
+LIKELIHOOD_S = {"float64": (1.1e-8, 1e-10), "float32": (7e-9, 5e-11)}
+"""Seconds of one worker thread per sample and posterior of one estimate: a fixed part (the exponentials
+and the log-sum-exp, which the dimension hardly changes) and a part per dimension. Measured on 2 cores:
+0.37 s per estimate of 2,000 samples over 20,000 posteriors in the default compare_latents job
+(benchmarks/bench_estimates.py, 2026-12-06, 10- and 20-d alike), 228 s (float64) and 98 s (float32) for
+20,000 samples over 737,280 10-d posteriors (benchmarks/bench_latents.py); for estimates only."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +97,10 @@ def estimate_cost(n_samples: int, n_images: int, dims: int, dtype: str) -> float
     """Expected seconds of one worker thread for one estimate.
 
     >>> round(estimate_cost(20_000, 737_280, 10, "float64") / 60)
-    4
+    3
     """
-    return n_samples * n_images * (2 * dims + 9) / LIKELIHOOD_TERMS_PER_S[dtype]
+    fixed, per_dim = LIKELIHOOD_S[dtype]
+    return n_samples * n_images * (fixed + per_dim * dims)
 
 
 def _name_key(name: str) -> int:

@@ -100,9 +100,21 @@ class SO2Options:
 LEARNER_STEP_S = 1.0e-5
 """Seconds of one worker thread per sample of one training step (the default job: 2,000 steps of 512
 in about 11 s per learner, two at a time on 2 cores); for estimates only."""
-FUSION_STEP_S = 6e-8
-"""Seconds per step per squared point per member and a quarter (the default job: 45 fusions of 6,000
-steps on 100 points in 2 minutes on 2 cores); for estimates only."""
+FUSION_STEP_S = (7.6e-4, 3.3e-9)
+"""Seconds of one worker thread per step of a fusion: a fixed part, and a part per squared point per
+distribution (the members and the fused one). Fitted to two runs on 2 cores (2026-12-06,
+benchmarks/bench_estimates.py): the default job's 45 fusions of 6,000 steps on 100 points (2.4 min) and
+the offline default's fusion of 30 channels over 300 images (60 s); for estimates only."""
+
+
+def fusion_cost(steps: int, n_points: int, members: int) -> float:
+    """Estimated seconds of one fusion of ``members`` distributions over ``n_points`` points.
+
+    >>> round(fusion_cost(6000, 300, 30))
+    61
+    """
+    fixed, per = FUSION_STEP_S
+    return 1.0 + steps * (fixed + per * n_points ** 2 * (1 + members))
 
 
 def learner_seed(seed: int, k: int) -> int:
@@ -192,7 +204,7 @@ def plan_fusion(ctx: StageContext) -> Plan:
                     name=f"fusion-{similarity}-{size}-{r}", key=(si, zi, r),
                     extent=(similarity, size, r, [stamps[m] for m in members], opts),
                     args=((si, zi, r), similarity, members, opts, ctx.config.threads_per_worker),
-                    cost=1.0 + f.steps * o.n_points ** 2 * (1 + size) * FUSION_STEP_S / 4))
+                    cost=fusion_cost(f.steps, o.n_points, size)))
     blocks.sort(key=lambda b: -b.cost)  # the longest first, so that no worker is left with one at the end
     ctx.log(f"so2_fusion: {len(blocks)} fusions ({len(o.similarities)} similarities x {len(o.sizes)} sizes x "
             f"{o.repeats} repeats), {f.steps} steps each")
