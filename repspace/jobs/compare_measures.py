@@ -1,7 +1,7 @@
 """python -m repspace.jobs.compare_measures: NMI and VI beside CKA, shape and classifier measures (the paper's Sec. 4.1).
 
 By default it compares the paper's nine synthetic spaces (64 items each, in one or two
-dimensions) by every measure, in about 2.5 minutes on two cores, and writes runs/measures: the store
+dimensions) by every measure, in 1.5 to 2.5 minutes on two cores, and writes runs/measures: the store
 (groups ``spaces`` and ``measures``), figures/ (the spaces, one matrix per measure, the Spearman
 agreement between measures and the scatter matrix behind it) and report.html. With --store it
 compares the spaces of an existing run instead: each model's whole latent space over the

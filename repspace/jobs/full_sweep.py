@@ -1,7 +1,7 @@
 """python -m repspace.jobs.full_sweep: the whole pipeline, from a fingerprint set to figures.
 
 With no arguments it runs the offline default (jobs/offline_default.toml): dsprites rendered
-here, ten beta-VAEs trained on first use and cached, 300 fingerprint images, an in-process
+here, ten beta-VAEs written on first use from the weights shipped with the package, 300 fingerprint images, an in-process
 LocalCluster. A TOML file (--config) sets everything; flags override it.
 """
 
