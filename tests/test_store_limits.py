@@ -211,3 +211,32 @@ def test_a_model_whose_variables_file_is_truncated_is_named(tmp_path):
         load_encoder(model)
     said = str(caught.value)
     assert said.startswith(f"model {model} cannot be loaded (") and str(data) in said, said
+
+
+def test_a_full_disk_while_recording_the_run_says_every_stage_is_kept(tmp_path, threads_client, monkeypatch, capsys):
+    import errno
+
+    import zarr
+
+    from repspace.jobs import full_sweep
+
+    config = prepared(tmp_path, 3)
+    setitem = zarr.core.attributes.Attributes.__setitem__
+
+    def full(self, key, value):  # the disk fills after the last stage, as the run's record is written
+        if key == "last_run":
+            raise OSError(errno.ENOSPC, "No space left on device", str(config.store / "zarr.json"))
+        setitem(self, key, value)
+
+    monkeypatch.setattr(zarr.core.attributes.Attributes, "__setitem__", full)
+    argv = ["--run-dir", config.run_dir, "--n-images", str(config.n_images), "--error-groups", "0",
+            "--scheduler-address", threads_client.scheduler.address, "--stages", "channels"]
+    assert full_sweep.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and out.rstrip().splitlines()[-1] == "status: error (see the line above)"
+    line = err.strip().splitlines()[-1]
+    assert line == (f"error: no space left on device writing the run's record (last_run) in {config.store / 'zarr.json'}"
+                    ": every stage finished and is kept; free space and rerun (nothing is computed again)"), line
+    monkeypatch.undo()  # space freed: the rerun computes nothing
+    assert full_sweep.main(argv) == 0
+    assert zarr.open_group(str(config.store), mode="r")["channels"].attrs["computed"] == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import heapq
 import json
 import sys
@@ -25,7 +26,7 @@ from ..store import verify
 from ..cluster import connect
 from .config import RunConfig
 from .checks import check_store
-from .guards import translated
+from .guards import DiskFull, translated
 from .stage import Block, Plan, Stage, StageContext
 from .sync import completed
 
@@ -377,5 +378,11 @@ def _run_locked(stages: Sequence[Stage], config: RunConfig, client: "Client | No
     if any(s.name == "figures" for s in stages):
         report.figures = [Path(p) for p in json.loads(root.attrs.get("figures", "[]"))]
         report.report = Path(root.attrs["report"]) if "report" in root.attrs else None
-    root.attrs["last_run"] = json.dumps({"run_id": run_id, **{r.name: round(r.seconds, 2) for r in report.stages}})
+    try:
+        root.attrs["last_run"] = json.dumps({"run_id": run_id, **{r.name: round(r.seconds, 2) for r in report.stages}})
+    except OSError as err:  # every stage finished and is kept: only the run's record is missing
+        if err.errno != errno.ENOSPC:
+            raise
+        raise DiskFull(f"no space left on device writing the run's record (last_run) in {store_path / 'zarr.json'}: "
+                       f"every stage finished and is kept; free space and rerun (nothing is computed again)") from None
     return report
