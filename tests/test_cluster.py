@@ -78,5 +78,6 @@ def test_the_time_left_weighs_the_stage_estimate_against_the_first_tasks_rate():
     start = time.perf_counter() - 60.0  # one tenth of the work in 60 s: 600 s at that rate; 120 s estimated
     assert _bar("pairs", 2, 10, start, share=0.1, expected=120.0, threads=2).endswith("about 5.0 min left")
     assert _bar("pairs", 2, 10, start, share=0.1).endswith("about 9.0 min left")  # the rate alone
-    # an estimate already passed counts as the time so far: never a negative time left
-    assert _bar("pairs", 9, 10, start, share=0.999, expected=10.0, threads=2).endswith("about 0 s left")
+    # an estimate already passed counts as the time so far (60 s, not 10 s): half done in 60 s, the rate says 60 s
+    # left and the estimate none, weighed 5:2
+    assert _bar("pairs", 5, 10, start, share=0.5, expected=10.0, threads=2).endswith("about 43 s left")

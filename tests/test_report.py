@@ -83,6 +83,7 @@ def test_the_report_holds_what_the_run_found(finished_run):
     clusters = {m: int((st["cluster_size"].sel(measure=m) > 0).sum()) for m in ("vi", "nmi")}
     assert clusters["vi"] >= 2 and page.rows["clusters-vi"] == clusters["vi"] and page.rows["clusters-nmi"] == clusters["nmi"]
     assert page.rows["stages"] == 3  # channels, pairs, structure: the groups with provenance
+    assert "<th>seconds</th><th>estimated before it started</th>" in text  # beside the time each stage took
     for img in page.images:  # every figure inlined, and a real PNG
         assert img["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"

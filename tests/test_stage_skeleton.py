@@ -3,6 +3,7 @@ package, runs through the driver, resumably, with provenance."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,30 @@ def test_a_stage_that_needs_a_missing_group_says_which(tmp_path, threads_client)
     needy = Stage(name="needy", writes="needy", needs=("squares",), cluster=False)
     with pytest.raises(RuntimeError, match="'needy' needs the 'squares' group, which this store lacks"):
         run_stages([needy], RunConfig(run_dir=str(tmp_path), stages=()), client=threads_client, log=lambda m: None)
+
+
+def one_item_task(store_path: str, item: int) -> int:
+    store.open_group(store_path, "costly", mode="r+")["value"][item] = item
+    return item
+
+
+def costly_plan(ctx: StageContext) -> Plan:
+    store.require_array(ctx.group, "value", shape=(9,), chunks=(1,), dtype="int64", dims=("item",), fill_value=-1)
+    return Plan(blocks=[Block(name=f"item{k}", key=(k,), extent=(k,), args=(k,), cost=25.0) for k in range(9)],
+                markers={"done": ((9,), ("block",))})
+
+
+def test_the_announced_time_schedules_the_blocks_over_the_threads_and_is_recorded(tmp_path, threads_client, capsys):
+    """Nine blocks of 25 s on two threads take five rounds: 125 s, not 9 x 25 / 2; the progress line starts from
+    it; a rerun with nothing to compute records no estimate."""
+    costly = Stage(name="costly", writes="costly", plan=costly_plan, task=one_item_task)
+    config = RunConfig(run_dir=str(tmp_path), stages=(), dashboard=False)
+    said = []
+    run_stages([costly], config, client=threads_client, log=said.append)
+    assert "costly: 9 of 9 blocks to compute, about 2.1 min on 2 worker threads" in "\n".join(said), said
+    assert store.open_group(config.store, "costly").attrs["estimated_s"] == 125.0
+    first = capsys.readouterr().err.splitlines()[0]
+    # one task done in well under a second: by the rate alone about 0 s would be left; the estimate weighs 2/3
+    assert re.search(r"costly +\[.*\] 1/9 .*, about 8\d s left$", first), first
+    run_stages([costly], config, client=threads_client, log=said.append)
+    assert store.open_group(config.store, "costly").attrs["estimated_s"] is None  # not the last run's

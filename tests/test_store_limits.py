@@ -162,21 +162,21 @@ def test_a_full_disk_names_the_group_and_the_rerun_keeps_finished_blocks(tmp_pat
 def test_a_chunk_damaged_in_place_is_named_with_the_repair_to_run(tmp_path, client):
     config = prepared(tmp_path, 3)
     run(config, client=client, log=lambda m: None)
-    chunk = config.store / "pairs" / "nmi" / "c" / "0" / "0" / "0" / "0"
+    chunk = config.store / "pairs" / "nmi" / "c" / "0" / "0" / "1" / "0"  # off the diagonal: models 0, 1 by 2
     data = bytearray(chunk.read_bytes())
     data[:4] = bytes(4)  # the zstd header, overwritten in place: the size is unchanged, so no size check sees it
     chunk.write_bytes(bytes(data))
     with pytest.raises(store.StoreError) as caught:  # its block's checksum finds it before anything decodes it
         run(config.replace(stages=("structure",)), client=client, log=lambda m: None)
     said = str(caught.value)
-    assert "pairs/nmi chunk (0, 0, 0, 0) (models 0, 1): content changed: checksum" in said, said
+    assert "pairs/nmi chunk (0, 0, 1, 0) (models 0, 1, 2): content changed: checksum" in said, said
     assert said.endswith(f"python -m repspace.jobs.verify {config.store.parent} --repair"), said
     shutil.rmtree(config.store / "pairs" / "done_crc32")  # as a store written before checksums: sizes only
     with pytest.raises(store.StoreError) as caught:
         run(config.replace(stages=("structure",)), client=client, log=lambda m: None)
     said = str(caught.value)
     # read back, the chunk still names the models of both its axes (model_a and model_b)
-    assert said.startswith("'structure' cannot read the store: pairs/nmi chunk (0, 0, 0, 0) (models 0, 1): "), said
+    assert said.startswith("'structure' cannot read the store: pairs/nmi chunk (0, 0, 1, 0) (models 0, 1, 2): "), said
     assert "cannot be read (RuntimeError: Zstd decompression error" in said
     assert said.endswith(f"run python -m repspace.jobs.verify {config.store.parent} --repair"), said
 
@@ -236,7 +236,7 @@ def test_a_full_disk_while_recording_the_run_says_every_stage_is_kept(tmp_path, 
     assert "Traceback" not in err and out.rstrip().splitlines()[-1] == "status: error (see the line above)"
     line = err.strip().splitlines()[-1]
     assert line == (f"error: no space left on device writing the run's record (last_run) in {config.store / 'zarr.json'}"
-                    ": every stage finished and is kept; free space and rerun (nothing is computed again)"), line
+                    ": every stage finished and is kept; free space and rerun (finished blocks are not computed again)"), line
     monkeypatch.undo()  # space freed: the rerun computes nothing
     assert full_sweep.main(argv) == 0
     assert zarr.open_group(str(config.store), mode="r")["channels"].attrs["computed"] == 0

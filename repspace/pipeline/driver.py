@@ -139,7 +139,9 @@ def _bar(label: str, done: int, total: int, start: float, width: int = 30, share
     """One progress line: tasks done of total, time so far, and what is left at the rate so far (``share``: the
     part of the work done, by the blocks' estimated costs; else the part of the tasks). ``expected``: the
     stage's estimated seconds, which the first tasks' rate (warming up, one per thread) is weighed against:
-    the rate so far counts done / (done + threads) of the total time."""
+    the rate so far counts done / (done + threads) of the total time. Once the time so far passes the estimate,
+    the estimate counts as the time so far, so with many threads and an estimate far too low the line reads
+    low for a while (a heuristic: it is right where the estimate is)."""
     frac = done / total if total else 1.0
     filled = int(round(frac * width))
     elapsed = time.perf_counter() - start
@@ -322,7 +324,7 @@ def _run_stage(stage: Stage, ctx: StageContext) -> StageReport:
         group = store.open_group(ctx.store_path, stage.writes, mode="r+")
         store.record_provenance(group, config=ctx.config.as_dict(), run_id=ctx.run_id, elapsed_s=elapsed,
                                 stage=stage.name, computed=len(todo), skipped=len(plan.blocks) - len(todo),
-                                **({} if estimate is None else {"estimated_s": round(estimate, 3)}))
+                                estimated_s=None if estimate is None else round(estimate, 3))  # None: no costs
         store.set_complete(group, True)
     return StageReport(stage.name, elapsed, computed=len(todo), skipped=len(plan.blocks) - len(todo), note=note)
 
@@ -384,5 +386,5 @@ def _run_locked(stages: Sequence[Stage], config: RunConfig, client: "Client | No
         if err.errno != errno.ENOSPC:
             raise
         raise DiskFull(f"no space left on device writing the run's record (last_run) in {store_path / 'zarr.json'}: "
-                       f"every stage finished and is kept; free space and rerun (nothing is computed again)") from None
+                       f"every stage finished and is kept; free space and rerun (finished blocks are not computed again)") from None
     return report

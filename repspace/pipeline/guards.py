@@ -41,7 +41,8 @@ _UNREADABLE_WORDS = ("decompress", "decod", "codec", "corrupt", "truncat", "byte
 
 
 class DiskFull(OSError):
-    """The disk filled while a stage wrote its group; the finished blocks are kept (``errno``: ENOSPC)."""
+    """The disk filled while a stage wrote its group or the run wrote its record; the finished blocks are kept
+    (``errno``: ENOSPC)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

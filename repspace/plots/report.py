@@ -260,7 +260,7 @@ def write_report(store_path: str | Path, out: str | Path, figures: Sequence[Path
         ("group", "stage", "blocks computed", "blocks skipped", "seconds", "estimated before it started", "run",
          "written"),
         [(g, a.get("stage", g), a.get("computed", ""), a.get("skipped", ""), float(a.get("elapsed_s", float("nan"))),
-          a.get("estimated_s", ""), a.get("run_id", ""), a.get("written_at", "")) for g, a in prov], cls="stages"))
+          a.get("estimated_s") or "", a.get("run_id", ""), a.get("written_at", "")) for g, a in prov], cls="stages"))
     body.append("<h2>Configuration</h2><pre>" + _e(json.dumps(config, indent=2, sort_keys=True)) + "</pre>")
     opens = "\n".join(f'xr.open_zarr("{store_path}", group="{g}", consolidated=False)' for g in _groups(root))
     body.append("<h2>Open the results</h2><pre>import xarray as xr\n" + _e(opens) + "</pre>")

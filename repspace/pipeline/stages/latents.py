@@ -47,8 +47,9 @@ LIKELIHOOD_S = {"float64": (1.1e-8, 1e-10), "float32": (7e-9, 5e-11)}
 """Seconds of one worker thread per sample and posterior of one estimate: a fixed part (the exponentials
 and the log-sum-exp, which the dimension hardly changes) and a part per dimension. Measured on 2 cores
 (2026-12-06): 0.51 s (10-d) and 0.52 s (20-d) for 2,000 samples over 20,000 posteriors alone, 0.31-0.37 s per
-estimate in the default compare_latents job (benchmarks/bench_estimates.py); 228 s (float64) and 98 s (float32) for
-20,000 samples over 737,280 10-d posteriors (benchmarks/bench_latents.py); for estimates only."""
+estimate in the default compare_latents job (benchmarks/bench_estimates.py), to which the constants are fitted;
+for 20,000 samples over 737,280 10-d posteriors they give 177 s (float64) and 111 s (float32) where
+benchmarks/bench_latents.py measured 228 s and 98 s; for estimates only."""
 
 
 @dataclasses.dataclass(frozen=True)
