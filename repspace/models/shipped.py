@@ -12,6 +12,7 @@ trained ensemble.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import sys
@@ -26,14 +27,14 @@ SHIPPED_DIR = Path(__file__).parent / "shipped"
 
 
 @functools.lru_cache(maxsize=None)
-def _index() -> dict[str, tuple[Path, str]]:
-    """Each shipped model's recipe (JSON, keys sorted) -> (its file, its prefix in the file)."""
-    out: dict[str, tuple[Path, str]] = {}
+def _index() -> dict[str, tuple[Path, str, dict[str, Any]]]:
+    """Each shipped model's recipe (JSON, keys sorted) -> (its file, its prefix in the file, its record)."""
+    out: dict[str, tuple[Path, str, dict[str, Any]]] = {}
     for path in sorted(SHIPPED_DIR.glob("*.npz")):
         with np.load(path) as f:
             records = json.loads(str(f["records"]))
         for prefix, record in records.items():
-            out.setdefault(json.dumps(record["model"], sort_keys=True), (path, prefix))
+            out.setdefault(json.dumps(record["model"], sort_keys=True), (path, prefix, record))
     return out
 
 
@@ -43,12 +44,11 @@ def shipped_model(recipe: dict[str, Any]) -> dict[str, Any] | None:
     found = _index().get(json.dumps(json.loads(json.dumps(recipe)), sort_keys=True))
     if found is None:
         return None
-    path, prefix = found
+    path, prefix, record = found
     with np.load(path) as f:
-        record = json.loads(str(f["records"]))[prefix]
         weights = {part: [f[f"{prefix}/{part}/{k}"].astype(np.float32) for k in range(record[f"n_{part}"])]
                    for part in ("encoder", "decoder")}
-    return {**weights, "record": record, "file": f"repspace/models/shipped/{path.name}"}
+    return {**weights, "record": copy.deepcopy(record), "file": f"repspace/models/shipped/{path.name}"}
 
 
 def pack(ensemble_dir: str | Path, out: str | Path) -> Path:
