@@ -1,13 +1,13 @@
 """The pipeline reproduces values stored from an earlier version, value by value.
 
-``tests/data/reference_run.npz`` was written by the wave-1 pipeline (two pipelines, commit
+``tests/data/reference_run.npz`` was written by the first pipeline (two pipelines, commit
 17dfdb5, its script ``tests/data/make_reference_wave1.py`` at that commit) on a synthetic
 sweep (7 models x 4 channels over 40 fingerprint images, blocks of 2 models) and a synthetic
 latents run (two groups of three 3-d spaces over 50 images, 300 samples, seed 3). The same
 posteriors go through today's driver and stages here, with every pair computed as then
 (``pair_channels = "all"``); every stored number must come out the same (the renames of that
 version's variables are mapped below). The floats of the sweep (channels, pairs and what the
-structure derives from them) are compared within float32 rounding: since wave 2 their BC rows
+structure derives from them) are compared within float32 rounding: since then their BC rows
 come from a fused kernel (:mod:`repspace.kernels.fused`) and groups of rows are multiplied before
 one log, which reorders float32 arithmetic (differences up to 2.5e-7 bits measured, on values
 of order 1 computed in float32): rtol = atol = 1e-6, about eight float32 ulps.

@@ -156,7 +156,7 @@ def test_damaged_markers_and_coordinates_are_named_and_repaired(tmp_path, client
                                 ds.drop_vars(["done", "done_bytes"]))
 
 
-def test_configurations_recorded_before_wave_2_rerun_as_they_were(tmp_path):
+def test_configurations_recorded_by_earlier_versions_rerun_as_they_were(tmp_path):
     """A store written before informative pairs and shared terms repairs with every pair and five estimates per pair."""
     import json
 
@@ -165,7 +165,7 @@ def test_configurations_recorded_before_wave_2_rerun_as_they_were(tmp_path):
 
     old = RunConfig(run_dir=str(tmp_path)).as_dict()
     del old["pair_channels"], old["latents"]["scheme"], old["errors"]
-    old["latents"]["n_images"] = old["latents"].pop("n_dataset_images")  # the names of wave 2
+    old["latents"]["n_images"] = old["latents"].pop("n_dataset_images")  # the names of earlier versions
     old["measures"].update({f"classifier_{k}": v for k, v in old["measures"].pop("classifier").items()})
     old["so2"].update({f"learner_{k}": v for k, v in old["so2"].pop("learner").items()})
     old["measures"]["classifier_steps"] = 123

@@ -70,7 +70,8 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
                    "first model's input size)")
     p.add_argument("--n-dataset-images", type=_n_images, help=f"M: a seeded random subset of this many images of the "
                    f"dataset, or 'all' for the whole dataset (default: {o.n_dataset_images}, which with the default "
-                   "samples takes about 35 s on two cores for ten models; the whole of dSprites is 737,280 images: a cluster's job)")
+                   "samples takes about 35 s on two cores for ten models; the whole of dSprites is 737,280 images: "
+                   "a cluster's job)")
     p.add_argument("--n-samples", type=int, help=f"S: samples per Monte Carlo estimate (default: {o.n_samples})")
     p.add_argument("--seed", type=int, help=f"seed of the image subset and of every Monte Carlo stream (default: "
                                             f"{d.seed})")
@@ -84,8 +85,8 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
     p.add_argument("--float32", action="store_true", help="likelihood products in float32 (faster, less exact) "
                    "instead of float64")
     p.add_argument("--per-pair-estimates", action="store_true",
-                   help="five estimates of its own per pair (n + 5 n(n-1)/2 for a group of n models, as before wave 2) "
-                        "instead of each model's two terms shared by all its pairs (2n + n(n-1)/2)")
+                   help="five estimates of its own per pair (n + 5 n(n-1)/2 for a group of n models, as the paper's "
+                        "code takes them) instead of each model's two terms shared by all its pairs (2n + n(n-1)/2)")
     add_execution_args(p, d, figures=True)
     a = p.parse_args(argv)
     set_verbose(a.verbose)

@@ -67,7 +67,7 @@ class LatentsOptions:
     dtype : "float64" or "float32", the precision of the likelihood matrix products.
     scheme : "shared" (each model's I(U;X) and I(U,U';X) estimated once and shared by all its pairs:
         2n + n(n-1)/2 estimates for a group of n) or "pairs" (five estimates of its own per pair,
-        n + 5 n(n-1)/2, as before wave 2).
+        n + 5 n(n-1)/2, as the paper's code takes them).
     """
 
     n_dataset_images: int | None = None
