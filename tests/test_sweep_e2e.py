@@ -85,7 +85,7 @@ def kept_channels(config: RunConfig) -> np.ndarray:
     return np.isfinite(info) & (info >= config.info_threshold)
 
 
-def test_full_sweep_end_to_end(tmp_path, model_dir, client):
+def test_full_sweep_end_to_end(tmp_path, model_dir, client, monkeypatch):
     config = config_for(tmp_path, model_dir)
     result = run(config, client=client)
     assert [r.name for r in result.stages] == list(RunConfig().stages)
@@ -142,9 +142,20 @@ def test_full_sweep_end_to_end(tmp_path, model_dir, client):
             assert (way * np.diff(moving) > 0.05).all(), (measure, k, moving)  # every frame differs, the right way
             assert np.ptp(still) < 0.5 * np.ptp(moving)
 
-    # a rerun finds everything done
-    again = run(config.replace(stages=("encode", "channels", "pairs")), client=client)
-    assert [(r.name, r.computed) for r in again.stages] == [("encode", 0), ("channels", 0), ("pairs", 0)]
+    # a rerun finds everything done; the traversals show the same channels of the same models: kept as they are
+    again = run(config.replace(stages=("encode", "channels", "pairs", "structure", "traversals")), client=client)
+    assert [(r.name, r.computed) for r in again.stages] == [("encode", 0), ("channels", 0), ("pairs", 0),
+                                                            ("structure", 0), ("traversals", 0)]
+    assert again.stage("traversals").note.endswith("cluster traversals, unchanged")
+    kept_trav = xr.open_zarr(config.store, group="traversals", consolidated=False).load()
+    np.testing.assert_array_equal(kept_trav["images"].values, trav["images"].values)
+    # what they show changes (here the steps of a sweep): decoded again
+    from repspace.pipeline.stages import traversals
+
+    monkeypatch.setattr(traversals, "N_STEPS", traversals.N_STEPS + 1)
+    again = run(config.replace(stages=("traversals",)), client=client)
+    assert again.stage("traversals").computed == int((structure["cluster_size"].values > 0).sum())
+    assert xr.open_zarr(config.store, group="traversals", consolidated=False).sizes["step"] == trav.sizes["step"] + 1
 
 
 def test_a_model_with_nan_output_is_named_and_the_rest_go_on(tmp_path, model_dir, client):

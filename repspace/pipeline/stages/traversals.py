@@ -3,7 +3,8 @@ range and decoded by its model's own decoder; stored (group ``traversals``) for 
 
 One task per cluster and measure; a model without a decoder (an ONNX encoder given none, a posterior
 file) gives NaN images, ``decoded = False`` and the reason in ``note``, which the stage's report
-line repeats. The group is replaced whole.
+line repeats. The group is replaced whole, and only when what it shows changed: the clusters' central
+channels, their models' posteriors (their encoding stamps) or the encoder options; else a rerun keeps it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from ...kernels import CLUSTER_MEASURES
 from ...models import is_posterior_file, load_encoder
-from ...store import open_dataset, open_group, write_dataset
+from ...store import is_complete, open_dataset, open_group, stamp, write_dataset
 from ...store import embeddings as emb_schema
 from ...store import traversals as schema
 from ..stage import Block, Plan, Stage, StageContext
@@ -67,11 +68,19 @@ def plan(ctx: StageContext) -> Plan:
             model, channel = int(st["model_index"].values[unit]), int(st["channel"].values[unit])
             blocks.append(Block(name=f"{measure}-cluster{k}", marker=None, extent=(m, int(k)),
                                 args=(model, channel, N_STEPS, dataclasses.asdict(ctx.config.models.encoder))))
-    return Plan(blocks=blocks, state=st)
+    status = emb_schema.Layout(ctx.root[emb_schema.FINGERPRINT]).status()
+    shown = stamp((st.sizes["cluster"], N_STEPS, dataclasses.asdict(ctx.config.models.encoder),
+                   [(b.extent, str(st["model"].values[int(st["cluster_central_unit"].values[b.extent])]), b.args[1],
+                     status[b.args[0]].tolist()) for b in blocks]))
+    if is_complete(ctx.root, schema.GROUP) and ctx.root[schema.GROUP].attrs.get("shown_stamp") == shown:
+        return Plan(blocks=[], state=None, note=f"{len(blocks)} cluster traversals, unchanged")
+    return Plan(blocks=blocks, state=(st, shown))
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
-    st = plan.state
+    if plan.state is None:
+        return plan.note
+    st, shown = plan.state
     h, w, colors = (int(s) for s in ctx.root["fingerprint"]["images"].shape[1:])
     n_clusters = st.sizes["cluster"]
     shape = (len(CLUSTER_MEASURES), n_clusters)
@@ -95,7 +104,7 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
                          "note": note},
                         coords={"measure": np.array(CLUSTER_MEASURES, dtype=object), "cluster": np.arange(n_clusters),
                                 "step": np.arange(N_STEPS)},
-                        attrs={"structure_run_id": str(st.attrs.get("run_id", ""))})
+                        attrs={"structure_run_id": str(st.attrs.get("run_id", "")), "shown_stamp": shown})
     write_dataset(ctx.store_path, schema.GROUP, ds)
     why = sorted({str(n) for n in note[~decoded & (model != "")]})
     reasons = f" (not decoded: {'; '.join(why[:3])}{' ...' if len(why) > 3 else ''})" if why else ""
