@@ -23,6 +23,7 @@ from ..models import TrainConfig
 from .checks import Origins, check_tables
 from .options import as_table, build, check_keys, table_classes
 from .stages import STAGE_NAMES, SWEEP_STAGES, stage_names
+from .stages.models import check_train_keys
 
 __all__ = ["RunConfig", "load_config", "job_defaults", "DEFAULT_CONFIG", "SWEEP_STAGES", "STAGE_NAMES"]
 
@@ -226,6 +227,7 @@ def load_config(
             found["models"]["train"] = {**dict(found["models"].get("train", {})), **train_overrides}
         if "train" in found["models"]:
             try:
+                check_train_keys(found["models"]["train"])
                 check_finite(TrainConfig.offline_default(**found["models"]["train"]))  # bad training options fail now
             except (ValueError, TypeError) as err:
                 raise ValueError(f"[models.train] {err}") from None

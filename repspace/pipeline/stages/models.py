@@ -105,9 +105,21 @@ class ModelsConfig:
         if self.source not in MODEL_SOURCES:
             raise ValueError(f"source must be one of {MODEL_SOURCES}, got {self.source!r}")
         object.__setattr__(self, "numbers", tuple(str(n) for n in self.numbers))
+        try:
+            check_train_keys(self.train)
+        except ValueError as err:
+            raise ValueError(f"train: {err}") from None
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.offline_default(**dict(self.train))
+
+
+def check_train_keys(train: Mapping[str, Any]) -> None:
+    """Refuse keys of a ``[models.train]`` table that TrainConfig has no field for, naming the known ones."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(train) - known)
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}; known: {sorted(known)}")
 
 
 STAGE = Stage(name="models", writes=schema.GROUP, finalize=finalize, table="models", options=ModelsConfig)
