@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,19 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1) -> "Client":
         worker_dashboard_address="127.0.0.1:0",
         security=security,
     )
-    return Client(cluster, security=security)
+    client = Client(cluster, security=security)
+    try:  # Ctrl-C reaches the workers too (one process group): this process closes them, without their tracebacks
+        client.run(_ignore_interrupts)
+    except Exception:  # noqa: BLE001  a worker that cannot: it prints its traceback, nothing worse
+        pass
+    return client
+
+
+def _ignore_interrupts() -> None:
+    """In a worker process (its event loop runs in its main thread): ignore SIGINT."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -74,6 +87,8 @@ def connect(
         yield client
     finally:
         cluster = client.cluster
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):  # the gathers it cut short: no "never retrieved" noise
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         client.close()
         nanny = logging.getLogger("distributed.nanny")
         level = nanny.level

@@ -119,3 +119,29 @@ def test_refused_flags_exit_2_before_any_work(tmp_path, capsys, job, argv, says)
     assert last_line(out) == "status: configuration refused"
     assert err.startswith("error: ") and says in err, err
     assert not (tmp_path / "run").exists()  # nothing ran
+
+
+def test_an_interrupted_run_exits_130_keeping_its_finished_blocks(tmp_path, client, monkeypatch, capsys):
+    """Ctrl-C during a stage: one line, the status line, exit 130; the rerun computes only what was left."""
+    from repspace.pipeline import driver
+
+    run_dir = posterior_run(tmp_path, 3)
+    assert full_sweep.main(sweep(run_dir, client, "models", "encode", "channels")) == 0
+    run_stage = driver._run_stage
+
+    def interrupted(stage, ctx):
+        if stage.name == "pairs":
+            raise KeyboardInterrupt
+        return run_stage(stage, ctx)
+
+    monkeypatch.setattr(driver, "_run_stage", interrupted)
+    capsys.readouterr()
+    assert full_sweep.main(sweep(run_dir, client, "channels", "pairs")) == 130
+    out, err = capsys.readouterr()
+    assert last_line(out) == "status: interrupted", out
+    assert err.strip().splitlines()[-1] == ("interrupted: the finished blocks are kept; run the same command again "
+                                            "to resume"), err
+    monkeypatch.undo()
+    assert full_sweep.main(sweep(run_dir, client, "channels", "pairs")) == 0
+    out, _ = capsys.readouterr()
+    assert last_line(out) == "status: ok"

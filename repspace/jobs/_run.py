@@ -14,13 +14,14 @@ from ..pipeline.guards import READ_ONLY_ERRNOS, DiskFull, StoreReadOnly, models_
 __all__ = ["EXECUTION_FLAGS", "EXIT_STATUSES", "add_execution_args", "execution", "finish", "refused", "run_and_report",
            "without_figures"]
 
-EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_MODELS_LEFT_OUT, EXIT_NOTHING_WRITTEN = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_MODELS_LEFT_OUT, EXIT_NOTHING_WRITTEN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_STATUSES = {
     EXIT_OK: "everything done",
     EXIT_ERROR: "an error (one line on stderr), or no usable model",
     EXIT_REFUSED: "the configuration or flags were refused before any work",
     EXIT_MODELS_LEFT_OUT: "finished, but some models were left out (how many, and where they are named)",
     EXIT_NOTHING_WRITTEN: "a stage wrote nothing it should have",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGINT): the finished blocks are kept, and the same command resumes",
 }
 """The exit statuses of every job that runs stages (README.md, "Exit statuses"); the last line a job prints is
 ``status: ...``."""
@@ -87,7 +88,7 @@ def run_and_report(config: RunConfig, prepare: Callable[[], object] | None = Non
     is one line on stderr.
 
     Returns the exit status (:data:`EXIT_STATUSES`): 0 everything done; 1 an error, or no usable model; 3 finished
-    with models left out; 4 a stage wrote nothing it should have.
+    with models left out; 4 a stage wrote nothing it should have; 130 interrupted.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -105,6 +106,9 @@ def run_and_report(config: RunConfig, prepare: Callable[[], object] | None = Non
         except (ValueError, RuntimeError) as err:  # StoreError, StoreLocked, StoreReadOnly, TaskFailed among them
             print(f"error: {err}", file=sys.stderr)
             return finish(EXIT_ERROR, "error (see the line above)")
+        except KeyboardInterrupt:  # the lock is freed and the cluster closed on the way out
+            print("interrupted: the finished blocks are kept; run the same command again to resume", file=sys.stderr)
+            return finish(EXIT_INTERRUPTED, "interrupted")
     print(result.summary())
     why = result.unusable()
     if why is not None:
