@@ -82,7 +82,7 @@ def test_main_on_stored_posteriors(tmp_path, capsys):
     code = job.main(["--run-dir", str(tmp_path), "--n-samples", "200", "--workers", "1"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "3 models, 80 images, 1 groups" in out and (tmp_path / "figures" / "latents.png").is_file()
+    assert "3 models, 80 images, 1 group" in out and (tmp_path / "figures" / "latents.png").is_file()
 
 
 @pytest.mark.tf

@@ -234,14 +234,14 @@ def plan(ctx: StageContext) -> Plan:
                                  extent=(names[i], names[j], stamps[i], stamps[j]),
                                  marker="estimate_done", args=(i, j, k, (names[i], names[j]), mc), cost=cost[k])
                            for k, term in terms]
-    ctx.log(f"latents: {int(valid.sum())} models x {lay.n_images} images in {len(groups)} groups; "
+    ctx.log(f"latents: {int(valid.sum())} models x {lay.n_images} images in {len(groups)} group{'s' if len(groups) != 1 else ''}; "
             f"{len(blocks)} estimates of {opts.n_samples} samples each")
     markers = {"information_done": ((m,), ("model",)),
                "estimate_done": ((m, m, len(schema.TERMS)), ("model_a", "model_b", "term"))}
     if shared:
         markers["twice_done"] = ((m,), ("model",))
     return Plan(blocks=blocks, markers=markers, state=(lay, valid, groups, failed, shared),
-                note=f"{int(valid.sum())} models, {lay.n_images} images, {len(groups)} groups")
+                note=f"{int(valid.sum())} models, {lay.n_images} images, {len(groups)} group{'s' if len(groups) != 1 else ''}")
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:

@@ -57,9 +57,11 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
         ctx.log(f"the store holds {len(kept)} models that this configuration does not list "
                 f"({', '.join(kept[:10])}{' ...' if len(kept) > 10 else ''}); they are kept")
     shipped = sum(_shipped(e.path) for e in entries) if ctx.config.models.source == "trained" else 0
-    also = f"; {shipped} written from the weights shipped for this recipe" if shipped else ""
-    return (f"{ctx.config.models.source}: {ctx.config.models.dir}; {len(entries)} models "
-            f"({len(records) - before} new{also})")
+    source = ctx.config.models.source
+    if shipped:  # written from the package's weights, not trained here
+        source = "trained (the weights shipped for this recipe" + ("" if shipped == len(entries) else
+                                                                    f", {shipped} of the models") + ")"
+    return f"{source}: {ctx.config.models.dir}; {len(entries)} models ({len(records) - before} new)"
 
 
 def _shipped(path: str) -> bool:
