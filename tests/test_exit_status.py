@@ -145,3 +145,14 @@ def test_an_interrupted_run_exits_130_keeping_its_finished_blocks(tmp_path, clie
     assert full_sweep.main(sweep(run_dir, client, "channels", "pairs")) == 0
     out, _ = capsys.readouterr()
     assert last_line(out) == "status: ok"
+
+
+@pytest.mark.parametrize("job,argv", [(full_sweep, ["--stages", "fingerprints"]), (compare_latents, ["--bogus"]),
+                                      (compare_measures, ["--spaces", "nowhere"]), (fusion_so2, ["--seed", "x"])])
+def test_a_flag_argparse_refuses_ends_with_the_status_line_and_exit_2(job, argv, capsys):
+    with pytest.raises(SystemExit) as caught:
+        job.main(argv)
+    assert caught.value.code == 2
+    out, err = capsys.readouterr()
+    assert last_line(out) == "status: configuration refused", out
+    assert "error: " in err and "usage: " in err, err

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ..pipeline import RunConfig, run
 from ..pipeline.guards import READ_ONLY_ERRNOS, DiskFull, StoreReadOnly, models_left_out, nothing_written
 
-__all__ = ["EXECUTION_FLAGS", "EXIT_STATUSES", "add_execution_args", "execution", "finish", "refused", "run_and_report",
+__all__ = ["EXECUTION_FLAGS", "EXIT_STATUSES", "JobParser", "add_execution_args", "execution", "finish", "refused", "run_and_report",
            "without_figures"]
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_MODELS_LEFT_OUT, EXIT_NOTHING_WRITTEN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -25,6 +25,16 @@ EXIT_STATUSES = {
 }
 """The exit statuses of every job that runs stages (README.md, "Exit statuses"); the last line a job prints is
 ``status: ...``."""
+
+
+class JobParser(argparse.ArgumentParser):
+    """The argument parser of a job that runs stages: a flag it refuses (an unknown one, a value not among the
+    choices) ends, like every other refusal, with the status line after argparse's usage and error lines."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(finish(EXIT_REFUSED, "configuration refused"))
 
 
 def add_execution_args(parser: argparse.ArgumentParser, defaults: RunConfig, *, threads: bool = True,

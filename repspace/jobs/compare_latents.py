@@ -25,7 +25,7 @@ from .._quiet import set_verbose
 from ..data.catalog import DATASETS
 from ..pipeline import RunConfig, load_config
 from ..pipeline.config import job_defaults
-from ._run import EXECUTION_FLAGS, add_execution_args, execution, refused, run_and_report
+from ._run import EXECUTION_FLAGS, JobParser, add_execution_args, execution, refused, run_and_report
 
 
 DEFAULT_CONFIG = job_defaults("compare_latents.toml")
@@ -53,7 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
     """Parse command-line arguments into the :class:`RunConfig` of the latents stages."""
     d = load_config(DEFAULT_CONFIG)
     o = d.latents
-    p = argparse.ArgumentParser(prog="python -m repspace.jobs.compare_latents", description=__doc__.split("\n")[0])
+    p = JobParser(prog="python -m repspace.jobs.compare_latents", description=__doc__.split("\n")[0])
     p.add_argument("--config", help=f"configuration (TOML); default {DEFAULT_CONFIG}; flags override it")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--run-dir", type=Path, help="the run's folder: the store is <run-dir>/store.zarr, the figure "

@@ -19,7 +19,7 @@ from .._quiet import set_verbose
 from ..measures import MEASURES
 from ..pipeline import load_config
 from ..pipeline.config import job_defaults
-from ._run import EXECUTION_FLAGS, add_execution_args, execution, refused, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, JobParser, add_execution_args, execution, refused, run_and_report, without_figures
 from ..store.spaces import SOURCES
 
 DEFAULT_CONFIG = job_defaults("compare_measures.toml")
@@ -28,7 +28,7 @@ DEFAULT_CONFIG = job_defaults("compare_measures.toml")
 def build_parser() -> argparse.ArgumentParser:
     d = load_config(DEFAULT_CONFIG)
     m, k = d.measures, d.measures.classifier
-    p = argparse.ArgumentParser(prog="python -m repspace.jobs.compare_measures", description=__doc__,
+    p = JobParser(prog="python -m repspace.jobs.compare_measures", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help=f"configuration (TOML); default {DEFAULT_CONFIG}; jobs/measures_paper.toml has "
                                     "the paper's classifier settings; flags override it")

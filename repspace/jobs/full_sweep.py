@@ -1,8 +1,8 @@
 """python -m repspace.jobs.full_sweep: the whole pipeline, from a fingerprint set to figures.
 
 With no arguments it runs the offline default (jobs/offline_default.toml): dsprites rendered
-here, ten beta-VAEs written on first use from the weights shipped with the package, 300 fingerprint images, an in-process
-LocalCluster. A TOML file (--config) sets everything; flags override it.
+here, ten beta-VAEs written on first use from the weights shipped with the package, 300 fingerprint
+images, an in-process LocalCluster. A TOML file (--config) sets everything; flags override it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from ..pipeline import STAGE_NAMES, SWEEP_STAGES, load_config
 from ..pipeline.config import DEFAULT_CONFIG
 from ..pipeline.repair import drop_models
 from ..pipeline.stages.models import MODEL_SOURCES
-from ._run import EXECUTION_FLAGS, add_execution_args, execution, refused, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, JobParser, add_execution_args, execution, refused, run_and_report, without_figures
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = JobParser(
         prog="python -m repspace.jobs.full_sweep",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

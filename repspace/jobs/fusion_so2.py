@@ -20,7 +20,7 @@ from .._quiet import set_verbose
 from ..fusion import SIMILARITIES
 from ..pipeline import load_config
 from ..pipeline.config import job_defaults
-from ._run import EXECUTION_FLAGS, add_execution_args, execution, refused, run_and_report, without_figures
+from ._run import EXECUTION_FLAGS, JobParser, add_execution_args, execution, refused, run_and_report, without_figures
 
 DEFAULT_CONFIG = job_defaults("fusion_so2.toml")
 PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, "learner.steps": 3000,
@@ -30,7 +30,7 @@ PAPER = {"n_points": 200, "sizes": (2, 3, 5, 10, 15, 20, 30, 50), "repeats": 5, 
 def build_parser() -> argparse.ArgumentParser:
     d = load_config(DEFAULT_CONFIG)
     o = d.so2
-    p = argparse.ArgumentParser(prog="python -m repspace.jobs.fusion_so2", description=__doc__,
+    p = JobParser(prog="python -m repspace.jobs.fusion_so2", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help=f"configuration (TOML); default {DEFAULT_CONFIG}; jobs/fusion_so2_paper.toml "
                                     "has the paper's settings; flags override it")
