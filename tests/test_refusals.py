@@ -72,14 +72,18 @@ def test_every_float_option_is_found():
     assert ("so2.learner", "learning_rate") in FLOAT_KEYS and ("structure", "null_level") in FLOAT_KEYS
 
 
+def _refused_option(tmp_path: Path, table: str | None, key: str, value: str) -> tuple[Path, str]:
+    """A file setting ``key = value`` (in ``[table]``, or at the top when None), and the error that refuses it."""
+    path = _toml(tmp_path, f"{key} = {value}\n" if table is None else f"[{table}]\n{key} = {value}\n")
+    with pytest.raises(ValueError) as err:
+        load_config(path)
+    return path, str(err.value)
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 @pytest.mark.parametrize("table,key", FLOAT_KEYS, ids=[f"{t or 'top'}.{k}" for t, k in FLOAT_KEYS])
 def test_a_number_that_is_not_finite_is_refused_naming_the_key_and_file(tmp_path, table, key, value):
-    text = f"{key} = {value}\n" if table is None else f"[{table}]\n{key} = {value}\n"
-    path = _toml(tmp_path, text)
-    with pytest.raises(ValueError) as err:
-        load_config(path)
-    msg = str(err.value)
+    path, msg = _refused_option(tmp_path, table, key, value)
     prefix = f"{path}: " + (f"[{table}] " if table else "")
     assert msg.startswith(prefix) and key in msg and " must " in msg and msg.endswith(value), msg
     if table is not None:
@@ -165,11 +169,7 @@ def _refused_at_load(tmp_path, text, expected):
     (None, "image_size", "0"), (None, "seed", "-1"), (None, "n_images", "0"),
 ])
 def test_out_of_range_options_are_refused_at_load(tmp_path, table, key, value):
-    text = f"{key} = {value}\n" if table is None else f"[{table}]\n{key} = {value}\n"
-    path = _toml(tmp_path, text)
-    with pytest.raises(ValueError) as err:
-        load_config(path)
-    msg = str(err.value)
+    path, msg = _refused_option(tmp_path, table, key, value)
     assert msg.startswith(f"{path}: " + (f"[{table}] " if table else "")) and key in msg, msg
 
 
