@@ -42,20 +42,20 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1) -> "Client":
         dashboard_address="127.0.0.1:0",
         worker_dashboard_address="127.0.0.1:0",
         security=security,
+        # Ctrl-C reaches the workers too (one process group): this process closes them, without their tracebacks
+        preload=[__name__],
     )
-    client = Client(cluster, security=security)
-    try:  # Ctrl-C reaches the workers too (one process group): this process closes them, without their tracebacks
-        client.run(_ignore_interrupts)
-    except Exception:  # noqa: BLE001  a worker that cannot: it prints its traceback, nothing worse
-        pass
-    return client
+    return Client(cluster, security=security)
 
 
-def _ignore_interrupts() -> None:
-    """In a worker process (its event loop runs in its main thread): ignore SIGINT."""
+def dask_setup(worker: object) -> None:
+    """Run by each worker process of :func:`local_cluster` as it starts (a preload, in its main thread, also
+    when a worker is restarted): ignore SIGINT, which its parent answers by closing it."""
     import signal
+    import threading
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -13,8 +13,16 @@ def inc(x):
     return x + 1
 
 
+def sigint_handler():
+    import signal
+
+    return signal.getsignal(signal.SIGINT)
+
+
 def test_the_local_cluster_takes_only_its_own_client():
+    """... and its workers ignore Ctrl-C (SIGINT reaches the whole process group): their parent closes them."""
     import gc
+    import signal
 
     import dask
     from distributed import Client
@@ -25,6 +33,7 @@ def test_the_local_cluster_takes_only_its_own_client():
             address = client.scheduler.address
             assert address.startswith("tls://127.0.0.1:")
             assert client.submit(inc, 1).result() == 2  # its own client works, through TLS
+            assert client.submit(sigint_handler).result(timeout=30) == signal.SIG_IGN
             for other in (address, address.replace("tls://", "tcp://")):  # a local client without the credentials
                 with pytest.raises((OSError, TimeoutError, ValueError, TypeError)):
                     Client(other, timeout=3)
