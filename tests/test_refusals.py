@@ -283,6 +283,66 @@ def test_n_channels_that_the_store_contradicts_is_refused_before_any_work(tmp_pa
     assert _snapshot(store) == before
 
 
+def test_n_channels_that_the_store_contradicts_ends_the_job_as_refused(tmp_path, monkeypatch, capsys):
+    """The store's refusals come before any work, as an option's: exit 2, the status line, no cluster."""
+    from repspace.jobs import compare_latents
+    from repspace.pipeline import driver
+    from repspace.store.embeddings import DATASET, write_posteriors
+
+    rng = np.random.default_rng(0)
+    store = tmp_path / "run" / "store.zarr"
+    write_posteriors(store, rng.normal(size=(2, 10, 6)), rng.normal(size=(2, 10, 6)) - 2, ["a", "b"], group=DATASET,
+                     images={"dataset": "dsprites_procedural", "image_size": 32})
+    config = _toml(tmp_path, "n_channels = 7\n")
+    monkeypatch.setattr(driver, "connect", _no_cluster)
+    assert compare_latents.main(["--run-dir", str(tmp_path / "run"), "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == "status: configuration refused", out
+    assert "n_channels = 7" in err, err
+
+
+def _no_cluster(*args, **kwargs):
+    raise AssertionError("a cluster was started although the run is refused")
+
+
+@pytest.mark.parametrize("source", ["directory", "posteriors"])
+def test_a_models_folder_that_does_not_hold_the_models_is_refused_before_any_work(tmp_path, monkeypatch, capsys,
+                                                                                   source):
+    from repspace.jobs import full_sweep
+    from repspace.pipeline import driver
+
+    monkeypatch.setattr(driver, "connect", _no_cluster)
+    (tmp_path / "empty").mkdir()
+    for folder, says in ((tmp_path / "nowhere", "does not exist"), (tmp_path / "empty", "no models in")):
+        argv = ["--run-dir", str(tmp_path / "run"), "--models-source", source, "--models-dir", str(folder)]
+        assert full_sweep.main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out.strip().splitlines()[-1] == "status: configuration refused", out
+        assert "--models-dir" in err and str(folder) in err and says in err and source in err, err
+        assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_a_mistyped_models_folder_beside_the_run_s_models_is_refused(tmp_path, monkeypatch, capsys):
+    """source = trained fills a missing folder; where the run's models already lie elsewhere, that is a typo."""
+    from repspace.jobs import full_sweep
+    from repspace.pipeline import driver
+    from repspace.store import open_run
+    from repspace.store.models import write_models
+
+    models = tmp_path / "models" / "offline"
+    store = tmp_path / "run" / "store.zarr"
+    write_models(open_run(store).require_group("models"),
+                 [{"name": str(k), "path": str(models / str(k))} for k in range(3)])
+    before = _snapshot(store)
+    monkeypatch.setattr(driver, "connect", _no_cluster)
+    mistyped = tmp_path / "models" / "ofline"
+    assert full_sweep.main(["--run-dir", str(tmp_path / "run"), "--models-dir", str(mistyped)]) == 2
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == "status: configuration refused", out
+    assert "--models-dir" in err and str(mistyped) in err and f"3 models in {models}" in err, err
+    assert not mistyped.exists() and _snapshot(store) == before
+
+
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128, bool, "U3"])
 def test_posteriors_that_are_not_real_numbers_are_refused(tmp_path, dtype):
     from repspace.models import write_posterior_file

@@ -88,6 +88,9 @@ def test_the_report_holds_what_the_run_found(finished_run):
         assert img["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("channel structure" in img["alt"] for img in page.images)
+    for img in page.images:  # each says what it shows, in words, not its file's name
+        assert " " in img["alt"] and img["alt"] not in {p.stem for p in result.figures}, img["alt"]
+    assert "<summary>the channel structure figure (NMI)</summary>" in text
     assert "posX" in text and "posY" in text  # the clusters' best-matching factors
     assert 'group="pairs"' in text and "pair_block_units" in text  # how to open it; the configuration
     assert "None: every model was encoded" in text
@@ -105,7 +108,7 @@ document.getElementById("f").addEventListener("load", () => {
   const shown = (i) => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().height > 0;
   document.getElementById("result").textContent = JSON.stringify({
     title: d.title, images: imgs.length, broken: imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).length,
-    figure: imgs.filter((i) => i.alt.includes("channel structure") && shown(i)).length,
+    figure: imgs.filter((i) => i.alt.includes("channel structure figure (VI)") && shown(i)).length,
     cluster_rows: d.querySelectorAll("table.clusters-vi tbody tr").length});
 });
 </script></body></html>"""

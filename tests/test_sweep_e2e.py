@@ -175,14 +175,6 @@ def test_a_model_with_nan_output_is_named_and_the_rest_go_on(tmp_path, model_dir
     assert np.isfinite(vi[:4, :, :4][kept][:, kept]).all() and kept.sum() == 8
 
 
-def test_an_empty_model_directory_is_a_clear_error(tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
-    code = full_sweep.main(["--run-dir", str(tmp_path / "run"), "--models-source", "directory", "--models-dir",
-                            str(tmp_path / "empty"), "--n-images", "20", "--no-dashboard", "--workers", "1"])
-    assert code == 1
-    assert "no models in" in capsys.readouterr().err
-
-
 def test_a_run_in_which_no_model_is_usable_exits_non_zero(tmp_path, model_dir, capsys):
     """32-pixel models asked for 64-pixel images: every model is left out, so the run found nothing; it says so
     and exits 1 (a job array must not record it as a success)."""

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable
 
 from ..pipeline import RunConfig, run
+from ..pipeline.checks import ConfigurationRefused
 from ..pipeline.guards import READ_ONLY_ERRNOS, DiskFull, StoreReadOnly, models_left_out, nothing_written
 
 __all__ = ["EXECUTION_FLAGS", "EXIT_STATUSES", "JobParser", "add_execution_args", "execution", "finish", "refused", "run_and_report",
@@ -113,6 +114,8 @@ def run_and_report(config: RunConfig, prepare: Callable[[], object] | None = Non
             print(f"error: {err}" if isinstance(err, (DiskFull, StoreReadOnly)) or err.filename is not None
                   else f"error: {type(err).__name__}: {err}", file=sys.stderr)
             return finish(EXIT_ERROR, "error (see the line above)")
+        except ConfigurationRefused as err:  # before any work, as a refused option
+            return refused(err)
         except (ValueError, RuntimeError) as err:  # StoreError, StoreLocked, StoreReadOnly, TaskFailed among them
             print(f"error: {err}", file=sys.stderr)
             return finish(EXIT_ERROR, "error (see the line above)")

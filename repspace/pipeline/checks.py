@@ -20,7 +20,12 @@ from .._checks import refused_key
 if TYPE_CHECKING:
     from .config import RunConfig
 
-__all__ = ["Origins", "check_tables", "check_store"]
+__all__ = ["ConfigurationRefused", "Origins", "check_tables", "check_store"]
+
+
+class ConfigurationRefused(ValueError):
+    """Options that the disk contradicts, refused before any stage runs and before anything is written (the jobs
+    exit 2, as for any refused option)."""
 
 
 class Origins:
@@ -92,6 +97,6 @@ def check_store(config: RunConfig) -> None:
     for group in ("embeddings", "dataset_embeddings"):
         stored = _stored_channels(config.store, group)
         if stored is not None and stored != config.n_channels:
-            raise ValueError(f"n_channels = {config.n_channels}, but the store {config.store} holds {stored} "
+            raise ConfigurationRefused(f"n_channels = {config.n_channels}, but the store {config.store} holds {stored} "
                              f"channels per model (group {group}): leave n_channels out, or set it to {stored}, or "
                              "use another store")

@@ -346,7 +346,10 @@ def run_stages(
         Run the tasks here; otherwise one is made from the config (and closed at the end)
         when any stage needs it.
     """
-    check_store(config)  # options the store holds otherwise: refused before anything is written
+    check_store(config)  # options the store or the disk contradicts: refused before anything is written
+    for stage in stages:
+        if stage.check is not None:
+            stage.check(config)
     run_id = uuid.uuid4().hex[:12]
     store_path = config.store
     store_path.parent.mkdir(parents=True, exist_ok=True)

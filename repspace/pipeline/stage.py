@@ -107,6 +107,8 @@ class Stage:
         once its group (and those it needs) are complete.
     report : "module:function" giving its section of the run report, ``(store_path, figures) -> str``
         (HTML; ``figures`` maps a figure's file stem to its path).
+    check : refuses, before any stage of the run starts and before anything is written, options that the
+        disk contradicts (raises :class:`~repspace.pipeline.checks.ConfigurationRefused`); None: nothing to check.
     """
 
     name: str
@@ -122,6 +124,7 @@ class Stage:
     options: type | None = None
     figures: str | None = None
     report: str | None = None
+    check: Callable[[RunConfig], None] | None = None
 
     def needed(self, config: RunConfig) -> tuple[str, ...]:
         """Every group the stage needs complete under ``config``."""

@@ -63,11 +63,13 @@ def _image(path: Path, alt: str) -> str:
     return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></p>'
 
 
-def _figures(by_name: dict[str, Path], shown: Sequence[tuple[str, str]], folded: Sequence[str] = ()) -> list[str]:
-    """A section's figures that were drawn: ``shown`` (name, alt text) inline, ``folded`` behind a summary."""
+def _figures(by_name: dict[str, Path], shown: Sequence[tuple[str, str]],
+             folded: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """A section's figures that were drawn, each (name, what it shows): ``shown`` inline, ``folded`` behind a
+    summary that says what it shows (the image's alt text too)."""
     out = [_image(by_name[key], alt) for key, alt in shown if key in by_name]
-    return out + [f"<details><summary>{_e(key)}</summary>{_image(by_name[key], key)}</details>"
-                  for key in folded if key in by_name]
+    return out + [f"<details><summary>{_e(alt)}</summary>{_image(by_name[key], alt)}</details>"
+                  for key, alt in folded if key in by_name]
 
 
 def _groups(root: Any) -> list[str]:
@@ -103,7 +105,9 @@ def structure_section(store_path: str, by_name: dict[str, Path]) -> str:
     if verdict:
         parts.append(f'<p class="fingerprint-size">The fingerprint set\'s size: {_e(verdict)}.</p>')
         parts += _figures(by_name, (("fingerprint_size", "the structure at nested subsets of the fingerprint set"),))
-    parts += _figures(by_name, (), ("structure_nmi", "members_vi", "members_nmi"))
+    parts += _figures(by_name, (), (("structure_nmi", "the channel structure figure (NMI)"),
+                                    ("members_vi", "the clusters' members per setting (VI)"),
+                                    ("members_nmi", "the clusters' members per setting (NMI)")))
     return "".join(parts)
 
 
@@ -168,7 +172,8 @@ def measures_section(store_path: str, by_name: dict[str, Path]) -> str:
     parts += _figures(by_name, (("measures_matrices", "every measure between every two spaces"),
                                 ("measures_agreement", "how the measures agree")))
     parts.append(_measures(str(store_path)))
-    parts += _figures(by_name, (), ("spaces", "measures_scatter"))
+    parts += _figures(by_name, (), (("spaces", "the spaces: posterior means and one standard deviation"),
+                                    ("measures_scatter", "every two measures over the pairs of spaces")))
     return "".join(parts)
 
 

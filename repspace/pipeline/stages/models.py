@@ -7,27 +7,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Mapping
-
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import zarr
 
 from ..._checks import check_types
 from ...models import (EncoderOptions, TrainConfig, ModelEntry, download_models, find_models, parse_model_numbers,
                        train_ensemble)
 from ...store import models as schema
+from ..checks import ConfigurationRefused
 from ..stage import Plan, Stage, StageContext
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
 
 
 def locate(ctx: StageContext) -> list[ModelEntry]:
     """The configured models, trained or downloaded into ``models.dir`` first where needed."""
     mc = ctx.config.models
-    try:
-        numbers = parse_model_numbers(",".join(mc.numbers)) if mc.numbers else None
-    except ValueError:
-        if mc.source not in ("directory", "posteriors"):
-            raise
-        numbers = None  # folder names that are not numbers
+    numbers = _numbers(mc)
     if mc.source == "trained":
         paths = train_ensemble(mc.train_config(), mc.dir, client=ctx.client, numbers=numbers)
         return find_models(mc.dir, [Path(p).name for p in paths])
@@ -41,10 +42,59 @@ def locate(ctx: StageContext) -> list[ModelEntry]:
         if not got:
             raise FileNotFoundError(f"none of the {len(numbers)} zoo models could be downloaded into {mc.dir}")
         return find_models(mc.dir, got)
+    return _in_folder(mc, numbers)
+
+
+def _numbers(mc: "ModelsConfig") -> list[int] | None:
+    """The model numbers of ``models.numbers`` (None: all, or folder names that are not numbers)."""
+    try:
+        return parse_model_numbers(",".join(mc.numbers)) if mc.numbers else None
+    except ValueError:
+        if mc.source not in ("directory", "posteriors"):
+            raise
+        return None
+
+
+def _in_folder(mc: "ModelsConfig", numbers: list[int] | None) -> list[ModelEntry]:
+    """The models already in ``models.dir`` (source directory or posteriors)."""
     kind = "posteriors" if mc.source == "posteriors" else "encoders"
     if mc.numbers and numbers is None:
         return find_models(mc.dir, list(mc.numbers), kind=kind)
     return find_models(mc.dir, numbers, kind=kind)
+
+
+def check(config: RunConfig) -> None:
+    """Before any work: the folder that a directory or posteriors source reads holds the models asked for; a
+    folder that a trained or zoo source would fill does not stand, mistyped, beside the one the run's models
+    are in (it would get a second ensemble)."""
+    mc = config.models
+    if mc.source in ("directory", "posteriors"):
+        try:
+            _in_folder(mc, _numbers(mc))
+        except FileNotFoundError as err:
+            raise ConfigurationRefused(f"[models] dir (--models-dir): {err}; models.source = {mc.source!r} reads "
+                                       "the models already there") from None
+        return
+    folder = Path(mc.dir).resolve()
+    if folder.exists():
+        return
+    listed = [Path(r["path"]) for r in _listed(config.store) if r["path"]]
+    if listed and not any(folder in p.parents for p in listed):
+        common = Path(os.path.commonpath([str(p.parent) for p in listed]))
+        raise ConfigurationRefused(
+            f"[models] dir (--models-dir): {mc.dir} does not exist, and the run's store {config.store} lists its "
+            f"{len(listed)} models in {common}: models.source = {mc.source!r} would put a second ensemble in the "
+            f"new folder. Give the folder of the run's models, or a new --run-dir for a new ensemble")
+
+
+def _listed(store: Path) -> list[dict[str, Any]]:
+    """The model records of a store's models group (none: no store, or no such group yet)."""
+    if not (store / schema.GROUP / "zarr.json").is_file():
+        return []
+    try:
+        return schema.read_models(zarr.open_group(str(store / schema.GROUP), mode="r"))
+    except (OSError, ValueError, KeyError):  # a damaged group: the stage's own checks name it
+        return []
 
 
 def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
@@ -124,4 +174,4 @@ def check_train_keys(train: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown keys {unknown}; known: {sorted(known)}")
 
 
-STAGE = Stage(name="models", writes=schema.GROUP, finalize=finalize, table="models", options=ModelsConfig)
+STAGE = Stage(name="models", writes=schema.GROUP, finalize=finalize, table="models", options=ModelsConfig, check=check)
