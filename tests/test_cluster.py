@@ -19,30 +19,44 @@ def sigint_handler():
     return signal.getsignal(signal.SIGINT)
 
 
+def _identity(address: str, **connection_args) -> dict:
+    """The scheduler's answer to an ``identity`` request over a new connection (no Client: nothing is left behind
+    for the garbage collector to close later, in whichever thread it runs)."""
+    import asyncio
+
+    from distributed.comm import connect as open_comm
+
+    async def ask() -> dict:
+        comm = await open_comm(address, timeout=5, **connection_args)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await asyncio.wait_for(comm.read(), 5)
+        finally:
+            comm.abort()
+
+    return asyncio.run(ask())
+
+
 def test_the_local_cluster_takes_only_its_own_client():
     """... and its workers ignore Ctrl-C (SIGINT reaches the whole process group): their parent closes them."""
-    import gc
     import signal
+    import ssl
 
-    import dask
-    from distributed import Client
+    from distributed.security import Security
 
-    scheduler = dask.config.get("scheduler", None)
-    try:
-        with connect(n_workers=1, dashboard=False) as client:
-            address = client.scheduler.address
-            assert address.startswith("tls://127.0.0.1:")
-            assert client.submit(inc, 1).result() == 2  # its own client works, through TLS
-            assert client.submit(sigint_handler).result(timeout=30) == signal.SIG_IGN
-            for other in (address, address.replace("tls://", "tcp://")):  # a local client without the credentials
-                with pytest.raises((OSError, TimeoutError, ValueError, TypeError)):
-                    Client(other, timeout=3)
-            gc.collect()  # the refused clients, collected now: collected later, they would reset dask's scheduler
-    finally:  # a Client that fails to connect leaves dask's default scheduler set to it: put it back
-        if scheduler is None:
-            dask.config.config.pop("scheduler", None)
-        else:
-            dask.config.set(scheduler=scheduler)
+    with connect(n_workers=1, dashboard=False) as client:
+        address = client.scheduler.address
+        assert address.startswith("tls://127.0.0.1:")
+        assert client.submit(inc, 1).result() == 2  # its own client works, through TLS
+        assert client.submit(sigint_handler).result(timeout=30) == signal.SIG_IGN
+        assert _identity(address, **client.security.get_connection_args("client"))["type"] == "Scheduler"
+        anonymous = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # TLS without a certificate of its own
+        anonymous.check_hostname, anonymous.verify_mode = False, ssl.CERT_NONE
+        others = [(address, Security.temporary().get_connection_args("client")),  # another user's credentials
+                  (address, {"ssl_context": anonymous}), (address.replace("tls://", "tcp://"), {})]  # no TLS
+        for other, args in others:
+            with pytest.raises(OSError):  # refused: CommClosedError, a TLS error or a timeout, all OSErrors
+                _identity(other, **args)
 
 
 def _started() -> float:
