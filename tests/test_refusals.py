@@ -343,6 +343,63 @@ def test_a_mistyped_models_folder_beside_the_run_s_models_is_refused(tmp_path, m
     assert not mistyped.exists() and _snapshot(store) == before
 
 
+def test_an_empty_models_folder_other_than_the_run_s_is_refused(tmp_path, monkeypatch, capsys):
+    """An existing empty folder would get the ten models trained again, named as those the store holds: they
+    would be left out of the run silently (its results stay those of the store's models)."""
+    from repspace.jobs import full_sweep
+    from repspace.pipeline import driver
+    from repspace.store import open_run
+    from repspace.store.models import write_models
+
+    models = tmp_path / "models" / "offline"
+    store = tmp_path / "run" / "store.zarr"
+    write_models(open_run(store).require_group("models"),
+                 [{"name": str(k), "path": str(models / str(k))} for k in range(10)])
+    before = _snapshot(store)
+    monkeypatch.setattr(driver, "connect", _no_cluster)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert full_sweep.main(["--run-dir", str(tmp_path / "run"), "--models-dir", str(other)]) == 2
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == "status: configuration refused", out
+    assert f"holds 10 models in {models} (0, 1, 2, 3, 4 ...)" in err and f"--models-dir {models}" in err, err
+    assert not any(other.iterdir()) and _snapshot(store) == before
+    # models of other numbers in another folder are new models of the run, not a conflict
+    from repspace.pipeline.stages import models as stage
+
+    stage.check(load_config(None, run_dir=tmp_path / "run", models={"dir": str(other), "numbers": ["10-12"]}))
+
+
+def test_models_of_the_same_names_in_another_folder_are_refused(tmp_path, monkeypatch, capsys):
+    """The store's results are those of the models at the paths it recorded; a folder of models with the same
+    names elsewhere (retrained, swapped) is refused, the recorded folder itself is not."""
+    from repspace.jobs import full_sweep
+    from repspace.models import write_posterior_file
+    from repspace.pipeline import driver
+    from repspace.pipeline.stages import models as stage
+    from repspace.store import open_run
+    from repspace.store.models import write_models
+
+    rng = np.random.default_rng(0)
+    images = {"dataset": "dsprites_procedural", "image_size": 32}
+    folders = {}
+    for folder in ("first", "second"):
+        folders[folder] = [write_posterior_file(tmp_path / folder / f"m{k}.npz", rng.normal(size=(20, 3)),
+                                                rng.normal(size=(20, 3)), dataset_index=np.arange(20), images=images)
+                           for k in range(2)]
+    store = tmp_path / "run" / "store.zarr"
+    write_models(open_run(store).require_group("models"),
+                 [{"name": p.stem, "path": str(p.resolve())} for p in folders["first"]])
+    monkeypatch.setattr(driver, "connect", _no_cluster)
+    argv = ["--run-dir", str(tmp_path / "run"), "--models-source", "posteriors"]
+    assert full_sweep.main([*argv, "--models-dir", str(tmp_path / "second")]) == 2
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == "status: configuration refused", out
+    assert f"holds 2 models in {(tmp_path / 'first').resolve()} (m0, m1)" in err, err
+    stage.check(load_config(None, run_dir=tmp_path / "run",
+                            models={"source": "posteriors", "dir": str(tmp_path / "first")}))
+
+
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128, bool, "U3"])
 def test_posteriors_that_are_not_real_numbers_are_refused(tmp_path, dtype):
     from repspace.models import write_posterior_file

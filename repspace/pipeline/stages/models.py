@@ -17,6 +17,7 @@ import zarr
 from ..._checks import check_types
 from ...models import (EncoderOptions, TrainConfig, ModelEntry, download_models, find_models, parse_model_numbers,
                        train_ensemble)
+from ...models.train_config import model_grid
 from ...store import models as schema
 from ..checks import ConfigurationRefused
 from ..stage import Plan, Stage, StageContext
@@ -64,27 +65,33 @@ def _in_folder(mc: "ModelsConfig", numbers: list[int] | None) -> list[ModelEntry
 
 
 def check(config: RunConfig) -> None:
-    """Before any work: the folder that a directory or posteriors source reads holds the models asked for; a
-    folder that a trained or zoo source would fill does not stand, mistyped, beside the one the run's models
-    are in (it would get a second ensemble)."""
+    """Before any work: the folder that a directory or posteriors source reads holds the models asked for, and
+    no model the store already holds would come from another place (its stored results are those of the model at
+    the recorded path: a model of the same name elsewhere, or a second ensemble trained or downloaded into a
+    mistyped folder, would be left out silently)."""
     mc = config.models
     if mc.source in ("directory", "posteriors"):
         try:
-            _in_folder(mc, _numbers(mc))
+            planned = {e.name: Path(e.path) for e in _in_folder(mc, _numbers(mc))}
         except FileNotFoundError as err:
             raise ConfigurationRefused(f"[models] dir (--models-dir): {err}; models.source = {mc.source!r} reads "
                                        "the models already there") from None
-        return
-    folder = Path(mc.dir).resolve()
-    if folder.exists():
-        return
-    listed = [Path(r["path"]) for r in _listed(config.store) if r["path"]]
-    if listed and not any(folder in p.parents for p in listed):
-        common = Path(os.path.commonpath([str(p.parent) for p in listed]))
+    else:
+        numbers = _numbers(mc)
+        if numbers is None:
+            numbers = [s.number for s in model_grid(mc.train_config())] if mc.source == "trained" else []
+        planned = {str(n): (Path(mc.dir) / str(n)).resolve() for n in numbers}
+    recorded = {r["name"]: Path(r["path"]) for r in _listed(config.store) if r["path"]}
+    moved = sorted((name for name, path in planned.items() if name in recorded and recorded[name] != path),
+                   key=list(planned).index)
+    if moved:
+        common = Path(os.path.commonpath([str(recorded[n].parent) for n in moved]))
+        shown = ", ".join(moved[:5]) + (" ..." if len(moved) > 5 else "")
         raise ConfigurationRefused(
-            f"[models] dir (--models-dir): {mc.dir} does not exist, and the run's store {config.store} lists its "
-            f"{len(listed)} models in {common}: models.source = {mc.source!r} would put a second ensemble in the "
-            f"new folder. Give the folder of the run's models, or a new --run-dir for a new ensemble")
+            f"[models] dir (--models-dir): {mc.dir} is not where the run's models are: the store {config.store} "
+            f"holds {len(moved)} models in {common} ({shown}) that models.source = {mc.source!r} would take from "
+            f"{Path(mc.dir).resolve()}, and its results are those of the models it holds. Give --models-dir "
+            f"{common}, or a new --run-dir for these models")
 
 
 def _listed(store: Path) -> list[dict[str, Any]]:
