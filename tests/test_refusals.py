@@ -400,6 +400,39 @@ def test_models_of_the_same_names_in_another_folder_are_refused(tmp_path, monkey
                             models={"source": "posteriors", "dir": str(tmp_path / "first")}))
 
 
+def test_a_fingerprint_set_that_the_store_holds_otherwise_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    from repspace.data import FingerprintConfig, build_fingerprint
+    from repspace.jobs import full_sweep
+    from repspace.pipeline import driver
+    from repspace.pipeline.stages import fingerprint as stage
+
+    store = tmp_path / "run" / "store.zarr"
+    build_fingerprint(FingerprintConfig(dataset="dsprites_procedural", n=20, seed=0, store=store, image_size=32))
+    before = _snapshot(store)
+    monkeypatch.setattr(driver, "connect", _no_cluster)
+    assert full_sweep.main(["--run-dir", str(tmp_path / "run"), "--n-images", "30", "--seed", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == "status: configuration refused", out
+    assert f"the store {store} holds a fingerprint set drawn with n_images = 20 (this run: 30), and" in err, err
+    assert _snapshot(store) == before
+    stage.check(load_config(None, run_dir=tmp_path / "run", n_images=20, seed=0))  # the same set: no refusal
+
+
+def test_a_run_folder_that_is_a_file_is_refused(tmp_path, monkeypatch, capsys):
+    from repspace.jobs import full_sweep
+    from repspace.pipeline import driver
+
+    monkeypatch.setattr(driver, "connect", _no_cluster)
+    (tmp_path / "notes.txt").write_text("a file")
+    for run_dir in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
+        assert full_sweep.main(["--run-dir", str(run_dir)]) == 2
+        out, err = capsys.readouterr()
+        assert out.strip().splitlines()[-1] == "status: configuration refused", out
+        assert err.strip() == (f"error: {tmp_path / 'notes.txt'} is a file, not a folder: the run's store would be "
+                               f"{run_dir / 'store.zarr'} (--run-dir or --store names a folder)"), err
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128, bool, "U3"])
 def test_posteriors_that_are_not_real_numbers_are_refused(tmp_path, dtype):
     from repspace.models import write_posterior_file

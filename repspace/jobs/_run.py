@@ -30,12 +30,11 @@ EXIT_STATUSES = {
 
 class JobParser(argparse.ArgumentParser):
     """The argument parser of a job that runs stages: a flag it refuses (an unknown one, a value not among the
-    choices) ends, like every other refusal, with the status line after argparse's usage and error lines."""
+    choices) ends, like every other refusal, with one error line (where --help lists the flags; no usage block)
+    and the status line."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(finish(EXIT_REFUSED, "configuration refused"))
+        raise SystemExit(refused(f"{message} ({self.prog} --help lists the flags)"))
 
 
 def add_execution_args(parser: argparse.ArgumentParser, defaults: RunConfig, *, threads: bool = True,

@@ -91,7 +91,12 @@ def _stored_channels(store: Path, group: str) -> int | None:
 
 def check_store(config: RunConfig) -> None:
     """Refuse, before any stage runs, options that the store ``config.store`` already holds otherwise:
-    ``n_channels`` against the channels of its posteriors. Reads metadata only; writes nothing."""
+    a path to it through a file; ``n_channels`` against the channels of its posteriors. Reads metadata only;
+    writes nothing."""
+    existing = next(p for p in (config.store, *config.store.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigurationRefused(f"{existing} is a file, not a folder: the run's store would be "
+                                   f"{config.store} (--run-dir or --store names a folder)")
     if config.n_channels is None or not (config.store / "zarr.json").is_file():
         return
     for group in ("embeddings", "dataset_embeddings"):
