@@ -16,6 +16,7 @@ from repspace import kernels, store
 from repspace.data import sample_indices
 from repspace.models import ModelEntry
 from repspace.pipeline import LatentsOptions, ModelsConfig, RunConfig, run
+from repspace.pipeline.checks import ConfigurationRefused
 from repspace.pipeline.stages.encode import DATASET_IMAGES_STREAM
 from repspace.pipeline.stages.latents import group_models, model_seed, pair_seed, twice_seed
 from repspace.store.latents import TERMS
@@ -334,7 +335,8 @@ def test_shared_terms_equal_a_direct_computation_on_the_same_samples(client, tmp
     # each pair's NMI and VI are the five-term formulas on the shared estimates
     pair = kernels.propagate_nmi_vi(own[0], own[2], twice[0], twice[2], kernels.MCEstimate(joint[0, 2], joint_se[0, 2]))
     np.testing.assert_allclose([float(ds[k][0, 2]) for k in ("nmi", "nmi_se", "vi", "vi_se")], pair, rtol=1e-12)
-    with pytest.raises(store.StoreError, match="scheme"):  # the other scheme is refused on this store
+    # the other scheme is refused on this store before any work
+    with pytest.raises(ConfigurationRefused, match=r"scheme = 'shared' \(this run: 'pairs'\); use a new store"):
         run_latents(tmp_path / "s.zarr", client, n_samples=800, seed=5, sample_block=256, image_block=64,
                     scheme="pairs")
 
@@ -366,8 +368,8 @@ def test_reruns_and_added_models_compute_only_what_is_missing(client, tmp_path, 
     assert (more.computed, ds.attrs["n_models"]) == (grown, 4)
     np.testing.assert_array_equal(ds.nmi.values[:3, :3], before.nmi.values)
     assert np.isfinite(ds.nmi.values[3, :3]).all()
-    # other settings are refused rather than mixed in
-    with pytest.raises(store.StoreError, match="n_samples"):
+    # other settings are refused before any work rather than mixed in
+    with pytest.raises(ConfigurationRefused, match=r"made with n_samples = 500 \(this run: 600\); use a new store"):
         run_latents(path, client, n_samples=600, scheme=scheme)
 
 

@@ -37,7 +37,7 @@ import zarr
 from .core import StoreError, require_array, write_coordinate, write_whole
 from .models import MODEL_COORDS
 
-__all__ = ["GROUP", "TERMS", "MAX_BLOCK_CHUNKS", "layout", "block_chunks", "chunk_block", "write_summary"]
+__all__ = ["GROUP", "TERMS", "MAX_BLOCK_CHUNKS", "layout", "settings_refusal", "block_chunks", "chunk_block", "write_summary"]
 
 GROUP = "latents"
 TERMS = ("information_a", "information_b", "information_twice_a", "information_twice_b", "joint_information")
@@ -61,17 +61,34 @@ def chunk_block(array: str, chunk: tuple[int, ...]) -> tuple[str, tuple[int, ...
     return (marker, tuple(chunk)) if marker is not None else None
 
 
+def settings_refusal(recorded: Mapping[str, Any], settings: Mapping[str, Any],
+                     keys: Sequence[str] | None = None) -> str:
+    """Why a store's estimates, made with ``recorded``, cannot take a run's ``settings`` (over ``keys``, default
+    all): each setting that differs, named (empty: none differs).
+
+    >>> settings_refusal({"seed": 0, "n_samples": 2000}, {"seed": 0, "n_samples": 1000})[:80]
+    "the store's 'latents' estimates were made with n_samples = 2000 (this run: 1000)"
+    >>> settings_refusal({"seed": 0}, {"seed": 0, "scheme": "pairs"})
+    ''
+    """
+    keys = sorted(set(recorded) | set(settings)) if keys is None else keys
+    get = lambda d, k: d.get(k, "pairs") if k == "scheme" else d.get(k)  # noqa: E731  per-pair stores record none
+    differ = [k for k in keys if get(recorded, k) != get(settings, k)]
+    if not differ:
+        return ""
+    said = ", ".join(f"{'the images (images_id)' if k == 'images_id' else k} = {get(recorded, k)!r} "
+                     f"(this run: {get(settings, k)!r})" for k in differ)
+    was = get(recorded, "scheme")
+    hint = (f" (scheme {was!r}: set latents.scheme = {was!r}" + (", or --per-pair-estimates" if was == "pairs" else "")
+            + ")") if "scheme" in differ else ""
+    return f"the store's {GROUP!r} estimates were made with {said}; use a new store, or the recorded settings{hint}"
+
+
 def layout(group: zarr.Group, models: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> None:
     """Create or grow the estimate arrays and their markers; refuse estimates made otherwise."""
     recorded = group.attrs.get("estimates")
     if recorded is not None and json.loads(recorded) != dict(settings):
-        was, now = json.loads(recorded).get("scheme", "pairs"), settings.get("scheme", "pairs")
-        hint = (f" (the estimates were made with scheme = {was!r}: set latents.scheme = {was!r}"
-                + (", or --per-pair-estimates" if was == "pairs" else "") + ")") if was != now else ""
-        raise StoreError(
-            f"the store's {GROUP!r} estimates were made with {json.loads(recorded)}, this run asks for "
-            f"{dict(settings)}; use a new store (or the recorded settings){hint}"
-        )
+        raise StoreError(settings_refusal(json.loads(recorded), settings))
     group.attrs["estimates"] = json.dumps(dict(settings), sort_keys=True)
     m = len(models)
     bits = {"units": BITS}

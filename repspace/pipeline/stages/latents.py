@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -36,7 +36,11 @@ from ...kernels import (MCEstimate, MCOptions, combine_shared, inverse_variance_
 from ...store import open_group
 from ...store import embeddings as emb_schema
 from ...store import latents as schema
+from ..checks import ConfigurationRefused
 from ..stage import Block, Plan, Stage, StageContext
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
 
 __all__ = ["STAGE", "model_seed", "twice_seed", "pair_seed", "group_models", "estimate_task", "estimate_cost"]
 
@@ -198,6 +202,31 @@ def estimate_task(store_path: str, i: int, j: int, term: int, names: tuple[str, 
     return est.bits, est.se
 
 
+def _settings(config: RunConfig) -> dict[str, Any]:
+    """The settings a store's estimates record (with the images' identity), as this run would make them."""
+    opts = config.latents
+    settings = {"seed": config.seed, "n_samples": opts.n_samples, "sample_block": opts.sample_block,
+                "dtype": opts.dtype}
+    if opts.scheme == "shared":  # recorded only for the shared scheme: stores of the per-pair scheme keep theirs
+        settings["scheme"] = "shared"
+    return settings
+
+
+def check(config: RunConfig) -> None:
+    """Before any work: the store's estimates, where it has any, were made with this run's settings."""
+    meta = config.store / schema.GROUP / "zarr.json"
+    try:
+        recorded = json.loads(meta.read_text())["attributes"].get("estimates") if meta.is_file() else None
+        recorded = json.loads(recorded) if recorded is not None else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # a damaged group: the stage's own checks name it
+    if recorded is not None:
+        settings = _settings(config)
+        why = schema.settings_refusal(recorded, settings, keys=(*settings, "scheme"))
+        if why:
+            raise ConfigurationRefused(why)
+
+
 def plan(ctx: StageContext) -> Plan:
     c, opts = ctx.config, ctx.config.latents
     lay = emb_schema.Layout(ctx.root[emb_schema.DATASET])
@@ -208,12 +237,8 @@ def plan(ctx: StageContext) -> Plan:
         warnings.warn("models left out of the comparison: " + ", ".join(failed), UserWarning, stacklevel=2)
     mc = {"seed": c.seed, "n_samples": opts.n_samples, "sample_block": opts.sample_block,
           "image_block": opts.image_block, "dtype": opts.dtype}
-    settings = {"images_id": lay.group.attrs.get("images_id"), "seed": c.seed, "n_samples": opts.n_samples,
-                "sample_block": opts.sample_block, "dtype": opts.dtype}
     shared = opts.scheme == "shared"
-    if shared:  # recorded only for the shared scheme: stores of the per-pair scheme keep their settings
-        settings["scheme"] = "shared"
-    schema.layout(ctx.group, lay.models, settings)
+    schema.layout(ctx.group, lay.models, {"images_id": lay.group.attrs.get("images_id"), **_settings(c)})
     groups = group_models(lay.models, valid)
     names, m = lay.names, lay.n_models
     d = lay.n_channels
@@ -303,5 +328,5 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
 
 
 STAGE = Stage(name="latents", writes=schema.GROUP, needs=("dataset_embeddings",), plan=plan, task=estimate_task,
-              finalize=finalize, table="latents", options=LatentsOptions,
+              finalize=finalize, table="latents", options=LatentsOptions, check=check,
               figures="repspace.plots.latents:latents_figures", report="repspace.plots.report:latents_section")
