@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import difflib
 import math
 import numbers
 import re
@@ -19,7 +20,7 @@ import types
 import typing
 from typing import Any
 
-__all__ = ["check_finite", "check_types", "check_value", "refused_key"]
+__all__ = ["check_finite", "check_types", "check_value", "refused_key", "unknown_keys"]
 
 _SIMPLE = (int, float, str, bool, type(None))
 
@@ -151,3 +152,16 @@ def refused_key(text: str, names: collections.abc.Iterable[str]) -> str | None:
     """The key a check's message refuses (its first word, when one of ``names``), else None."""
     m = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", text)
     return m.group(1) if m and m.group(1) in set(names) else None
+
+
+def unknown_keys(unknown: collections.abc.Iterable[str], known: collections.abc.Iterable[str]) -> str:
+    """The refusal of keys a table does not have: them, the closest known key to each where one is close (a
+    typo), and the known ones.
+
+    >>> unknown_keys(["n_image", "colour"], ["n_images", "seed"])
+    "unknown keys ['colour', 'n_image'] (n_image: did you mean n_images?); known: ['n_images', 'seed']"
+    """
+    unknown, known = sorted(unknown), sorted(known)
+    close = [f"{key}: did you mean {match[0]}?" for key in unknown
+             if (match := difflib.get_close_matches(key, known, n=1, cutoff=0.6))]
+    return f"unknown keys {unknown}" + (f" ({'; '.join(close)})" if close else "") + f"; known: {known}"

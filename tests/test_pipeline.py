@@ -14,6 +14,7 @@ import zarr
 
 import repspace
 from repspace import store
+from repspace.pipeline.checks import ConfigurationRefused
 from repspace.data import FingerprintConfig, build_fingerprint
 from repspace.models import ModelEntry
 from repspace.pipeline import RunConfig, load_config, run
@@ -191,8 +192,8 @@ def test_a_killed_worker_does_not_change_the_result(tmp_path):
 def test_a_store_from_another_fingerprint_set_is_refused(tmp_path, client):
     config = make_run(tmp_path, 2)
     other = config.replace(seed=1, stages=("fingerprint",))
-    with pytest.raises(FileExistsError, match="different fingerprint set"):
-        run(other, client=client)
+    with pytest.raises(ConfigurationRefused, match=r"holds a fingerprint set drawn with seed = 0 \(this run: 1\)"):
+        run(other, client=client)  # before any work (the store's fingerprint group refuses it too, when written)
     # channels computed on another set (its id recorded) are refused too
     zarr.open_group(str(config.store), path="embeddings", mode="r+").attrs["images_id"] = "0123456789abcdef"
     with pytest.raises(store.StoreError, match="another fingerprint set"):

@@ -121,7 +121,7 @@ def test_nan_info_threshold_in_the_file_names_the_file(tmp_path, no_work, capsys
     ('[models.train]\nfamilies = "beta_vae"\n', "[models.train] families must be a list, got 'beta_vae' (str)"),
     ('[models.train]\nhyperparameters = { beta_vae = "16" }\n', "hyperparameters.beta_vae must be a list"),
     ('[models.train]\nmlp_hidden = "128"\n', "[models.train] mlp_hidden must be a list"),
-    ('[models.train]\nstep = 10000\n', "[models.train] unknown keys ['step']; known: ['annealed_gamma', "),
+    ('[models.train]\nstep = 10000\n', "[models.train] unknown keys ['step'] (step: did you mean steps?); known: ['annealed_gamma', "),
     ('stages = "structure"\n', "stages must be a list, got 'structure' (str)"),
     ('pair_measures = "nmi"\n', "pair_measures must be a list, got 'nmi' (str)"),
     ('[so2]\nlearner = 3\n', "[so2] learner must be a table, got 3 (int)"),

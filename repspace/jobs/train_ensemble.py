@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from repspace._checks import check_finite, refused_key
+from repspace._checks import check_finite, refused_key, unknown_keys
 from repspace._quiet import set_verbose
 from repspace.cluster import connect
 from repspace.data.catalog import DATASETS
@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path, str | 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise ValueError(f"{a.config}: unknown keys {unknown}; known: {sorted(known)}")
+        raise ValueError(f"{a.config}: {unknown_keys(unknown, known)}")
     given = {}
     for name in ("dataset", "data_dir", "image_size", "architecture", "n_latents", "batch_size",
                  "learning_rate", "steps", "pool_size", "workers", "threads"):

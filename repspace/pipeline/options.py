@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._checks import check_finite
+from .._checks import check_finite, unknown_keys
 from .registry import STAGES
 
 __all__ = ["build", "check_keys", "table_classes", "as_table"]
@@ -38,7 +38,7 @@ def check_keys(d: Mapping[str, Any], names: Iterable[str], where: str, extra: It
     known = set(names) | set(extra)
     unknown = sorted(set(d) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        raise ValueError(f"{where}: {unknown_keys(unknown, known)}")
 
 
 def _sub_table(f: dataclasses.Field) -> type | None:

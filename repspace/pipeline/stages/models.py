@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import zarr
 
-from ..._checks import check_types
+from ..._checks import check_types, unknown_keys
 from ...models import (EncoderOptions, TrainConfig, ModelEntry, download_models, find_models, parse_model_numbers,
                        train_ensemble)
 from ...models.train_config import model_grid
@@ -178,7 +178,7 @@ def check_train_keys(train: Mapping[str, Any]) -> None:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(train) - known)
     if unknown:
-        raise ValueError(f"unknown keys {unknown}; known: {sorted(known)}")
+        raise ValueError(unknown_keys(unknown, known))
 
 
 STAGE = Stage(name="models", writes=schema.GROUP, finalize=finalize, table="models", options=ModelsConfig, check=check)
