@@ -63,7 +63,10 @@ def test_verify_names_each_damaged_chunk_and_repair_restores_a_clean_run(tmp_pat
         run(config.replace(stages=("pairs",)), client=client, log=lambda m: None)
 
     assert verify_job.main([config.run_dir, "--repair"]) == 0, capsys.readouterr()
-    assert "repaired" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "repaired" in out
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and len(line.split()) > 3]
+    assert [s for s in ("models", "encode", "channels", "pairs", "structure") if s not in rows] == [], out  # each rerun
     assert not find_damage(config.store, deep=True)
     got, want = values(config.store), values(clean)
     assert got.keys() == want.keys()

@@ -5,6 +5,7 @@ read them. Finished blocks that are intact are not recomputed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -107,12 +108,16 @@ def repair(store_path: str | Path, damage: list[verify.Damage], *, client: "Clie
                 stages.setdefault(s, s)
         if "encode" in stages or "encode_dataset" in stages:
             stages.setdefault("models", "models")
-        report = None
+        reports = []
         for name in [s for s in STAGES if s in stages]:  # each with the configuration that wrote its group
             log(f"repair: rerunning {name}")
-            report = run(recorded_config(root, store_path, stages[name]).replace(stages=(name,)), client=client,
-                         log=log)
-        return report
+            reports.append(run(recorded_config(root, store_path, stages[name]).replace(stages=(name,)),
+                               client=client, log=log))
+        if not reports:
+            return None
+        # one report of every stage rerun (the last run's figures and report)
+        return dataclasses.replace(reports[-1], stages=[r for rep in reports for r in rep.stages],
+                                   failed_models={k: v for rep in reports for k, v in rep.failed_models.items()})
 
 
 def drop_models(store_path: str | Path, names: list[str], *, log: Callable[[str], None] = _log) -> None:
