@@ -322,17 +322,24 @@ def test_a_models_folder_that_does_not_hold_the_models_is_refused_before_any_wor
         assert not (tmp_path / "run").exists()  # nothing written
 
 
-def test_a_mistyped_models_folder_beside_the_run_s_models_is_refused(tmp_path, monkeypatch, capsys):
-    """source = trained fills a missing folder; where the run's models already lie elsewhere, that is a typo."""
-    from repspace.jobs import full_sweep
-    from repspace.pipeline import driver
+def _store_listing(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """(the models folder, the run's store) of a store whose models group lists ``n`` models 0, 1, ... in that
+    folder (which is not made)."""
     from repspace.store import open_run
     from repspace.store.models import write_models
 
     models = tmp_path / "models" / "offline"
     store = tmp_path / "run" / "store.zarr"
     write_models(open_run(store).require_group("models"),
-                 [{"name": str(k), "path": str(models / str(k))} for k in range(3)])
+                 [{"name": str(k), "path": str(models / str(k))} for k in range(n)])
+    return models, store
+
+
+def test_a_mistyped_models_folder_beside_the_run_s_models_is_refused(tmp_path, monkeypatch, capsys):
+    """source = trained fills a missing folder; where the run's models already lie elsewhere, that is a typo."""
+    from repspace.jobs import full_sweep
+    from repspace.pipeline import driver
+    models, store = _store_listing(tmp_path, 3)
     before = _snapshot(store)
     monkeypatch.setattr(driver, "connect", _no_cluster)
     mistyped = tmp_path / "models" / "ofline"
@@ -348,13 +355,7 @@ def test_an_empty_models_folder_other_than_the_run_s_is_refused(tmp_path, monkey
     would be left out of the run silently (its results stay those of the store's models)."""
     from repspace.jobs import full_sweep
     from repspace.pipeline import driver
-    from repspace.store import open_run
-    from repspace.store.models import write_models
-
-    models = tmp_path / "models" / "offline"
-    store = tmp_path / "run" / "store.zarr"
-    write_models(open_run(store).require_group("models"),
-                 [{"name": str(k), "path": str(models / str(k))} for k in range(10)])
+    models, store = _store_listing(tmp_path, 10)
     before = _snapshot(store)
     monkeypatch.setattr(driver, "connect", _no_cluster)
     other = tmp_path / "other"
