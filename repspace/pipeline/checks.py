@@ -20,7 +20,7 @@ from .._checks import refused_key
 if TYPE_CHECKING:
     from .config import RunConfig
 
-__all__ = ["ConfigurationRefused", "Origins", "check_tables", "check_store"]
+__all__ = ["ConfigurationRefused", "Origins", "check_tables", "check_store", "stored_attrs"]
 
 
 class ConfigurationRefused(ValueError):
@@ -76,6 +76,17 @@ def check_tables(raw: Mapping[str, Any], tables: Iterable[str]) -> None:
     if isinstance(models, Mapping) and "train" in models and not isinstance(models["train"], Mapping):
         raise ValueError(f"[models] train must be a table ([models.train] and its keys), got {models['train']!r} "
                          f"({type(models['train']).__name__})")
+
+
+def stored_attrs(store: Path, group: str) -> dict[str, Any] | None:
+    """The attributes of a store's group, from its metadata alone (None: no such group, or one too damaged to
+    read, which the stages' own checks name)."""
+    meta = store / group / "zarr.json"
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {}) if meta.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return attrs if isinstance(attrs, dict) else None
 
 
 def _stored_channels(store: Path, group: str) -> int | None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from ...data import FingerprintConfig, build_fingerprint
 from ...store import fingerprint as schema
-from ..checks import ConfigurationRefused
+from ..checks import ConfigurationRefused, stored_attrs
 from ..stage import Plan, Stage, StageContext
 
 if TYPE_CHECKING:
@@ -24,12 +23,8 @@ def finalize(ctx: StageContext, plan: Plan, results: dict[str, Any]) -> str:
 def check(config: RunConfig) -> None:
     """Before any work: a store's finished fingerprint set was drawn as this run would draw it (dataset, number
     of images, seed, image size); everything in the store was computed on its images."""
-    meta = config.store / schema.GROUP / "zarr.json"
-    try:
-        attrs = json.loads(meta.read_text())["attributes"] if meta.is_file() else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # a damaged group: the stage's own checks name it
-    if attrs.get("complete") is not True:
+    attrs = stored_attrs(config.store, schema.GROUP)
+    if attrs is None or attrs.get("complete") is not True:
         return
     asked = {"dataset": config.dataset, "n_images": config.n_images, "seed": config.seed,
              "image_size": config.image_size}

@@ -36,7 +36,7 @@ from ...kernels import (MCEstimate, MCOptions, combine_shared, inverse_variance_
 from ...store import open_group
 from ...store import embeddings as emb_schema
 from ...store import latents as schema
-from ..checks import ConfigurationRefused
+from ..checks import ConfigurationRefused, stored_attrs
 from ..stage import Block, Plan, Stage, StageContext
 
 if TYPE_CHECKING:
@@ -214,12 +214,11 @@ def _settings(config: RunConfig) -> dict[str, Any]:
 
 def check(config: RunConfig) -> None:
     """Before any work: the store's estimates, where it has any, were made with this run's settings."""
-    meta = config.store / schema.GROUP / "zarr.json"
+    recorded = (stored_attrs(config.store, schema.GROUP) or {}).get("estimates")
     try:
-        recorded = json.loads(meta.read_text())["attributes"].get("estimates") if meta.is_file() else None
         recorded = json.loads(recorded) if recorded is not None else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return  # a damaged group: the stage's own checks name it
+    except (ValueError, TypeError):
+        return  # damaged: the stage's own checks name it
     if recorded is not None:
         settings = _settings(config)
         why = schema.settings_refusal(recorded, settings, keys=(*settings, "scheme"))
