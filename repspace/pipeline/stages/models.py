@@ -82,8 +82,7 @@ def check(config: RunConfig) -> None:
             numbers = [s.number for s in model_grid(mc.train_config())] if mc.source == "trained" else []
         planned = {str(n): (Path(mc.dir) / str(n)).resolve() for n in numbers}
     recorded = {r["name"]: Path(r["path"]) for r in _listed(config.store) if r["path"]}
-    moved = sorted((name for name, path in planned.items() if name in recorded and recorded[name] != path),
-                   key=list(planned).index)
+    moved = [name for name, path in planned.items() if name in recorded and recorded[name] != path]
     if moved:
         common = Path(os.path.commonpath([str(recorded[n].parent) for n in moved]))
         shown = ", ".join(moved[:5]) + (" ..." if len(moved) > 5 else "")
